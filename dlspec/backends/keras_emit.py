@@ -1,0 +1,220 @@
+"""Keras source generator: a functional ``keras.Model`` plus ``build_model`` and ``load_weights``.
+
+The spec's layout is channels-first. Keras on TensorFlow computes convolutions and
+normalisation channels-last, so each value carries a layout here: ``logical`` (as in the
+spec) or ``channels_last``. Emitters say which they need and ``Permute`` layers are
+inserted where it changes. Rank-1 samples look the same in both layouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir import Act, Graph, Param
+from .codegen import (READ_SAFETENSORS, channels_first_perm, channels_last_perm, header, kwargs, literal,
+                      where)
+from .context import EmitContext
+from .registry import emitter, emitters
+
+LOGICAL, CHANNELS_LAST, ANY = "logical", "channels_last", "any"
+
+# Fused activations Keras spells by name with exactly the spec's meaning.
+_BY_NAME = {"relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax"}
+
+HELPERS = {
+    "leaky_relu": '''
+@keras.saving.register_keras_serializable(package="dlspec")
+def leaky_relu(x):
+    """Leaky ReLU with slope 0.01, as a dense layer's fused activation."""
+    return keras.activations.leaky_relu(x, negative_slope=0.01)
+''',
+    "gelu_tanh": '''
+@keras.saving.register_keras_serializable(package="dlspec")
+def gelu_tanh(x):
+    """GELU, tanh approximation."""
+    return keras.activations.gelu(x, approximate=True)
+''',
+}
+
+
+@dataclass
+class KerasLayer:
+    """A node in Keras: the layer expression, its weights, and the layouts it works in."""
+
+    layer: str
+    weights: list[str] = field(default_factory=list)
+    wants: str = ANY
+    helpers: tuple[str, ...] = ()
+
+
+@dataclass
+class KerasContext(EmitContext):
+    """Adds the layout of the node's input as it will be fed."""
+
+    layout: str = LOGICAL
+
+    def axis(self, logical_axis: int) -> int:
+        """Physical axis (batch = 0) of a logical axis, given the input's layout."""
+        rank = len(self.in_shape) + 1
+        axis = logical_axis % rank
+        if self.layout != CHANNELS_LAST or rank <= 2 or axis == 0:
+            return axis
+        return rank - 1 if axis == 1 else axis - 1
+
+
+def _w(node, param: str, transform: str = "") -> str:
+    return f'weights["{node.name}.{param}"]{transform}'
+
+
+def _init(param: Param) -> str:
+    if param.init in ("zeros", "ones", "glorot_uniform", "he_uniform", "lecun_uniform") and (
+            len(param.shape) >= 2 or param.init in ("zeros", "ones")):
+        return literal(param.init)
+    from ..weights import init_scale
+
+    kind, scale = init_scale(param)
+    if kind == "uniform":
+        return f"keras.initializers.RandomUniform({kwargs(minval=-scale, maxval=scale)})"
+    return f"keras.initializers.RandomNormal({kwargs(mean=0.0, stddev=scale)})"
+
+
+def activation_layer(act: Act, name: str, ctx: KerasContext) -> KerasLayer:
+    """A standalone Keras activation layer with exactly ``act``'s meaning."""
+    n = kwargs(name=name)
+    if act.kind == "relu":
+        return KerasLayer(f"keras.layers.ReLU({n})")
+    if act.kind == "leaky_relu":
+        return KerasLayer(f"keras.layers.LeakyReLU({kwargs(negative_slope=act.negative_slope)}, {n})")
+    if act.kind == "elu":
+        return KerasLayer(f"keras.layers.ELU({kwargs(alpha=act.alpha)}, {n})")
+    if act.kind == "softmax":
+        return KerasLayer(f"keras.layers.Softmax({kwargs(axis=ctx.axis(act.axis))}, {n})")
+    if act.kind == "gelu" and act.approximate == "tanh":
+        return KerasLayer(f"keras.layers.Activation(gelu_tanh, {n})", helpers=("gelu_tanh",))
+    return KerasLayer(f"keras.layers.Activation({literal(act.kind)}, {n})")
+
+
+@emitter("keras", "dense")
+def _dense(ctx: KerasContext) -> KerasLayer:
+    node, a = ctx.node, ctx.node.attrs
+    act, helpers = Act.of(a["activation"]), ()
+    fused = None if act is None else (literal(act.kind) if act.kind in _BY_NAME else act.kind)
+    if act is not None and act.kind == "leaky_relu":
+        helpers = ("leaky_relu",)
+    params = {p.name: p for p in node.params}
+    args = [f"units={a['units']}", f"activation={fused}", f"use_bias={a['use_bias']}",
+            f"kernel_initializer={_init(params['weight'])}"]
+    if a["use_bias"]:
+        args.append(f"bias_initializer={_init(params['bias'])}")
+    weights = [_w(node, "weight", ".T")] + ([_w(node, "bias")] if a["use_bias"] else [])
+    return KerasLayer(f"keras.layers.Dense({', '.join(args)}, name={literal(node.name)})", weights, LOGICAL, helpers)
+
+
+@emitter("keras", "activation")
+def _activation(ctx: KerasContext) -> KerasLayer:
+    return activation_layer(Act.of(ctx.node.attrs), ctx.node.name, ctx)
+
+
+@emitter("keras", "dropout")
+def _dropout(ctx: KerasContext) -> KerasLayer:
+    return KerasLayer(f"keras.layers.Dropout({kwargs(rate=ctx.node.attrs['rate'], name=ctx.node.name)})")
+
+
+@emitter("keras", "batchnorm")
+def _batchnorm(ctx: KerasContext) -> KerasLayer:
+    a, node = ctx.node.attrs, ctx.node
+    args = kwargs(axis=-1, momentum=1.0 - a["momentum"], epsilon=a["eps"], name=node.name)
+    weights = [_w(node, p) for p in ("weight", "bias", "running_mean", "running_var")]
+    return KerasLayer(f"keras.layers.BatchNormalization({args})", weights, CHANNELS_LAST)
+
+
+@emitter("keras", "layernorm")
+def _layernorm(ctx: KerasContext) -> KerasLayer:
+    args = kwargs(axis=-1, epsilon=ctx.node.attrs["eps"], name=ctx.node.name)
+    return KerasLayer(f"keras.layers.LayerNormalization({args})",
+                      [_w(ctx.node, "weight"), _w(ctx.node, "bias")], LOGICAL)
+
+
+@emitter("keras", "flatten")
+def _flatten(ctx: KerasContext) -> KerasLayer:
+    return KerasLayer(f"keras.layers.Flatten({kwargs(name=ctx.node.name)})", wants=LOGICAL)
+
+
+@emitter("keras", "reshape")
+def _reshape(ctx: KerasContext) -> KerasLayer:
+    args = kwargs(target_shape=tuple(ctx.node.shape), name=ctx.node.name)
+    return KerasLayer(f"keras.layers.Reshape({args})", wants=LOGICAL)
+
+
+class _Writer:
+    """Emits the body of ``build_model``, tracking each variable's layout."""
+
+    def __init__(self, graph: Graph):
+        self.graph, self.lines, self.layouts = graph, [], {}
+        self.names = {i.name for i in graph.inputs} | {n.name for n in graph.nodes}
+        self.weights, self.helpers = [], []
+
+    def fresh(self, stem: str) -> str:
+        name, i = stem, 1
+        while name in self.names:
+            i += 1
+            name = f"{stem}_{i}"
+        self.names.add(name)
+        return name
+
+    def convert(self, var: str, rank: int, want: str) -> tuple[str, str]:
+        have = self.layouts[var]
+        if rank <= 1 or want in (ANY, have):
+            return var, have
+        perm = channels_last_perm(rank + 1) if want == CHANNELS_LAST else channels_first_perm(rank + 1)
+        new = self.fresh(f"{var}_{'nhwc' if want == CHANNELS_LAST else 'nchw'}")
+        self.lines.append(f"    {new} = keras.layers.Permute({kwargs(dims=perm, name=new)})({var})")
+        self.layouts[new] = want
+        return new, want
+
+    def node(self, node, table):
+        shapes = [self.graph.shape_of(v) for v in node.inputs]
+        probe = KerasContext(self.graph, node, list(node.inputs), shapes)
+        lay = table[node.op](probe)
+        args, layout = [], LOGICAL
+        for var, shape in zip(node.inputs, shapes):
+            new, layout = self.convert(var, len(shape), lay.wants)
+            args.append(new)
+        if layout != probe.layout:  # emitters that read axes see the layout they will be fed
+            lay = table[node.op](KerasContext(self.graph, node, args, shapes, layout))
+        call = args[0] if len(args) == 1 else "[" + ", ".join(args) + "]"
+        self.lines.append(f"    {node.name} = {lay.layer}({call})  {where(self.graph, node)}")
+        self.layouts[node.name] = layout if len(node.shape) > 1 else LOGICAL
+        if lay.weights:
+            self.weights.append(f'    model.get_layer({literal(node.name)}).set_weights([{", ".join(lay.weights)}])')
+        self.helpers += [h for h in lay.helpers if h not in self.helpers]
+
+
+def generate(graph: Graph, weights_file: str | None = None) -> str:
+    """Keras source for ``graph``. With ``weights_file``, ``build_model`` loads it by default."""
+    w, table = _Writer(graph), emitters("keras")
+    for inp in graph.inputs:
+        w.lines.append(f"    {inp.name} = keras.Input({kwargs(shape=tuple(inp.shape), name=inp.name)})")
+        w.layouts[inp.name] = LOGICAL
+    for node in graph.nodes:
+        w.node(node, table)
+    outputs = [w.convert(o, len(graph.shape_of(o)), LOGICAL)[0] for o in graph.outputs]
+    ins = ", ".join(i.name for i in graph.inputs) if len(graph.inputs) == 1 else \
+        "[" + ", ".join(i.name for i in graph.inputs) + "]"
+    outs = outputs[0] if len(outputs) == 1 else "[" + ", ".join(outputs) + "]"
+    lines = [header(graph, "Keras"), "", "import json"] + (["from pathlib import Path"] if weights_file else [])
+    lines += ["", "import keras", "import numpy as np", ""]
+    if weights_file:
+        lines += ["", f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})", ""]
+    for h in w.helpers:
+        lines += ["", *HELPERS[h].strip("\n").splitlines(), ""]
+    default = "WEIGHTS" if weights_file else "None"
+    lines += ["", f"def build_model(weights={default}):",
+              '    """Build the model; ``weights`` is a safetensors path or a dict of numpy arrays."""',
+              *w.lines, f"    model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})",
+              "    if weights is not None:", "        load_weights(model, weights)", "    return model", "", "",
+              "def load_weights(model, weights):",
+              '    """Load dlspec\'s canonical weights (a safetensors path or a dict of arrays) into ``model``."""',
+              "    if not isinstance(weights, dict):", "        weights = read_safetensors(weights)", *w.weights,
+              "", *READ_SAFETENSORS.splitlines()]
+    return "\n".join(lines).rstrip("\n") + "\n"

@@ -1,0 +1,172 @@
+"""Direct ONNX lowering with ``onnx.helper``: no torch or TensorFlow involved.
+
+Each spec node becomes an ONNX node of the same name whose output value has that name;
+ops that need several ONNX nodes name the helpers ``<node>/<step>``. The batch axis is
+the symbolic dimension ``batch``. Parameters are initializers named ``<node>.<param>``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..ir import Act, Graph
+from .context import EmitContext
+from .registry import emitter, emitters
+
+DEFAULT_OPSET = 17
+IR_VERSION = 8  # the IR version of opset 17, readable by every onnxruntime since 1.12
+
+
+class OnnxGraph:
+    """Accumulates nodes and initializers for one model."""
+
+    def __init__(self, weights: dict, opset: int):
+        from onnx import helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes, self.initializers, self.weights, self.opset = [], [], weights, opset
+
+    def add(self, op: str, inputs: list[str], output: str, name: str, **attrs) -> str:
+        """Append a node; returns its output value name."""
+        self.nodes.append(self.helper.make_node(op, inputs, [output], name=name, **attrs))
+        return output
+
+    def param(self, node, param: str, transform=None) -> str:
+        """Initializer for a canonical weight; returns its name."""
+        name = f"{node.name}.{param}"
+        array = self.weights[name]
+        self.initializers.append(self.numpy_helper.from_array(transform(array) if transform else array, name))
+        return name
+
+    def const(self, name: str, value, dtype="float32") -> str:
+        """A constant initializer (not a parameter)."""
+        import numpy as np
+
+        self.initializers.append(self.numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+
+def activation(g: OnnxGraph, act: Act | None, x: str, out: str, name: str) -> str:
+    """Nodes computing ``act(x)`` into value ``out``."""
+    if act is None:
+        return g.add("Identity", [x], out, name)
+    simple = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
+    if act.kind in simple:
+        return g.add(simple[act.kind], [x], out, name)
+    if act.kind == "leaky_relu":
+        return g.add("LeakyRelu", [x], out, name, alpha=act.negative_slope)
+    if act.kind == "elu":
+        return g.add("Elu", [x], out, name, alpha=act.alpha)
+    if act.kind == "softmax":
+        return g.add("Softmax", [x], out, name, axis=act.axis)
+    if act.kind == "silu":
+        s = g.add("Sigmoid", [x], f"{name}/sigmoid", f"{name}/sigmoid")
+        return g.add("Mul", [x, s], out, name)
+    if act.kind == "gelu":
+        return _gelu(g, act.approximate, x, out, name)
+    raise ValueError(act.kind)
+
+
+def _gelu(g: OnnxGraph, approximate: str, x: str, out: str, name: str) -> str:
+    if g.opset >= 20:
+        return g.add("Gelu", [x], out, name, approximate=approximate)
+    if approximate == "none":  # 0.5 * x * (1 + erf(x / sqrt(2)))
+        inner = g.add("Div", [x, g.const(f"{name}/sqrt2", math.sqrt(2.0))], f"{name}/scaled", f"{name}/scaled")
+        inner = g.add("Erf", [inner], f"{name}/erf", f"{name}/erf")
+    else:  # 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
+        cube = g.add("Mul", [x, x], f"{name}/square", f"{name}/square")
+        cube = g.add("Mul", [cube, x], f"{name}/cube", f"{name}/cube")
+        cube = g.add("Mul", [cube, g.const(f"{name}/c", 0.044715)], f"{name}/cubic", f"{name}/cubic")
+        inner = g.add("Add", [x, cube], f"{name}/poly", f"{name}/poly")
+        inner = g.add("Mul", [inner, g.const(f"{name}/k", math.sqrt(2.0 / math.pi))], f"{name}/arg", f"{name}/arg")
+        inner = g.add("Tanh", [inner], f"{name}/tanh", f"{name}/tanh")
+    inner = g.add("Add", [inner, g.const(f"{name}/one", 1.0)], f"{name}/onep", f"{name}/onep")
+    half = g.add("Mul", [x, g.const(f"{name}/half", 0.5)], f"{name}/half_x", f"{name}/half_x")
+    return g.add("Mul", [half, inner], out, name)
+
+
+@emitter("onnx", "dense")
+def _dense(ctx: EmitContext, g: OnnxGraph) -> None:
+    node, a = ctx.node, ctx.node.attrs
+    act = Act.of(a["activation"])
+    linear = node.name if act is None else f"{node.name}/linear"
+    bias = [g.param(node, "bias")] if a["use_bias"] else []
+    if len(ctx.in_shape) == 1:
+        g.add("Gemm", [ctx.x, g.param(node, "weight")] + bias, linear, node.name if act is None else linear,
+              transB=1)
+    else:  # MatMul broadcasts over leading axes; Gemm takes matrices only
+        w = g.param(node, "weight", lambda t: t.T.copy())
+        y = g.add("MatMul", [ctx.x, w], linear if not bias else f"{node.name}/matmul", f"{node.name}/matmul")
+        if bias:
+            g.add("Add", [y, bias[0]], linear, node.name if act is None else f"{node.name}/bias")
+    if act is not None:
+        activation(g, act, linear, node.name, node.name)
+
+
+@emitter("onnx", "activation")
+def _activation(ctx: EmitContext, g: OnnxGraph) -> None:
+    activation(g, Act.of(ctx.node.attrs), ctx.x, ctx.node.name, ctx.node.name)
+
+
+@emitter("onnx", "dropout")
+def _dropout(ctx: EmitContext, g: OnnxGraph) -> None:
+    g.add("Identity", [ctx.x], ctx.node.name, ctx.node.name)  # dropout is the identity at inference
+
+
+@emitter("onnx", "batchnorm")
+def _batchnorm(ctx: EmitContext, g: OnnxGraph) -> None:
+    node = ctx.node
+    params = [g.param(node, p) for p in ("weight", "bias", "running_mean", "running_var")]
+    g.add("BatchNormalization", [ctx.x] + params, node.name, node.name, epsilon=node.attrs["eps"],
+          momentum=1.0 - node.attrs["momentum"])
+
+
+@emitter("onnx", "layernorm")
+def _layernorm(ctx: EmitContext, g: OnnxGraph) -> None:
+    node = ctx.node
+    g.add("LayerNormalization", [ctx.x, g.param(node, "weight"), g.param(node, "bias")], node.name, node.name,
+          axis=-1, epsilon=node.attrs["eps"])
+
+
+@emitter("onnx", "flatten")
+def _flatten(ctx: EmitContext, g: OnnxGraph) -> None:
+    g.add("Flatten", [ctx.x], ctx.node.name, ctx.node.name, axis=1)
+
+
+@emitter("onnx", "reshape")
+def _reshape(ctx: EmitContext, g: OnnxGraph) -> None:
+    shape = g.const(f"{ctx.node.name}/shape", (-1,) + tuple(ctx.node.shape), "int64")
+    g.add("Reshape", [ctx.x, shape], ctx.node.name, ctx.node.name)
+
+
+def lower_onnx(graph: Graph, weights: dict, opset: int | None = None):
+    """An ``onnx.ModelProto`` for ``graph`` with ``weights`` as initializers."""
+    from onnx import TensorProto, helper
+
+    from .. import __version__
+
+    opset = opset or DEFAULT_OPSET
+    g, table = OnnxGraph(weights, opset), emitters("onnx")
+    for node in graph.nodes:
+        ctx = EmitContext(graph, node, list(node.inputs), [graph.shape_of(v) for v in node.inputs])
+        table[node.op](ctx, g)
+
+    def value(name, shape):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", *shape])
+
+    body = helper.make_graph(g.nodes, graph.name, [value(i.name, i.shape) for i in graph.inputs],
+                             [value(o, graph.shape_of(o)) for o in graph.outputs], g.initializers)
+    body.doc_string = f"generated by dlspec from {graph.source}"
+    model = helper.make_model(body, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="dlspec", producer_version=__version__,
+                              ir_version=max(IR_VERSION, _ir_version_for(opset)))
+    return model
+
+
+def _ir_version_for(opset: int) -> int:
+    from onnx import helper
+
+    for entry in helper.VERSION_TABLE:  # (release, ir_version, ai.onnx opset, ...)
+        if entry[2] >= opset:
+            return entry[1]
+    return helper.VERSION_TABLE[-1][1]

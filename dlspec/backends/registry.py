@@ -1,0 +1,39 @@
+"""Emitter registry. Emitters register themselves with :func:`emitter` where they are defined."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+BACKENDS = ("torch", "keras", "onnx")
+
+_EMITTERS: dict[str, dict[str, Callable]] = {b: {} for b in BACKENDS}
+
+# Ops a backend knowingly lacks, with the reason; the registry test accepts only these gaps.
+MISSING: dict[str, dict[str, str]] = {b: {} for b in BACKENDS}
+
+
+def emitter(backend: str, op: str):
+    """Register the decorated function as ``backend``'s emitter for ``op``."""
+
+    def register(fn):
+        table = _EMITTERS[backend]
+        if op in table:
+            raise ValueError(f"two {backend} emitters for op {op!r}")
+        table[op] = fn
+        return fn
+
+    return register
+
+
+def emitters(backend: str) -> dict[str, Callable]:
+    """All emitters of a backend (importing the backend registers them)."""
+    load(backend)
+    return _EMITTERS[backend]
+
+
+def load(backend: str):
+    """Import a backend module by name. Frameworks are imported lazily inside it."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return importlib.import_module(f"dlspec.backends.{backend}")

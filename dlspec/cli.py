@@ -1,0 +1,202 @@
+"""The ``dlspec`` command line. User errors print one located message and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import DataError, SpecError
+
+DEMO_SPEC = Path(__file__).parent / "zoo" / "mnist_mlp.yaml"
+BACKENDS = ("torch", "keras", "onnx")
+
+
+def _artifact(name: str, backend: str) -> str:
+    return f"{name}.onnx" if backend == "onnx" else f"{name}_{backend}.py"
+
+
+def cmd_validate(args) -> int:
+    from .api import load
+
+    for path in args.specs:
+        model = load(path)
+        print(f"{path}: ok ({model.name}: {len(model.graph.nodes)} nodes, "
+              f"{model.graph.param_count():,} parameters)")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from .api import load
+    from .summary import summary
+
+    print(summary(load(args.spec)))
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from .schema import schema
+
+    text = json.dumps(schema(), indent=2) + "\n"
+    if args.output:
+        from .weights import write_atomic
+
+        write_atomic(args.output, text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _weights(model, args):
+    from .weights import init_weights, load_weights
+
+    if args.weights:
+        return load_weights(args.weights, model)
+    if args.seed is not None:
+        return init_weights(model, args.seed)
+    return None
+
+
+def build_files(model, backend: str, weights, opset=None) -> dict[str, bytes | str]:
+    """Artifacts for one backend, in memory: {file name: content}."""
+    from .api import generate
+    from .backends import registry
+
+    name = model.name
+    if backend == "onnx":
+        from .weights import init_weights
+
+        proto = registry.load("onnx").build(model.graph, weights if weights is not None else init_weights(model, 0),
+                                            opset=opset)
+        return {_artifact(name, backend): proto.SerializeToString()}
+    if weights is None:
+        return {_artifact(name, backend): generate(model, backend)}
+    from safetensors.numpy import save
+
+    return {_artifact(name, backend): generate(model, backend, weights_file=f"{name}.safetensors"),
+            f"{name}.safetensors": save(dict(sorted(weights.items())), metadata={"format": "dlspec"})}
+
+
+def cmd_build(args) -> int:
+    from .api import load
+    from .weights import write_atomic
+
+    model = load(args.spec)
+    files = build_files(model, args.backend, _weights(model, args), args.opset)
+    for file, content in files.items():  # everything is computed before anything is written
+        print(f"wrote {write_atomic(Path(args.output) / file, content)}")
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from .api import load
+    from .weights import init_weights, save_weights
+
+    model = load(args.spec)
+    print(f"wrote {save_weights(init_weights(model, args.seed), args.output)}")
+    return 0
+
+
+def cmd_parity(args) -> int:
+    from .api import load
+    from .parity import parity
+
+    model = load(args.spec)
+    report = parity(model, weights=_weights(model, args), batch=args.batch, seed=args.seed or 0, tol=args.tol)
+    print(report.table())
+    return 0 if report.ok else 1
+
+
+def cmd_demo(args) -> int:
+    from .api import load
+    from .parity import parity
+    from .summary import summary
+    from .weights import write_atomic
+
+    model = load(args.spec)
+    print(f"== validate\n{args.spec}: ok\n\n== summary\n{summary(model)}\n\n== build")
+    from .weights import init_weights
+
+    weights, files = init_weights(model, 0), {}
+    for backend in BACKENDS:
+        files.update(build_files(model, backend, weights))
+    for file, content in files.items():
+        print(f"wrote {write_atomic(Path(args.output) / file, content)}")
+    report = parity(model, weights=weights)
+    print(f"\n== parity\n{report.table()}")
+    return 0 if report.ok else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (one subcommand per task)."""
+    p = argparse.ArgumentParser(prog="dlspec", description="Compile one model spec to PyTorch, Keras and ONNX.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("validate", help="check spec files")
+    s.add_argument("specs", nargs="+", metavar="SPEC")
+    s.set_defaults(fn=cmd_validate)
+
+    s = sub.add_parser("summary", help="table of nodes, output shapes and parameters")
+    s.add_argument("spec", metavar="SPEC")
+    s.set_defaults(fn=cmd_summary)
+
+    s = sub.add_parser("schema", help="JSON Schema of the spec language (for editor completion)")
+    s.add_argument("-o", "--output", help="write to this file instead of stdout")
+    s.set_defaults(fn=cmd_schema)
+
+    def weights_args(s):
+        s.add_argument("--weights", metavar="W.safetensors", help="canonical weights to use")
+        s.add_argument("--seed", type=int, help="draw initial weights with dlspec's seeded initialiser")
+
+    s = sub.add_parser("build", help="write PyTorch or Keras source, or an ONNX file")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--backend", required=True, choices=BACKENDS)
+    s.add_argument("-o", "--output", default=".", metavar="DIR", help="output directory (default: .)")
+    s.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    weights_args(s)
+    s.set_defaults(fn=cmd_build)
+
+    s = sub.add_parser("weights", help="write initial canonical weights drawn with a seed")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("-o", "--output", required=True, metavar="W.safetensors")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_weights)
+
+    s = sub.add_parser("parity", help="compare torch, Keras and onnxruntime outputs")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--tol", type=float, default=1e-5, help="tolerance (default 1e-5)")
+    s.add_argument("--batch", type=int, default=8)
+    weights_args(s)
+    s.set_defaults(fn=cmd_parity)
+
+    s = sub.add_parser("demo", help="validate, summarise, build all backends and check parity")
+    s.add_argument("spec", nargs="?", default=str(DEMO_SPEC), metavar="SPEC",
+                   help="default: the embedded mnist_mlp spec")
+    s.add_argument("-o", "--output", default="out", metavar="DIR", help="output directory (default: out)")
+    s.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``dlspec`` command."""
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (SpecError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        extra = {"torch": "torch", "tensorflow": "keras", "keras": "keras", "onnx": "onnx",
+                 "onnxruntime": "onnx", "safetensors": ""}.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"error: this needs the {err.name} package: pip install 'dlspec[{extra}]'", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

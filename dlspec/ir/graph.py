@@ -1,0 +1,97 @@
+"""The framework-free IR: a graph of named nodes with inferred shapes and parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import Loc
+
+Shape = tuple[int, ...]  # one sample's shape: the batch axis is implicit
+
+
+@dataclass(frozen=True)
+class Param:
+    """A tensor a node owns: canonical ``<node>.<name>`` in the weights file.
+
+    ``init`` names the initial distribution; ``fan_in``/``fan_out`` feed the scaled ones.
+    Buffers (``trainable=False``) are state such as BatchNorm's running statistics.
+    """
+
+    name: str
+    shape: Shape
+    init: str
+    fan_in: int = 1
+    fan_out: int = 1
+    trainable: bool = True
+
+
+@dataclass
+class Node:
+    """One operation. Its output value has the node's name."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    attrs: dict
+    loc: Loc
+    path: str
+    attr_locs: dict[str, Loc] = field(default_factory=dict)
+    shape: Shape | None = None
+    params: tuple[Param, ...] = ()
+
+    def where(self, attr: str | None = None) -> tuple[Loc, str]:
+        """Source location and spec path of the node, or of one of its attributes."""
+        if attr and attr in self.attr_locs:
+            return self.attr_locs[attr], f"{self.path}.{attr}"
+        return self.loc, self.path
+
+
+@dataclass(frozen=True)
+class Input:
+    """A graph input: name, per-sample shape, dtype."""
+
+    name: str
+    shape: Shape
+    dtype: str
+    loc: Loc
+
+
+@dataclass
+class Graph:
+    """A model: inputs, nodes in topological order, and output value names."""
+
+    name: str
+    description: str
+    source: str
+    inputs: list[Input]
+    nodes: list[Node]
+    outputs: list[str]
+
+    def node(self, name: str) -> Node:
+        """The node named ``name``."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def shape_of(self, value: str) -> Shape:
+        """Shape of a value (an input or a node output)."""
+        for inp in self.inputs:
+            if inp.name == value:
+                return inp.shape
+        return self.node(value).shape
+
+    def param_count(self) -> int:
+        """Number of scalars in all parameters and buffers."""
+        return sum(_numel(p.shape) for n in self.nodes for p in n.params)
+
+    def weight_names(self) -> list[str]:
+        """Canonical tensor names, in graph order."""
+        return [f"{n.name}.{p.name}" for n in self.nodes for p in n.params]
+
+
+def _numel(shape: Shape) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out

@@ -1,0 +1,172 @@
+"""IR operations: one class per op, with its shape rule, its parameters and its meaning.
+
+The docstring of each op is its semantics, the same in every backend; docs/semantics.md
+restates them. Shapes exclude the batch axis; the logical layout is channels-first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .graph import Param, Shape
+
+OPS: dict[str, Op] = {}
+
+
+class ShapeError(Exception):
+    """A shape rule failed; ``attr`` names the attribute at fault, if one is."""
+
+    def __init__(self, rule: str, received: object, attr: str | None = None):
+        super().__init__(rule)
+        self.rule, self.received, self.attr = rule, received, attr
+
+
+def op(name: str):
+    """Register an op class under ``name`` (the spec's layer type)."""
+
+    def register(cls):
+        cls.name = name
+        OPS[name] = cls()
+        return cls
+
+    return register
+
+
+@dataclass(frozen=True)
+class Act:
+    """An activation and its parameters (only the one its kind uses matters)."""
+
+    kind: str
+    negative_slope: float = 0.01
+    alpha: float = 1.0
+    approximate: str = "none"
+    axis: int = -1
+
+    @classmethod
+    def of(cls, attrs: dict) -> Act | None:
+        """From lowered attributes; None for 'linear'."""
+        if attrs is None or attrs["activation"] == "linear":
+            return None
+        return cls(attrs["activation"], attrs["negative_slope"], attrs["alpha"], attrs["approximate"],
+                   attrs["axis"])
+
+
+class Op:
+    """Base op: one input, shape-preserving, no parameters."""
+
+    name = ""
+    arity = 1
+
+    def infer(self, attrs: dict, inputs: list[Shape]) -> Shape:
+        """Output shape from input shapes, or :class:`ShapeError`."""
+        return inputs[0]
+
+    def params(self, attrs: dict, inputs: list[Shape]) -> tuple[Param, ...]:
+        """Parameters and buffers, in canonical order."""
+        return ()
+
+
+def _features(inputs: list[Shape], what: str) -> int:
+    if not inputs[0]:
+        raise ShapeError(f"{what} needs at least one axis besides the batch", inputs[0])
+    return inputs[0][-1]
+
+
+@op("dense")
+class Dense(Op):
+    """y = act(x @ weight.T + bias) over the last axis; weight is (units, in_features)."""
+
+    def infer(self, attrs, inputs):
+        _features(inputs, "dense")
+        return inputs[0][:-1] + (attrs["units"],)
+
+    def params(self, attrs, inputs):
+        fan_in, units = _features(inputs, "dense"), attrs["units"]
+        out = (Param("weight", (units, fan_in), attrs["kernel_initializer"], fan_in, units),)
+        if attrs["use_bias"]:
+            out += (Param("bias", (units,), attrs["bias_initializer"], fan_in, units),)
+        return out
+
+
+@op("activation")
+class Activation(Op):
+    """Elementwise function, as torch defines it.
+
+    relu max(x, 0); leaky_relu x if x >= 0 else negative_slope*x; elu x if x > 0 else
+    alpha*(exp(x)-1); gelu x*Phi(x) (exact, erf) or the tanh approximation; silu x*sigmoid(x);
+    sigmoid; tanh; softmax exp(x)/sum(exp(x)) along ``axis`` (batch is axis 0).
+    """
+
+    def infer(self, attrs, inputs):
+        if attrs["activation"] == "softmax":
+            rank = len(inputs[0]) + 1
+            if not -rank <= attrs["axis"] < rank:
+                raise ShapeError(f"axis out of range for a rank-{rank} tensor (batch included)",
+                                 attrs["axis"], "axis")
+        return inputs[0]
+
+
+@op("dropout")
+class Dropout(Op):
+    """Training: zero each element with probability rate, scale the rest by 1/(1-rate). Inference: identity."""
+
+
+@op("batchnorm")
+class BatchNorm(Op):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1).
+
+    Training uses batch statistics and updates running = (1-momentum)*running + momentum*batch,
+    with the unbiased batch variance for running_var. Inference uses the running statistics.
+    """
+
+    def infer(self, attrs, inputs):
+        _features(inputs, "batchnorm")
+        return inputs[0]
+
+    def params(self, attrs, inputs):
+        c = inputs[0][0]
+        return (Param("weight", (c,), "ones"), Param("bias", (c,), "zeros"),
+                Param("running_mean", (c,), "zeros", trainable=False),
+                Param("running_var", (c,), "ones", trainable=False))
+
+
+@op("layernorm")
+class LayerNorm(Op):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis (biased variance)."""
+
+    def params(self, attrs, inputs):
+        c = _features(inputs, "layernorm")
+        return (Param("weight", (c,), "ones"), Param("bias", (c,), "zeros"))
+
+
+@op("flatten")
+class Flatten(Op):
+    """(N, d1, ..., dk) -> (N, d1*...*dk), in channels-first (row-major) element order."""
+
+    def infer(self, attrs, inputs):
+        return (_numel(inputs[0]),)
+
+
+@op("reshape")
+class Reshape(Op):
+    """(N, ...) -> (N, *shape), row-major in channels-first order; a -1 entry is inferred."""
+
+    def infer(self, attrs, inputs):
+        total, target = _numel(inputs[0]), list(attrs["shape"])
+        known = _numel(d for d in target if d != -1)
+        if -1 in target:
+            if total % known:
+                raise ShapeError(f"cannot reshape {total} elements {tuple(inputs[0])} into {tuple(target)}",
+                                 target, "shape")
+            target[target.index(-1)] = total // known
+        if _numel(target) != total:
+            raise ShapeError(f"cannot reshape {tuple(inputs[0])} ({total} elements) into {tuple(target)} "
+                             f"({_numel(target)} elements)", target, "shape")
+        return tuple(target)
+
+
+def _numel(dims) -> int:
+    out = 1
+    for d in dims:
+        out *= d
+    return out

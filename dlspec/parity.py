@@ -1,0 +1,89 @@
+"""Inference parity: the same weights and inputs through every backend, compared pairwise."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from .api import Model, build
+from .backends import registry
+from .weights import init_weights
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Differences between two backends on one output."""
+
+    output: str
+    a: str
+    b: str
+    max_abs: float
+    max_rel: float
+    scale: float
+    tol: float
+
+    @property
+    def ok(self) -> bool:
+        """Within tolerance: absolute for outputs up to 1 in magnitude, relative beyond."""
+        return self.max_abs <= self.tol * max(1.0, self.scale)
+
+
+@dataclass(frozen=True)
+class Report:
+    """All pairs, plus the outputs each backend produced."""
+
+    model: str
+    pairs: list[Pair]
+    outputs: dict
+    batch: int
+    seed: int
+    tol: float
+
+    @property
+    def ok(self) -> bool:
+        """Every pair within tolerance."""
+        return all(p.ok for p in self.pairs)
+
+    def table(self) -> str:
+        """Printable table of max absolute and relative differences."""
+        head = f"{'output':<12} {'pair':<16} {'max abs diff':>13} {'max rel diff':>13}  status"
+        lines = [f"parity: {self.model}, batch {self.batch}, seed {self.seed}, float32, tolerance {self.tol:g}",
+                 head, "-" * len(head)]
+        for p in self.pairs:
+            lines.append(f"{p.output:<12} {p.a + ' vs ' + p.b:<16} {p.max_abs:>13.3e} {p.max_rel:>13.3e}  "
+                         f"{'ok' if p.ok else 'FAIL'}")
+        lines.append("parity: " + ("ok" if self.ok else "FAILED"))
+        return "\n".join(lines)
+
+
+def random_inputs(model: Model, batch: int, seed: int) -> list:
+    """Standard-normal float32 inputs, one array per model input."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((batch, *i.shape)).astype(np.float32) for i in model.graph.inputs]
+
+
+def run_all(model: Model, weights: dict, inputs: list, backends=registry.BACKENDS) -> dict:
+    """Outputs of each backend: {backend: [array per output]}."""
+    results = {}
+    for name in backends:
+        backend = registry.load(name)
+        results[name] = backend.run(build(model, name, weights), inputs)
+    return results
+
+
+def parity(model: Model, *, weights: dict | None = None, batch: int = 8, seed: int = 0, tol: float = 1e-5,
+           backends=registry.BACKENDS) -> Report:
+    """Build every backend with the same weights and compare outputs on the same random inputs."""
+    import numpy as np
+
+    weights = weights if weights is not None else init_weights(model, seed)
+    outputs = run_all(model, weights, random_inputs(model, batch, seed), backends)
+    pairs = []
+    for a, b in itertools.combinations(backends, 2):
+        for name, x, y in zip(model.graph.outputs, outputs[a], outputs[b]):
+            diff = float(np.max(np.abs(x.astype(np.float64) - y)))
+            scale = float(np.max(np.abs(x)))
+            pairs.append(Pair(name, a, b, diff, diff / scale if scale else diff, scale, tol))
+    return Report(model.name, pairs, outputs, batch, seed, tol)

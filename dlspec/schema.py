@@ -1,0 +1,14 @@
+"""The spec language as JSON Schema, for editor completion and validation."""
+
+from __future__ import annotations
+
+from .spec import Spec
+
+SCHEMA_ID = "https://dlspec.dev/schema/v1.json"
+
+
+def schema() -> dict:
+    """JSON Schema (draft 2020-12) of spec version 1, with a description on every key."""
+    out = Spec.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
+            "title": "dlspec model spec, version 1", **out}

@@ -1,0 +1,149 @@
+"""Layer spec classes, one per layer ``type``. Each registers itself with :func:`layer`.
+
+Attribute docstrings become descriptions in ``dlspec schema``. Every attribute whose
+default differs between PyTorch and Keras is stated here, with dlspec's default.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal, Union
+
+from pydantic import Field, model_validator
+
+from .base import Strict, invalid
+from .types import Bool, Name, Number, PositiveFloat, PositiveInt, Rate, UnitInterval
+
+LAYER_TYPES: dict[str, type] = {}
+
+ActivationName = Literal["linear", "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax"]
+Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+                      "lecun_uniform", "lecun_normal", "zeros", "ones"]
+
+
+def layer(cls):
+    """Register a layer class under its ``type`` literal."""
+    LAYER_TYPES[cls.model_fields["type"].default] = cls
+    return cls
+
+
+class LayerBase(Strict):
+    """Fields common to every layer."""
+
+    name: Name | None = None
+    """Node name, used for weights, generated code and errors. Default: `<type>_<n>`."""
+
+    def prefix(self) -> str:
+        """Stem of the automatic name."""
+        return self.type
+
+    def lower_attrs(self) -> dict:
+        """Attributes as the IR op reads them."""
+        return self.model_dump(exclude={"type", "name"})
+
+
+@layer
+class Dense(LayerBase):
+    """Fully connected layer over the last axis: y = x @ W.T + b, then the activation."""
+
+    type: Literal["dense"] = "dense"
+    units: PositiveInt
+    """Number of output features."""
+    activation: ActivationName = "linear"
+    """Activation applied to the output, with the defaults of the `activation` layer."""
+    use_bias: Bool = True
+    """Whether to add a bias."""
+    kernel_initializer: Initializer = "glorot_uniform"
+    """Initial distribution of the weight (torch and Keras differ; dlspec's default is glorot_uniform)."""
+    bias_initializer: Initializer = "zeros"
+    """Initial distribution of the bias (dlspec's default: zeros)."""
+
+    def lower_attrs(self) -> dict:
+        attrs = super().lower_attrs()
+        attrs["activation"] = Activation(activation=self.activation).lower_attrs()
+        return attrs
+
+
+@layer
+class Activation(LayerBase):
+    """An elementwise activation (softmax: along one axis)."""
+
+    type: Literal["activation"] = "activation"
+    activation: ActivationName
+    """The function."""
+    negative_slope: Number = 0.01
+    """leaky_relu only: slope for x < 0 (torch default 0.01; Keras 0.2 or 0.3)."""
+    alpha: Number = 1.0
+    """elu only: alpha * (exp(x) - 1) for x < 0."""
+    approximate: Literal["none", "tanh"] = "none"
+    """gelu only: exact erf form ('none') or the tanh approximation (keras.ops.gelu defaults to tanh)."""
+    axis: int = Field(default=-1, strict=True)
+    """softmax only: the axis, counting the batch as axis 0; negative counts from the end."""
+
+    _applies: ClassVar[dict[str, str]] = {
+        "negative_slope": "leaky_relu", "alpha": "elu", "approximate": "gelu", "axis": "softmax"}
+
+    @model_validator(mode="after")
+    def _only_relevant(self):
+        for field, owner in self._applies.items():
+            if self.given(field) and self.activation != owner:
+                invalid(field, f"applies only to activation {owner!r}, not {self.activation!r}")
+        if self.given("axis") and self.axis == 0:
+            invalid("axis", "must not be the batch axis 0")
+        return self
+
+    def prefix(self) -> str:
+        return self.activation
+
+
+@layer
+class Dropout(LayerBase):
+    """Zeroes each element with probability `rate` in training, scaling the rest by 1/(1-rate); identity in inference."""
+
+    type: Literal["dropout"] = "dropout"
+    rate: Rate
+    """Probability of dropping an element."""
+
+
+@layer
+class BatchNorm(LayerBase):
+    """Batch normalisation over axis 1 (the channel axis in channels-first layout), with affine scale and shift."""
+
+    type: Literal["batchnorm"] = "batchnorm"
+    eps: PositiveFloat = 1e-5
+    """Added to the variance (torch 1e-5, Keras 1e-3; dlspec's default 1e-5)."""
+    momentum: UnitInterval = 0.1
+    """torch convention: running = (1 - momentum) * running + momentum * batch (Keras' momentum is 1 - this)."""
+
+
+@layer
+class LayerNorm(LayerBase):
+    """Layer normalisation over the last axis, with affine scale and shift."""
+
+    type: Literal["layernorm"] = "layernorm"
+    eps: PositiveFloat = 1e-5
+    """Added to the variance (torch 1e-5, Keras 1e-3; dlspec's default 1e-5)."""
+
+
+@layer
+class Flatten(LayerBase):
+    """Flattens all axes after the batch, in channels-first (C, H, W) order."""
+
+    type: Literal["flatten"] = "flatten"
+
+
+@layer
+class Reshape(LayerBase):
+    """Reshapes each sample to `shape` (batch excluded), in channels-first element order."""
+
+    type: Literal["reshape"] = "reshape"
+    shape: list[Annotated[int, Field(strict=True)]] = Field(min_length=1)
+    """Target shape without the batch axis; one entry may be -1 (inferred)."""
+
+    @model_validator(mode="after")
+    def _dims(self):
+        if any(d == 0 or d < -1 for d in self.shape) or self.shape.count(-1) > 1:
+            invalid("shape", "entries must be positive integers, with at most one -1")
+        return self
+
+
+Layer = Annotated[Union[tuple(LAYER_TYPES.values())], Field(discriminator="type")]  # noqa: UP007

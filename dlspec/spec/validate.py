@@ -1,0 +1,134 @@
+"""Turn a parsed document into a :class:`Spec`, or into errors that point at the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from ..errors import SpecError, SpecErrors
+from ..loader import Document, format_path
+from .base import suggest
+from .layers import LAYER_TYPES
+from .model import Spec
+
+_TYPE_RULES = {
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "missing": "is required",
+}
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A valid spec, its source document, and the resolved name of every layer."""
+
+    spec: Spec
+    doc: Document
+    names: tuple[str, ...]
+
+
+def _walk(doc: Document, loc: tuple) -> tuple:
+    """Map a pydantic error location onto a path in the document (dropping union tags)."""
+    path, node = [], doc.data
+    for part in loc:
+        if path and isinstance(path[-1], int) and isinstance(node, dict) and part == node.get("type"):
+            continue  # discriminated-union tag, not a key
+        path.append(part)
+        node = node.get(part) if isinstance(node, dict) else (
+            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+    return tuple(path)
+
+
+def _rule(err: dict) -> tuple[str, bool]:
+    """The rule text for one pydantic error, and whether to point at the key."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind in _TYPE_RULES:
+        return _TYPE_RULES[kind], kind == "missing"
+    if kind == "unknown_key":
+        return err["msg"], True
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}", False
+    if kind == "union_tag_invalid":
+        hint = suggest(ctx["tag"], LAYER_TYPES) or f" (known: {', '.join(sorted(LAYER_TYPES))})"
+        return "unknown layer type" + hint, False
+    if kind == "union_tag_not_found":
+        return f"a layer needs a 'type' (one of {', '.join(sorted(LAYER_TYPES))})", False
+    if kind in ("too_short", "too_long"):
+        return f"must have {'at least' if kind == 'too_short' else 'at most'} " \
+               f"{ctx.get('min_length', ctx.get('max_length'))} entries", False
+    return err["msg"][:1].lower() + err["msg"][1:], False
+
+
+def _to_spec_error(doc: Document, err: dict) -> SpecError:
+    ctx = err.get("ctx") or {}
+    loc = tuple(err["loc"]) + ((ctx["at"],) if "at" in ctx else ())
+    path = _walk(doc, loc)
+    rule, at_key = _rule(err)
+    if err["type"] == "missing":
+        parent = path[:-1]
+        return SpecError(doc.loc(parent), format_path(parent), f"missing required key {path[-1]!r}",
+                         _shape_of(doc, parent))
+    received = _value_at(doc, path) if "at" in ctx else err.get("input")
+    if err["type"] == "unknown_key":
+        received = path[-1]
+    if err["type"] == "union_tag_invalid":
+        path, received = path + ("type",), ctx["tag"]
+    return SpecError(doc.loc(path, key=at_key), format_path(path), rule, received)
+
+
+def _value_at(doc: Document, path: tuple):
+    node = doc.data
+    for part in path:
+        node = node[part]
+    return node
+
+
+def _shape_of(doc: Document, path: tuple):
+    value = _value_at(doc, path)
+    return {k: value[k] for k in value} if isinstance(value, dict) else value
+
+
+def _auto_names(spec: Spec, doc: Document) -> tuple[str, ...]:
+    taken = set(spec.inputs)
+    seen: dict[str, int] = {}
+    for i, lay in enumerate(spec.layers):
+        if lay.name is None:
+            continue
+        if lay.name in taken:
+            first = seen.get(lay.name)
+            where = f"layers[{first}]" if first is not None else f"inputs.{lay.name}"
+            raise SpecError(doc.loc(("layers", i, "name")), f"layers[{i}].name",
+                            f"duplicate name, already used by {where}", lay.name)
+        taken.add(lay.name)
+        seen[lay.name] = i
+    counters: dict[str, int] = {}
+    names = []
+    for lay in spec.layers:
+        name = lay.name
+        while name is None or (lay.name is None and name in taken):
+            counters[lay.prefix()] = counters.get(lay.prefix(), 0) + 1
+            name = f"{lay.prefix()}_{counters[lay.prefix()]}"
+        taken.add(name)
+        names.append(name)
+    return tuple(names)
+
+
+def validate(doc: Document) -> Checked:
+    """Validate a parsed document. Raises :class:`SpecError` (or :class:`SpecErrors`)."""
+    if not isinstance(doc.data, dict):
+        raise SpecError(doc.loc(()), "", "a spec must be a mapping with keys dlspec, name, inputs, layers",
+                        doc.data)
+    try:
+        spec = Spec.model_validate(doc.data)
+    except ValidationError as exc:
+        errors = [_to_spec_error(doc, e) for e in exc.errors(include_url=False)]
+        errors.sort(key=lambda e: (e.loc.line, e.loc.col))
+        raise (errors[0] if len(errors) == 1 else SpecErrors(errors)) from None
+    return Checked(spec, doc, _auto_names(spec, doc))
