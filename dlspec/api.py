@@ -32,6 +32,13 @@ def loads(text: str, file: str = "<string>") -> Model:
     return _compile(loader.parse_text(text, file))
 
 
+def from_dict(data: dict, file: str = "<dict>") -> Model:
+    """Validate a spec given as Python data (errors point into its JSON rendering)."""
+    import json
+
+    return loads(json.dumps(data, indent=2), file)
+
+
 def load(path: str | os.PathLike) -> Model:
     """Read and validate a spec file. Raises :class:`dlspec.SpecError`."""
     return _compile(loader.read(path))

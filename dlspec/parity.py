@@ -56,6 +56,24 @@ class Report:
         return "\n".join(lines)
 
 
+def random_weights(model: Model, seed: int = 0) -> dict:
+    """Weights with every tensor random (init_weights leaves BatchNorm's at ones and zeros).
+
+    Parameters are N(0, 0.5); running variances U(0.5, 1.5). Parity with these exercises
+    every term of every formula.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, array in init_weights(model, seed).items():
+        if name.endswith("running_var"):
+            out[name] = rng.uniform(0.5, 1.5, array.shape).astype(np.float32)
+        else:
+            out[name] = rng.normal(0.0, 0.5, array.shape).astype(np.float32)
+    return out
+
+
 def random_inputs(model: Model, batch: int, seed: int) -> list:
     """Standard-normal float32 inputs, one array per model input."""
     import numpy as np
@@ -75,10 +93,13 @@ def run_all(model: Model, weights: dict, inputs: list, backends=registry.BACKEND
 
 def parity(model: Model, *, weights: dict | None = None, batch: int = 8, seed: int = 0, tol: float = 1e-5,
            backends=registry.BACKENDS) -> Report:
-    """Build every backend with the same weights and compare outputs on the same random inputs."""
+    """Build every backend with the same weights and compare outputs on the same random inputs.
+
+    Without ``weights``, every tensor is random (see :func:`random_weights`).
+    """
     import numpy as np
 
-    weights = weights if weights is not None else init_weights(model, seed)
+    weights = weights if weights is not None else random_weights(model, seed)
     outputs = run_all(model, weights, random_inputs(model, batch, seed), backends)
     pairs = []
     for a, b in itertools.combinations(backends, 2):

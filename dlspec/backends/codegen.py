@@ -80,10 +80,41 @@ def class_name(name: str) -> str:
 
 
 def channels_last_perm(rank: int) -> tuple[int, ...]:
-    """Keras ``Permute`` dims (1-based, batch excluded) from channels-first to channels-last."""
+    """Keras ``Permute`` dims from channels-first to channels-last for a sample of ``rank`` axes
+    (1-based, batch excluded: rank 3 gives (2, 3, 1))."""
     return tuple(range(2, rank + 1)) + (1,)
 
 
 def channels_first_perm(rank: int) -> tuple[int, ...]:
     """Keras ``Permute`` dims from channels-last back to channels-first."""
     return (rank,) + tuple(range(1, rank))
+
+
+def wrap(statement: str, indent: str, width: int = 100) -> str:
+    """Break a long statement's longest bracket group one item per line, as ruff format would.
+
+    The width counts code only; a trailing ``# spec.yaml:LINE`` comment may run past it.
+    """
+    import io
+    import tokenize
+
+    code = statement.split("  #")[0]
+    if len(indent + code) <= width:
+        return indent + statement
+    stack, groups = [], []  # groups: (open column, close column, comma columns)
+    for tok in tokenize.generate_tokens(io.StringIO(statement).readline):
+        if tok.type != tokenize.OP:
+            continue
+        if tok.string in "([{":
+            stack.append((tok.start[1], []))
+        elif tok.string in ")]}":
+            start, commas = stack.pop()
+            groups.append((start, tok.start[1], commas))
+        elif tok.string == "," and stack:
+            stack[-1][1].append(tok.start[1])
+    start, close, commas = max(groups, key=lambda g: (len(g[2]), g[1] - g[0]))
+    bounds = [start, *commas, close]
+    items = [statement[a + 1:b].strip() for a, b in zip(bounds, bounds[1:])]
+    inner = indent + "    "
+    return "\n".join([indent + statement[:start + 1], *(f"{inner}{item}," for item in items if item),
+                      indent + statement[close:]])

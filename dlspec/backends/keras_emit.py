@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..ir import Act, Graph, Param
 from .codegen import (READ_SAFETENSORS, channels_first_perm, channels_last_perm, header, kwargs, literal,
-                      where)
+                      where, wrap)
 from .context import EmitContext
 from .registry import emitter, emitters
 
@@ -78,9 +78,11 @@ def _init(param: Param) -> str:
     return f"keras.initializers.RandomNormal({kwargs(mean=0.0, stddev=scale)})"
 
 
-def activation_layer(act: Act, name: str, ctx: KerasContext) -> KerasLayer:
-    """A standalone Keras activation layer with exactly ``act``'s meaning."""
+def activation_layer(act: Act | None, name: str, ctx: KerasContext) -> KerasLayer:
+    """A standalone Keras activation layer with exactly ``act``'s meaning (None: identity)."""
     n = kwargs(name=name)
+    if act is None:
+        return KerasLayer(f"keras.layers.Identity({n})")
     if act.kind == "relu":
         return KerasLayer(f"keras.layers.ReLU({n})")
     if act.kind == "leaky_relu":
@@ -166,7 +168,7 @@ class _Writer:
         have = self.layouts[var]
         if rank <= 1 or want in (ANY, have):
             return var, have
-        perm = channels_last_perm(rank + 1) if want == CHANNELS_LAST else channels_first_perm(rank + 1)
+        perm = channels_last_perm(rank) if want == CHANNELS_LAST else channels_first_perm(rank)
         new = self.fresh(f"{var}_{'nhwc' if want == CHANNELS_LAST else 'nchw'}")
         self.lines.append(f"    {new} = keras.layers.Permute({kwargs(dims=perm, name=new)})({var})")
         self.layouts[new] = want
@@ -183,10 +185,11 @@ class _Writer:
         if layout != probe.layout:  # emitters that read axes see the layout they will be fed
             lay = table[node.op](KerasContext(self.graph, node, args, shapes, layout))
         call = args[0] if len(args) == 1 else "[" + ", ".join(args) + "]"
-        self.lines.append(f"    {node.name} = {lay.layer}({call})  {where(self.graph, node)}")
+        self.lines.append(wrap(f"{node.name} = {lay.layer}({call})  {where(self.graph, node)}", "    "))
         self.layouts[node.name] = layout if len(node.shape) > 1 else LOGICAL
         if lay.weights:
-            self.weights.append(f'    model.get_layer({literal(node.name)}).set_weights([{", ".join(lay.weights)}])')
+            self.weights.append(wrap(f'model.get_layer({literal(node.name)}).set_weights([{", ".join(lay.weights)}])',
+                                     "    "))
         self.helpers += [h for h in lay.helpers if h not in self.helpers]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir import Act, Graph, Param
-from .codegen import READ_SAFETENSORS, class_name, header, kwargs, literal, where
+from .codegen import READ_SAFETENSORS, class_name, header, kwargs, literal, where, wrap
 from .context import EmitContext
 from .registry import emitter, emitters
 
@@ -128,14 +128,14 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     lines += ["", f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
     for node, lay in layers:
         if lay.module:
-            lines.append(f"        self.{node.name} = {lay.module}  {where(graph, node)}")
+            lines.append(wrap(f"self.{node.name} = {lay.module}  {where(graph, node)}", " " * 8))
     inits = [s for _, lay in layers for s in lay.inits]
     if inits:
         lines += ["        with torch.no_grad():"] + [f"            {s}" for s in inits]
     args = ", ".join(i.name for i in graph.inputs)
     lines += ["", f"    def forward(self, {args}):"]
     for node, lay in layers:
-        lines.append(f"        {node.name} = {lay.call}" + ("" if lay.module else f"  {where(graph, node)}"))
+        lines.append(wrap(f"{node.name} = {lay.call}" + ("" if lay.module else f"  {where(graph, node)}"), " " * 8))
     lines.append(f"        return {', '.join(graph.outputs)}")
     default = "WEIGHTS" if weights_file else "None"
     lines += ["", "", f"def build_model(weights={default}):",

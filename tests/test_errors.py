@@ -1,0 +1,167 @@
+"""Bad specs give one located message with the rule and the received value; nothing runs."""
+
+import os
+import subprocess
+import textwrap
+
+import pytest
+from conftest import PYTHON
+
+import dlspec
+
+HEAD = "dlspec: 1\nname: m\ninputs:\n  x: {shape: [784]}\nlayers:\n"
+
+
+def error_of(spec_file, text, name="bad.yaml"):
+    path = spec_file(text, name)
+    with pytest.raises(dlspec.SpecError) as info:
+        dlspec.load(path)
+    return str(info.value).replace(str(path.parent) + os.sep, "")
+
+
+@pytest.mark.parametrize("body, message", [
+    ("  - {type: dense, units: 256}\n  - {type: dense, units: 128}\n  - {type: dense, units: -3}\n",
+     "bad.yaml:8:26: layers[2].units: must be a positive integer. Received: -3"),
+    ("  - {type: dropout, rate: 1.5}\n",
+     "bad.yaml:6:27: layers[0].rate: must be a number in [0, 1). Received: 1.5"),
+    ("  - {type: dense, units: '256'}\n",
+     "bad.yaml:6:26: layers[0].units: must be an integer. Received: '256'"),
+    ("  - {type: dense, units: 2.5}\n",
+     "bad.yaml:6:26: layers[0].units: must be an integer. Received: 2.5"),
+    ("  - {type: dense, units: true}\n",
+     "bad.yaml:6:26: layers[0].units: must be an integer. Received: True"),
+    ("  - {type: dense}\n",
+     "bad.yaml:6:5: layers[0]: missing required key 'units'. Received: {'type': 'dense'}"),
+    ("  - {type: dense, unit: 3}\n",
+     "bad.yaml:6:19: layers[0].unit: unknown key, did you mean 'units'? Received: 'unit'"),
+    ("  - {type: dens, units: 3}\n",
+     "bad.yaml:6:12: layers[0].type: unknown layer type, did you mean 'dense'? Received: 'dens'"),
+    ("  - {units: 3}\n",
+     "bad.yaml:6:5: layers[0]: a layer needs a 'type' (one of activation, batchnorm, dense, dropout, flatten, "
+     "layernorm, reshape). Received: {'units': 3}"),
+    ("  - {type: dense, units: 3, activation: relu6}\n",
+     "bad.yaml:6:41: layers[0].activation: must be one of 'linear', 'relu', 'leaky_relu', 'elu', 'gelu', "
+     "'silu', 'sigmoid', 'tanh' or 'softmax'. Received: 'relu6'"),
+    ("  - {type: activation, activation: relu, negative_slope: 0.1}\n",
+     "bad.yaml:6:58: layers[0].negative_slope: applies only to activation 'leaky_relu', not 'relu'. Received: 0.1"),
+    ("  - {type: batchnorm, momentum: 0}\n",
+     "bad.yaml:6:33: layers[0].momentum: must be a number in (0, 1]. Received: 0"),
+    ("  - {type: layernorm, eps: .nan}\n",
+     "bad.yaml:6:28: layers[0].eps: must be a finite number. Received: nan"),
+    ("  - {type: reshape, shape: [0, 4]}\n",
+     "bad.yaml:6:28: layers[0].shape: entries must be positive integers, with at most one -1. Received: [0, 4]"),
+    ("  - {type: dense, units: 3, name: a}\n  - {type: dense, units: 3, name: a}\n",
+     "bad.yaml:7:35: layers[1].name: duplicate name, already used by layers[0]. Received: 'a'"),
+    ("  - {type: dense, units: 3, name: x}\n",
+     "bad.yaml:6:35: layers[0].name: duplicate name, already used by inputs.x. Received: 'x'"),
+    ("  - {type: dense, units: 3, name: forward}\n",
+     "bad.yaml:6:35: layers[0].name: is a reserved name (a Python keyword or a name generated code uses). "
+     "Received: 'forward'"),
+    ("  - {type: dense, units: 3, name: 1st}\n",
+     "bad.yaml:6:35: layers[0].name: must be an identifier: letters, digits and underscores, starting with "
+     "a letter. Received: '1st'"),
+    ("  - {type: reshape, shape: [5, -1]}\n",
+     "bad.yaml:6:28: layers[0].shape: reshape_1 (reshape) on input shape (784,): cannot reshape 784 elements "
+     "(784,) into (5, -1). Received: [5, -1]"),
+    ("  - {type: activation, activation: softmax, axis: 3}\n",
+     "bad.yaml:6:51: layers[0].axis: softmax_1 (activation) on input shape (784,): axis out of range for a "
+     "rank-2 tensor (batch included). Received: 3"),
+])
+def test_layer_errors(spec_file, body, message):
+    assert error_of(spec_file, HEAD + body) == message
+
+
+@pytest.mark.parametrize("text, message", [
+    ("dlspec: 1\nname: m\ninputs: [\n",
+     "bad.yaml:4:1: invalid YAML: expected the node content, but found '<stream end>'. Received: 'end of file'"),
+    ("dlspec: 1\nname: m\n  bad indent: 3\n",
+     "bad.yaml:3:13: invalid YAML: mapping values are not allowed here. Received: 'bad indent: 3'"),
+    ("dlspec: 1\nname: m\nname: n\n",
+     "bad.yaml:3:1: name: duplicate key (first defined at line 2). Received: 'name'"),
+    ("dlspec: 2\nname: m\ninputs: {x: {shape: [3]}}\nlayers: [{type: flatten}]\n",
+     "bad.yaml:1:9: dlspec: must be one of 1. Received: 2"),
+    ("dlspec: 1\nname: m\ninputs: {x: {shape: [3]}}\n",
+     "bad.yaml:1:1: missing required key 'layers'. Received: {'dlspec': 1, 'name': 'm', 'inputs': {'x': "
+     "{'shape': [3]}}}"),
+    ("dlspec: 1\nname: m\ninputs: {x: {shape: [3]}, y: {shape: [3]}}\nlayers: [{type: flatten}]\n",
+     "bad.yaml:3:9: inputs: a sequential `layers:` model takes exactly one input. Received: "
+     "{'x': {'shape': [3]}, 'y': {'shape': [3]}}"),
+    ("- just\n- a list\n",
+     "bad.yaml:1:1: a spec must be a mapping with keys dlspec, name, inputs, layers. Received: ['just', 'a list']"),
+    ("dlspec: 1\nname: &a m\n",
+     "bad.yaml:2:7: name: YAML anchors and aliases are not allowed in a spec. Received: 'a'"),
+])
+def test_document_errors(spec_file, text, message):
+    assert error_of(spec_file, text) == message
+
+
+def test_several_errors_are_reported_in_file_order(spec_file):
+    text = HEAD + "  - {type: dense, units: -1}\n  - {type: dropout, rate: 2}\n"
+    assert error_of(spec_file, text).splitlines() == [
+        "bad.yaml:6:26: layers[0].units: must be a positive integer. Received: -1",
+        "bad.yaml:7:27: layers[1].rate: must be a number in [0, 1). Received: 2"]
+
+
+def test_json_errors_point_into_the_json_file(spec_file):
+    text = '{"dlspec": 1, "name": "m", "inputs": {"x": {"shape": [4]}},\n "layers": [{"type": "dense", "units": 0}]}\n'
+    assert error_of(spec_file, text, "bad.json") == \
+        "bad.json:2:40: layers[0].units: must be a positive integer. Received: 0"
+
+
+HOSTILE = 'x"); import os; os.system("touch {marker}") #'
+
+
+def test_hostile_name_is_rejected_and_never_runs(spec_file, tmp_path):
+    marker = tmp_path / "owned"
+    name = HOSTILE.format(marker=marker)
+    for text in (HEAD + f"  - {{type: dense, units: 3, name: '{name}'}}\n",
+                 f"dlspec: 1\nname: '{name}'\ninputs: {{x: {{shape: [3]}}}}\nlayers: [{{type: flatten}}]\n",
+                 f"dlspec: 1\nname: m\ninputs: {{'{name}': {{shape: [3]}}}}\nlayers: [{{type: flatten}}]\n"):
+        message = error_of(spec_file, text)
+        assert "must be an identifier" in message and "Received: 'x\"); import os" in message
+    assert not marker.exists()
+
+
+def test_yaml_python_tags_never_run(spec_file, tmp_path):
+    marker = tmp_path / "owned"
+    text = f'dlspec: 1\nname: !!python/object/apply:os.system ["touch {marker}"]\n'
+    assert error_of(spec_file, text) == \
+        "bad.yaml:2:7: name: YAML tags are not allowed in a spec. Received: 'tag:yaml.org,2002:python/object/apply:os.system'"
+    assert not marker.exists()
+
+
+def test_hostile_description_and_file_name_stay_inert(tmp_path):
+    marker = tmp_path / "owned"
+    text = textwrap.dedent(f'''\
+        dlspec: 1
+        name: m
+        description: "x\\"\\"\\"\\nimport os; os.system('touch {marker}')\\n'''
+                           f'''\\u2028import os; os.system('touch {marker}')"
+        inputs: {{x: {{shape: [3]}}}}
+        layers: [{{type: dense, units: 2}}]
+        ''')
+    path = tmp_path / "evil\nimport os; os.system('touch owned').yaml"
+    path.write_text(text)
+    for backend in ("torch", "keras"):
+        source = dlspec.generate(dlspec.load(path), backend)
+        compile(source, "generated.py", "exec")
+        module = {}
+        exec(compile(source, "generated.py", "exec"), module)  # defining the module runs nothing hostile
+        assert not marker.exists()
+        assert "\nimport os" not in source
+
+
+def test_cli_reports_bad_spec_with_status_2_and_no_traceback(spec_file):
+    path = spec_file(HEAD + "  - {type: dense, units: -3}\n")
+    result = subprocess.run([PYTHON, "-m", "dlspec", "validate", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == f"error: {path}:6:26: layers[0].units: must be a positive integer. Received: -3\n"
+
+
+def test_cli_missing_file(tmp_path):
+    result = subprocess.run([PYTHON, "-m", "dlspec", "summary", str(tmp_path / "nope.yaml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == (f"error: {tmp_path / 'nope.yaml'}:1:1: cannot read the spec file: "
+                             f"No such file or directory. Received: '{tmp_path / 'nope.yaml'}'\n")

@@ -1,0 +1,53 @@
+"""Every layer type x every backend agrees within 1e-5 (the parity table in parity_cases.py)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from parity_cases import CASES, XFAIL
+
+import dlspec
+from dlspec.parity import parity
+from dlspec.spec import LAYER_TYPES
+
+
+def spec_for(case_id, shape, layers):
+    return dlspec.from_dict({"dlspec": 1, "name": f"case_{case_id}", "inputs": {"x": {"shape": shape}},
+                              "layers": layers})
+
+
+@pytest.mark.parametrize("case_id, shape, layers", CASES, ids=[c[0] for c in CASES])
+def test_parity(case_id, shape, layers):
+    if case_id in XFAIL:
+        pytest.xfail(XFAIL[case_id])
+    report = parity(spec_for(case_id, shape, layers), batch=5, seed=3)
+    outputs = report.outputs["torch"][0]
+    assert outputs.shape[0] == 5
+    assert np.std(outputs) > 1e-3, "degenerate output: the case would not detect a difference"
+    for pair in report.pairs:
+        assert pair.max_abs <= 1e-5 * max(1.0, pair.scale), report.table()
+    assert {(p.a, p.b) for p in report.pairs} == {("torch", "keras"), ("torch", "onnx"), ("keras", "onnx")}
+
+
+def test_table_covers_every_layer_type():
+    covered = {layer["type"] for _, _, layers in CASES for layer in layers}
+    assert covered == set(LAYER_TYPES)
+
+
+def test_parity_catches_a_framework_default(monkeypatch):
+    """Emit Keras' default LayerNorm eps (1e-3) instead of the spec's: parity must fail."""
+    from dlspec.backends.registry import emitters
+
+    table = emitters("keras")
+    original = table["layernorm"]
+
+    def keras_default_eps(ctx):
+        node = dataclasses.replace(ctx.node, attrs={**ctx.node.attrs, "eps": 1e-3})
+        return original(dataclasses.replace(ctx, node=node))
+
+    monkeypatch.setitem(table, "layernorm", keras_default_eps)
+    report = parity(spec_for("bug", [4], [{"type": "layernorm"}]), batch=4)
+    failed = {(p.a, p.b) for p in report.pairs if not p.ok}
+    assert failed == {("torch", "keras"), ("keras", "onnx")}
+    assert not report.ok
+    assert "FAIL" in report.table() and report.table().endswith("parity: FAILED")
