@@ -57,21 +57,25 @@ class Report:
 
 
 def random_weights(model: Model, seed: int = 0) -> dict:
-    """Weights with every tensor random (init_weights leaves BatchNorm's at ones and zeros).
+    """:func:`init_weights`, with the tensors it sets to constants made random too.
 
-    Parameters are N(0, 0.5); running variances U(0.5, 1.5). Parity with these exercises
-    every term of every formula.
+    Biases, norm shifts and running means become N(0, 0.2); norm scales and running
+    variances U(0.5, 1.5). Scaled initialisers keep activations of order 1, so the
+    tolerance applies at the scale real models have, while every term of every formula
+    is exercised.
     """
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    out = {}
-    for name, array in init_weights(model, seed).items():
-        if name.endswith("running_var"):
-            out[name] = rng.uniform(0.5, 1.5, array.shape).astype(np.float32)
-        else:
-            out[name] = rng.normal(0.0, 0.5, array.shape).astype(np.float32)
-    return out
+    weights = init_weights(model, seed)
+    for node in model.graph.nodes:
+        for p in node.params:
+            name = f"{node.name}.{p.name}"
+            if p.init == "zeros":
+                weights[name] = rng.normal(0.0, 0.2, p.shape).astype(np.float32)
+            elif p.init == "ones":
+                weights[name] = rng.uniform(0.5, 1.5, p.shape).astype(np.float32)
+    return weights
 
 
 def random_inputs(model: Model, batch: int, seed: int) -> list:

@@ -126,7 +126,8 @@ def test_yaml_python_tags_never_run(spec_file, tmp_path):
     marker = tmp_path / "owned"
     text = f'dlspec: 1\nname: !!python/object/apply:os.system ["touch {marker}"]\n'
     assert error_of(spec_file, text) == \
-        "bad.yaml:2:7: name: YAML tags are not allowed in a spec. Received: 'tag:yaml.org,2002:python/object/apply:os.system'"
+        "bad.yaml:2:7: name: YAML tags are not allowed in a spec. " \
+        "Received: 'tag:yaml.org,2002:python/object/apply:os.system'"
     assert not marker.exists()
 
 

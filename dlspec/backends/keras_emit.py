@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir import Act, Graph, Param
-from .codegen import (READ_SAFETENSORS, channels_first_perm, channels_last_perm, header, kwargs, literal,
-                      where, wrap)
+from .codegen import READ_SAFETENSORS, channels_first_perm, channels_last_perm, header, kwargs, literal, where, wrap
 from .context import EmitContext
 from .registry import emitter, emitters
 

@@ -17,7 +17,7 @@ def suggest(word: str, choices) -> str:
 class Strict(BaseModel):
     """Forbids unknown keys (with a suggestion) and coercion between types."""
 
-    model_config = ConfigDict(strict=True, frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -97,7 +97,7 @@ class Activation(LayerBase):
 
 @layer
 class Dropout(LayerBase):
-    """Zeroes each element with probability `rate` in training, scaling the rest by 1/(1-rate); identity in inference."""
+    """Training: zeroes each element with probability `rate`, scales the rest by 1/(1-rate). Inference: identity."""
 
     type: Literal["dropout"] = "dropout"
     rate: Rate

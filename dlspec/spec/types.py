@@ -13,16 +13,16 @@ from pydantic_core import PydanticCustomError
 # Names that generated code uses itself, and public attributes of torch.nn.Module, which a
 # submodule of the same name would shadow. tests/test_names.py checks this list against torch.
 RESERVED_NAMES = frozenset("""
-    F T_destination add_module apply bfloat16 buffers build_model call_super_init children compile
+    F Path T_destination WEIGHTS add_module apply bfloat16 buffers build_model call_super_init children compile
     cpu cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state
-    get_parameter get_submodule half ipu json keras load_state_dict load_weights math model
+    gelu_tanh get_parameter get_submodule half ipu json keras leaky_relu load_state_dict load_weights math model
     modules mtia named_buffers named_children named_modules named_parameters nn np numpy
     parameters read_safetensors register_backward_hook register_buffer register_forward_hook
     register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook
     register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
     register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
     self set_extra_state set_submodule share_memory state_dict super tensors to to_empty torch
-    train training type xpu zero_grad
+    train training type weights xpu zero_grad
 """.split())
 
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")

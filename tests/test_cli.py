@@ -1,0 +1,118 @@
+"""The command line: every subcommand, its output, its exit status, and atomic writes."""
+
+import json
+import subprocess
+
+import pytest
+from conftest import PYTHON, SPECS
+
+MLP = str(SPECS / "mnist_mlp.yaml")
+
+
+def dlspec(*args, cwd=None):
+    return subprocess.run([PYTHON, "-m", "dlspec", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_validate_ok():
+    result = dlspec("validate", MLP)
+    assert result.returncode == 0
+    assert result.stdout == f"{MLP}: ok (mnist_mlp: 4 nodes, 235,146 parameters)\n"
+
+
+def test_summary_table():
+    lines = dlspec("summary", MLP).stdout.splitlines()
+    assert lines[0] == f"Model: mnist_mlp ({MLP})"
+    assert lines[2].split() == ["node", "type", "output", "shape", "params"]
+    assert lines[4].split() == ["x", "input", "(batch,", "784)", "0"]
+    assert lines[5].split() == ["dense_1", "dense/relu", "(batch,", "256)", "200,960"]
+    assert lines[8].split() == ["logits", "dense", "(batch,", "10)", "1,290"]
+    assert lines[-3:] == ["Total params: 235,146", "Trainable params: 235,146", "Non-trainable params: 0"]
+
+
+def test_summary_counts_batchnorm_statistics_as_non_trainable(spec_file):
+    path = spec_file("dlspec: 1\nname: b\ninputs: {x: {shape: [6]}}\nlayers: [{type: batchnorm}]\n")
+    assert dlspec("summary", path).stdout.splitlines()[-3:] == [
+        "Total params: 24", "Trainable params: 12", "Non-trainable params: 12"]
+
+
+def test_parity_passes_and_prints_every_pair():
+    result = dlspec("parity", MLP)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[3:6]]
+    assert [r[1:4] for r in rows] == [["torch", "vs", "keras"], ["torch", "vs", "onnx"], ["keras", "vs", "onnx"]]
+    assert all(float(r[4]) <= 1e-5 and r[-1] == "ok" for r in rows)
+    assert result.stdout.endswith("parity: ok\n")
+
+
+def test_parity_fails_above_tolerance():
+    result = dlspec("parity", MLP, "--tol", "1e-12")
+    assert result.returncode == 1
+    assert "FAIL" in result.stdout and result.stdout.endswith("parity: FAILED\n")
+
+
+def test_build_keras_writes_one_file(tmp_path):
+    result = dlspec("build", MLP, "--backend", "keras", "-o", tmp_path / "out")
+    assert result.returncode == 0
+    assert result.stdout == f"wrote {tmp_path / 'out' / 'mnist_mlp_keras.py'}\n"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["mnist_mlp_keras.py"]
+
+
+def test_failed_build_keeps_the_previous_good_output(tmp_path, spec_file):
+    out = tmp_path / "out"
+    assert dlspec("build", MLP, "--backend", "onnx", "-o", out).returncode == 0
+    before = (out / "mnist_mlp.onnx").read_bytes()
+    bad_weights = tmp_path / "w.safetensors"
+    bad_weights.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")  # valid file, no tensors
+    result = dlspec("build", MLP, "--backend", "onnx", "--weights", bad_weights, "-o", out)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {bad_weights}: weights do not fit model 'mnist_mlp': missing tensor")
+    assert "Traceback" not in result.stderr
+    assert (out / "mnist_mlp.onnx").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["mnist_mlp.onnx"]
+
+
+def test_bad_spec_writes_nothing(tmp_path, spec_file):
+    path = spec_file("dlspec: 1\nname: m\ninputs: {x: {shape: [3]}}\nlayers: [{type: dense, units: 0}]\n")
+    result = dlspec("build", path, "--backend", "torch", "-o", tmp_path / "out")
+    assert result.returncode == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_weights_command_matches_init_weights(tmp_path):
+    import numpy as np
+
+    import dlspec as api
+
+    assert dlspec("weights", MLP, "--seed", "3", "-o", tmp_path / "w.safetensors").returncode == 0
+    loaded = api.load_weights(tmp_path / "w.safetensors")
+    expected = api.init_weights(api.load(MLP), 3)
+    assert all(np.array_equal(loaded[k], expected[k]) for k in expected)
+
+
+def test_schema_validates_the_zoo_and_documents_keys(tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    result = dlspec("schema", "-o", tmp_path / "s.json")
+    assert result.returncode == 0
+    schema = json.loads((tmp_path / "s.json").read_text())
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    dense = schema["$defs"]["Dense"]["properties"]
+    assert dense["units"]["description"] == "Number of output features."
+    assert schema["$defs"]["Dense"]["additionalProperties"] is False
+    for spec in SPECS.glob("*.yaml"):
+        jsonschema.validate(yaml.safe_load(spec.read_text()), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"dlspec": 1, "name": "m", "inputs": {"x": {"shape": [3]}},
+                             "layers": [{"type": "dense", "unit": 3}]}, schema)
+
+
+def test_demo_runs_the_main_job(tmp_path):
+    result = dlspec("demo", "-o", tmp_path / "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for section in ("== validate", "== summary", "== build", "== parity"):
+        assert section in result.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "mnist_mlp.onnx", "mnist_mlp.safetensors", "mnist_mlp_keras.py", "mnist_mlp_torch.py"]
+    assert result.stdout.endswith("parity: ok\n")
+    assert result.stderr == ""
