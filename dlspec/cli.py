@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import DataError, SpecError
+from .errors import DataError, SpecError, UsageError
 
 DEMO_SPEC = Path(__file__).parent / "zoo" / "mnist_mlp.yaml"
 BACKENDS = ("torch", "keras", "onnx")
@@ -103,8 +103,11 @@ def cmd_parity(args) -> int:
     from .api import load
     from .parity import parity
 
+    from .weights import load_weights
+
     model = load(args.spec)
-    report = parity(model, weights=_weights(model, args), batch=args.batch, seed=args.seed or 0, tol=args.tol)
+    weights = load_weights(args.weights, model) if args.weights else None
+    report = parity(model, weights=weights, batch=args.batch, seed=args.seed or 0, tol=args.tol)
     print(report.table())
     return 0 if report.ok else 1
 
@@ -168,7 +171,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("spec", metavar="SPEC")
     s.add_argument("--tol", type=float, default=1e-5, help="tolerance (default 1e-5)")
     s.add_argument("--batch", type=int, default=8)
-    weights_args(s)
+    s.add_argument("--weights", metavar="W.safetensors", help="weights to use (default: random, see --seed)")
+    s.add_argument("--seed", type=int, help="seed of the random weights and inputs (default 0)")
     s.set_defaults(fn=cmd_parity)
 
     s = sub.add_parser("demo", help="validate, summarise, build all backends and check parity")
@@ -184,7 +188,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (SpecError, DataError) as err:
+    except (SpecError, DataError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as err:

@@ -50,6 +50,10 @@ class DataError(Exception):
     """User-supplied data or files (weights, inputs) are unusable."""
 
 
+class UsageError(Exception):
+    """A command-line or API option is out of range."""
+
+
 class InternalError(Exception):
     """A bug in dlspec, not in the user's spec."""
 

@@ -19,7 +19,7 @@ PathKey = tuple  # ("layers", 2, "units")
 _INT = re.compile(r"[-+]?[0-9][0-9_]*$")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
 _SPECIAL = {"null": None, "~": None, "": None, "true": True, "false": False,
-            ".inf": float("inf"), "-.inf": float("-inf"), ".nan": float("nan")}
+            ".inf": float("inf"), "+.inf": float("inf"), "-.inf": float("-inf"), ".nan": float("nan")}
 
 
 @dataclass

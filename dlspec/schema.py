@@ -11,4 +11,4 @@ def schema() -> dict:
     """JSON Schema (draft 2020-12) of spec version 1, with a description on every key."""
     out = Spec.model_json_schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
-            "title": "dlspec model spec, version 1", **out}
+            **out, "title": "dlspec model spec, version 1"}

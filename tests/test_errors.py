@@ -64,8 +64,11 @@ def error_of(spec_file, text, name="bad.yaml"):
      "bad.yaml:6:28: layers[0].shape: reshape_1 (reshape) on input shape (784,): cannot reshape 784 elements "
      "(784,) into (5, -1). Received: [5, -1]"),
     ("  - {type: activation, activation: softmax, axis: 3}\n",
-     "bad.yaml:6:51: layers[0].axis: softmax_1 (activation) on input shape (784,): axis out of range for a "
-     "rank-2 tensor (batch included). Received: 3"),
+     "bad.yaml:6:51: layers[0].axis: softmax_1 (activation) on input shape (784,): axis must be a non-batch "
+     "axis of a rank-2 tensor (batch included: 1..1 or -1..-1). Received: 3"),
+    ("  - {type: reshape, shape: [1, 2, 2, 2, 98]}\n  - {type: batchnorm}\n",
+     "bad.yaml:7:5: layers[1]: batchnorm_1 (batchnorm) on input shape (1, 2, 2, 2, 98): batchnorm takes "
+     "samples of rank 1 to 4 ([C], [C, L], [C, H, W], [C, D, H, W]). Received: (1, 2, 2, 2, 98)"),
 ])
 def test_layer_errors(spec_file, body, message):
     assert error_of(spec_file, HEAD + body) == message
@@ -93,6 +96,12 @@ def test_layer_errors(spec_file, body, message):
 ])
 def test_document_errors(spec_file, text, message):
     assert error_of(spec_file, text) == message
+
+
+def test_softmax_over_the_batch_axis_is_rejected(spec_file):
+    text = "dlspec: 1\nname: m\ninputs:\n  x: {shape: [3, 7]}\nlayers:\n" \
+           "  - {type: activation, activation: softmax, axis: -3}\n"
+    assert "axis must be a non-batch axis of a rank-3 tensor" in error_of(spec_file, text)
 
 
 def test_several_errors_are_reported_in_file_order(spec_file):

@@ -71,3 +71,24 @@ def test_gelu_at_old_and_new_opsets(opset):
     x = np.linspace(-4, 4, 10, dtype=np.float32).reshape(2, 5)
     expected = torch.nn.functional.gelu(torch.nn.functional.gelu(torch.from_numpy(x)), approximate="tanh").numpy()
     assert np.max(np.abs(onnx_backend.run(proto, [x])[0] - expected)) <= 1e-6
+
+
+def test_opset_out_of_range_is_a_usage_error(mlp, tmp_path):
+    with pytest.raises(dlspec.UsageError, match=r"--opset must be between 17 .* Received: 11"):
+        dlspec.build(mlp, "onnx", opset=11)
+    result = subprocess.run([PYTHON, "-m", "dlspec", "build", str(SPECS / "mnist_mlp.yaml"), "--backend", "onnx",
+                             "--opset", "11", "-o", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dense_on_sequences_keeps_the_canonical_weight():
+    model = dlspec.loads("dlspec: 1\nname: s\ninputs: {x: {shape: [5, 4]}}\nlayers: [{type: dense, units: 3}]\n")
+    weights = dlspec.init_weights(model, 0)
+    proto = dlspec.build(model, "onnx", weights)
+    from onnx import numpy_helper
+
+    stored = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    assert np.array_equal(stored["dense_1.weight"], weights["dense_1.weight"])
+    assert [(n.name, n.op_type) for n in proto.graph.node] == [
+        ("dense_1/weight_t", "Transpose"), ("dense_1/matmul", "MatMul"), ("dense_1", "Add")]

@@ -88,19 +88,23 @@ def _gelu(g: OnnxGraph, approximate: str, x: str, out: str, name: str) -> str:
 @emitter("onnx", "dense")
 def _dense(ctx: EmitContext, g: OnnxGraph) -> None:
     node, a = ctx.node, ctx.node.attrs
-    act = Act.of(a["activation"])
-    linear = node.name if act is None else f"{node.name}/linear"
-    bias = [g.param(node, "bias")] if a["use_bias"] else []
+    act, name = Act.of(a["activation"]), ctx.node.name
+    steps = []  # (op, extra inputs, attributes); the last one is named after the node
     if len(ctx.in_shape) == 1:
-        g.add("Gemm", [ctx.x, g.param(node, "weight")] + bias, linear, node.name if act is None else linear,
-              transB=1)
+        steps.append(("Gemm", [g.param(node, "weight")] + ([g.param(node, "bias")] if a["use_bias"] else []),
+                      {"transB": 1}))
     else:  # MatMul broadcasts over leading axes; Gemm takes matrices only
-        w = g.param(node, "weight", lambda t: t.T.copy())
-        y = g.add("MatMul", [ctx.x, w], linear if not bias else f"{node.name}/matmul", f"{node.name}/matmul")
-        if bias:
-            g.add("Add", [y, bias[0]], linear, node.name if act is None else f"{node.name}/bias")
+        weight_t = g.add("Transpose", [g.param(node, "weight")], f"{name}/weight_t", f"{name}/weight_t")
+        steps.append(("MatMul", [weight_t], {}))
+        if a["use_bias"]:
+            steps.append(("Add", [g.param(node, "bias")], {}))
+    x = ctx.x
+    for i, (op, extra, attrs) in enumerate(steps):
+        last = i == len(steps) - 1 and act is None
+        x = g.add(op, [x] + extra, name if last else f"{name}/{op.lower()}", name if last else f"{name}/{op.lower()}",
+                  **attrs)
     if act is not None:
-        activation(g, act, linear, node.name, node.name)
+        activation(g, act, x, name, name)
 
 
 @emitter("onnx", "activation")
@@ -145,7 +149,7 @@ def lower_onnx(graph: Graph, weights: dict, opset: int | None = None):
 
     from .. import __version__
 
-    opset = opset or DEFAULT_OPSET
+    opset = check_opset(opset)
     g, table = OnnxGraph(weights, opset), emitters("onnx")
     for node in graph.nodes:
         ctx = EmitContext(graph, node, list(node.inputs), [graph.shape_of(v) for v in node.inputs])
@@ -161,6 +165,21 @@ def lower_onnx(graph: Graph, weights: dict, opset: int | None = None):
                               producer_name="dlspec", producer_version=__version__,
                               ir_version=max(IR_VERSION, _ir_version_for(opset)))
     return model
+
+
+def check_opset(opset: int | None) -> int:
+    """The opset to use; raises :class:`UsageError` for one the lowering cannot target."""
+    from onnx.defs import onnx_opset_version
+
+    from ..errors import UsageError
+
+    if opset is None:
+        return DEFAULT_OPSET
+    newest = onnx_opset_version()
+    if not DEFAULT_OPSET <= opset <= newest:
+        raise UsageError(f"--opset must be between {DEFAULT_OPSET} (LayerNormalization needs it) and {newest} "
+                         f"(the newest this onnx package knows). Received: {opset}")
+    return opset
 
 
 def _ir_version_for(opset: int) -> int:

@@ -100,9 +100,9 @@ class Activation(Op):
     def infer(self, attrs, inputs):
         if attrs["activation"] == "softmax":
             rank = len(inputs[0]) + 1
-            if not -rank <= attrs["axis"] < rank:
-                raise ShapeError(f"axis out of range for a rank-{rank} tensor (batch included)",
-                                 attrs["axis"], "axis")
+            if not -rank <= attrs["axis"] < rank or attrs["axis"] % rank == 0:
+                raise ShapeError(f"axis must be a non-batch axis of a rank-{rank} tensor (batch included: "
+                                 f"1..{rank - 1} or -{rank - 1}..-1)", attrs["axis"], "axis")
         return inputs[0]
 
 
@@ -120,7 +120,9 @@ class BatchNorm(Op):
     """
 
     def infer(self, attrs, inputs):
-        _features(inputs, "batchnorm")
+        if not 1 <= len(inputs[0]) <= 4:
+            raise ShapeError("batchnorm takes samples of rank 1 to 4 ([C], [C, L], [C, H, W], [C, D, H, W])",
+                             inputs[0])
         return inputs[0]
 
     def params(self, attrs, inputs):

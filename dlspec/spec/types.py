@@ -26,6 +26,7 @@ RESERVED_NAMES = frozenset("""
 """.split())
 
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_SEGMENT = re.compile(r"([A-Za-z][A-Za-z0-9_]*|[0-9]+)\Z")
 
 
 def _fail(kind: str, rule: str):
@@ -36,6 +37,16 @@ def _name(value: str) -> str:
     if not _IDENT.match(value):
         _fail("name", "must be an identifier: letters, digits and underscores, starting with a letter")
     if keyword.iskeyword(value) or value in RESERVED_NAMES:
+        _fail("name", "is a reserved name (a Python keyword or a name generated code uses)")
+    return value
+
+
+def _node_name(value: str) -> str:
+    parts = value.split(".")
+    if not all(_SEGMENT.match(p) for p in parts):
+        _fail("name", "must be an identifier, or a dotted path of identifiers and indices such as "
+                      "layer1.0.conv1")
+    if keyword.iskeyword(parts[0]) or parts[0] in RESERVED_NAMES:
         _fail("name", "is a reserved name (a Python keyword or a name generated code uses)")
     return value
 
@@ -71,6 +82,7 @@ def _unit(value: float) -> float:
 
 
 Name = Annotated[StrictStr, AfterValidator(_name)]
+NodeName = Annotated[StrictStr, AfterValidator(_node_name)]
 PositiveInt = Annotated[StrictInt, AfterValidator(_positive_int)]
 Number = Annotated[StrictFloat, AfterValidator(_finite)]
 PositiveFloat = Annotated[Number, AfterValidator(_positive)]
