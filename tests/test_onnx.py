@@ -31,8 +31,8 @@ def test_full_check_and_dynamic_batch(mlp):
 def test_nodes_are_named_after_spec_nodes(mlp):
     model = dlspec.build(mlp, "onnx", dlspec.init_weights(mlp, 0))
     assert [(n.name, n.op_type) for n in model.graph.node] == [
-        ("dense_1/linear", "Gemm"), ("dense_1", "Relu"), ("dropout_1", "Identity"),
-        ("dense_2/linear", "Gemm"), ("dense_2", "Relu"), ("logits", "Gemm")]
+        ("dense_1/gemm", "Gemm"), ("dense_1", "Relu"), ("dropout_1", "Identity"),
+        ("dense_2/gemm", "Gemm"), ("dense_2", "Relu"), ("logits", "Gemm")]
     assert sorted(t.name for t in model.graph.initializer) == sorted(dlspec.init_weights(mlp, 0))
     assert model.producer_name == "dlspec"
     assert model.opset_import[0].version == 17
