@@ -1,10 +1,11 @@
-"""Stage 4: lower a validated spec into the IR graph, keeping source locations."""
+"""Stage 4: lower a validated, expanded spec into the IR graph, keeping source locations."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from .ir import Graph, Input, Node
+from .loader import format_path
 from .spec.validate import Checked
 
 
@@ -13,12 +14,11 @@ def lower(checked: Checked) -> Graph:
     spec, doc = checked.spec, checked.doc
     inputs = [Input(name, tuple(inp.shape), inp.dtype, doc.loc(("inputs", name), key=True))
               for name, inp in spec.inputs.items()]
-    nodes, previous = [], inputs[0].name
-    for i, (layer, name) in enumerate(zip(spec.layers, checked.names)):
-        attrs = layer.lower_attrs()
-        path = ("layers", i)
+    nodes = []
+    for flat in checked.nodes:
+        attrs = flat.layer.lower_attrs()
         nodes.append(Node(
-            name=name, op=layer.type, inputs=(previous,), attrs=attrs, loc=doc.loc(path),
-            path=f"layers[{i}]", attr_locs={a: doc.loc(path + (a,)) for a in attrs if path + (a,) in doc.values}))
-        previous = name
-    return Graph(spec.name, spec.description, Path(doc.file).name, inputs, nodes, [previous])
+            name=flat.name, op=flat.layer.type, inputs=flat.inputs, attrs=attrs, loc=doc.loc(flat.path),
+            path=format_path(flat.path), context=flat.context,
+            attr_locs={a: doc.loc(flat.path + (a,)) for a in attrs if flat.path + (a,) in doc.values}))
+    return Graph(spec.name, spec.description, Path(doc.file).name, inputs, nodes, list(checked.outputs))

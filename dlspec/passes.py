@@ -18,7 +18,7 @@ def infer_shapes(graph: Graph) -> Graph:
         except ShapeError as err:
             loc, path = node.where(err.attr)
             shown = ", ".join(str(s) for s in ins)
-            raise SpecError(loc, path, f"{node.name} ({node.op}) on input shape {shown}: {err.rule}",
+            raise SpecError(loc, path, f"{node.name} ({node.op}) on input shape {shown}: {err.rule}{node.context}",
                             err.received) from None
         shapes[node.name] = node.shape
     return graph

@@ -37,8 +37,8 @@ def error_of(spec_file, text, name="bad.yaml"):
     ("  - {type: dens, units: 3}\n",
      "bad.yaml:6:12: layers[0].type: unknown layer type, did you mean 'dense'? Received: 'dens'"),
     ("  - {units: 3}\n",
-     "bad.yaml:6:5: layers[0]: a layer needs a 'type' (one of activation, batchnorm, dense, dropout, flatten, "
-     "layernorm, reshape). Received: {'units': 3}"),
+     "bad.yaml:6:5: layers[0]: a layer needs a 'type' (one of activation, batchnorm, block, dense, dropout, "
+     "flatten, layernorm, reshape). Received: {'units': 3}"),
     ("  - {type: dense, units: 3, activation: relu6}\n",
      "bad.yaml:6:41: layers[0].activation: must be one of 'linear', 'relu', 'leaky_relu', 'elu', 'gelu', "
      "'silu', 'sigmoid', 'tanh' or 'softmax'. Received: 'relu6'"),
@@ -53,13 +53,13 @@ def error_of(spec_file, text, name="bad.yaml"):
     ("  - {type: dense, units: 3, name: a}\n  - {type: dense, units: 3, name: a}\n",
      "bad.yaml:7:35: layers[1].name: duplicate name, already used by layers[0]. Received: 'a'"),
     ("  - {type: dense, units: 3, name: x}\n",
-     "bad.yaml:6:35: layers[0].name: duplicate name, already used by inputs.x. Received: 'x'"),
+     "bad.yaml:6:35: layers[0].name: duplicate name, already used by an input. Received: 'x'"),
     ("  - {type: dense, units: 3, name: forward}\n",
      "bad.yaml:6:35: layers[0].name: is a reserved name (a Python keyword or a name generated code uses). "
      "Received: 'forward'"),
     ("  - {type: dense, units: 3, name: 1st}\n",
-     "bad.yaml:6:35: layers[0].name: must be an identifier: letters, digits and underscores, starting with "
-     "a letter. Received: '1st'"),
+     "bad.yaml:6:35: layers[0].name: must be an identifier, or a dotted path of identifiers and indices such as "
+     "layer1.0.conv1. Received: '1st'"),
     ("  - {type: reshape, shape: [5, -1]}\n",
      "bad.yaml:6:28: layers[0].shape: reshape_1 (reshape) on input shape (784,): cannot reshape 784 elements "
      "(784,) into (5, -1). Received: [5, -1]"),
@@ -87,8 +87,8 @@ def test_layer_errors(spec_file, body, message):
      "bad.yaml:1:1: missing required key 'layers'. Received: {'dlspec': 1, 'name': 'm', 'inputs': {'x': "
      "{'shape': [3]}}}"),
     ("dlspec: 1\nname: m\ninputs: {x: {shape: [3]}, y: {shape: [3]}}\nlayers: [{type: flatten}]\n",
-     "bad.yaml:3:9: inputs: a sequential `layers:` model takes exactly one input. Received: "
-     "{'x': {'shape': [3]}, 'y': {'shape': [3]}}"),
+     "bad.yaml:4:10: layers[0]: the first layer of a model with several inputs must name its `inputs`. "
+     "Received: {'type': 'flatten'}"),
     ("- just\n- a list\n",
      "bad.yaml:1:1: a spec must be a mapping with keys dlspec, name, inputs, layers. Received: ['just', 'a list']"),
     ("dlspec: 1\nname: &a m\n",

@@ -38,6 +38,7 @@ class Node:
     attr_locs: dict[str, Loc] = field(default_factory=dict)
     shape: Shape | None = None
     params: tuple[Param, ...] = ()
+    context: str = ""  # " (in block instance layer1.0)" for nodes from blocks
 
     def where(self, attr: str | None = None) -> tuple[Loc, str]:
         """Source location and spec path of the node, or of one of its attributes."""

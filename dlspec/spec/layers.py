@@ -6,12 +6,12 @@ default differs between PyTorch and Keras is stated here, with dlspec's default.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from .base import Strict, invalid
-from .types import Bool, Name, Number, PositiveFloat, PositiveInt, Rate, UnitInterval
+from .types import Bool, NodeName, Number, PositiveFloat, PositiveInt, Rate, UnitInterval
 
 LAYER_TYPES: dict[str, type] = {}
 
@@ -29,8 +29,11 @@ def layer(cls):
 class LayerBase(Strict):
     """Fields common to every layer."""
 
-    name: Name | None = None
-    """Node name, used for weights, generated code and errors. Default: `<type>_<n>`."""
+    name: NodeName | None = None
+    """Node name, used for weights, generated code and errors. Default: `<type>_<n>`.
+    A dotted path such as `classifier.1` places the node in a module hierarchy."""
+    inputs: list[NodeName] | None = Field(default=None, min_length=1)
+    """Names of the values this node reads. Default: the previous node's output."""
 
     def prefix(self) -> str:
         """Stem of the automatic name."""
@@ -38,7 +41,7 @@ class LayerBase(Strict):
 
     def lower_attrs(self) -> dict:
         """Attributes as the IR op reads them."""
-        return self.model_dump(exclude={"type", "name"})
+        return self.model_dump(exclude={"type", "name", "inputs"})
 
 
 @layer
@@ -145,5 +148,3 @@ class Reshape(LayerBase):
             invalid("shape", "entries must be positive integers, with at most one -1")
         return self
 
-
-Layer = Annotated[Union[tuple(LAYER_TYPES.values())], Field(discriminator="type")]  # noqa: UP007

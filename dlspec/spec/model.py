@@ -1,14 +1,19 @@
-"""The root of a spec file."""
+"""The root of a spec file, and the union of every layer type."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter
 
-from .base import Strict, invalid
-from .layers import Layer
-from .types import Name, PositiveInt
+from . import layers as _layers  # noqa: F401  (registers the core layer types)
+from .base import Strict
+from .blocks import Block, BlockLayer
+from .layers import LAYER_TYPES
+from .types import Name, NodeName, PositiveInt
+
+Layer = Annotated[Union[(*LAYER_TYPES.values(), BlockLayer)], Field(discriminator="type")]  # noqa: UP007
+LAYER_ADAPTER = TypeAdapter(Layer)
 
 
 class Input(Strict):
@@ -16,12 +21,12 @@ class Input(Strict):
 
     shape: list[PositiveInt] = Field(min_length=1)
     """Shape of one sample, without the batch axis (channels-first for images: [C, H, W])."""
-    dtype: Literal["float32"] = "float32"
-    """Element type."""
+    dtype: Literal["float32", "int64"] = "float32"
+    """Element type: float32, or int64 for token indices."""
 
 
 class Spec(Strict):
-    """A dlspec model: inputs and a sequence of layers."""
+    """A dlspec model: inputs, layers (a chain, or a graph through `inputs:`), outputs."""
 
     dlspec: Literal[1]
     """Spec language version."""
@@ -30,12 +35,10 @@ class Spec(Strict):
     description: str = Field(default="", strict=True)
     """Free text, kept as a docstring in generated code."""
     inputs: dict[Name, Input] = Field(min_length=1)
-    """Named inputs. A `layers:` model has exactly one."""
+    """Named inputs."""
+    blocks: dict[Name, Block] = {}
+    """Reusable blocks, instantiated by layers of type `block`."""
     layers: list[Layer] = Field(min_length=1)
-    """Layers applied in order, each to the previous one's output."""
-
-    @model_validator(mode="after")
-    def _one_input(self):
-        if len(self.inputs) != 1:
-            invalid("inputs", "a sequential `layers:` model takes exactly one input")
-        return self
+    """Layers. Each reads the previous one's output unless it names its `inputs`."""
+    outputs: list[NodeName] | None = Field(default=None, min_length=1)
+    """Names of the model's outputs. Default: the last layer."""

@@ -10,6 +10,7 @@ from ..errors import SpecError, SpecErrors
 from ..loader import Document, format_path
 from .base import suggest
 from .layers import LAYER_TYPES
+from .graph import FlatNode, flatten
 from .model import Spec
 
 _TYPE_RULES = {
@@ -27,11 +28,12 @@ _TYPE_RULES = {
 
 @dataclass(frozen=True)
 class Checked:
-    """A valid spec, its source document, and the resolved name of every layer."""
+    """A valid spec, its source document, its nodes after block expansion, and its outputs."""
 
     spec: Spec
     doc: Document
-    names: tuple[str, ...]
+    nodes: tuple[FlatNode, ...]
+    outputs: tuple[str, ...]
 
 
 def _walk(doc: Document, loc: tuple) -> tuple:
@@ -56,10 +58,10 @@ def _rule(err: dict) -> tuple[str, bool]:
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}", False
     if kind == "union_tag_invalid":
-        hint = suggest(ctx["tag"], LAYER_TYPES) or f" (known: {', '.join(sorted(LAYER_TYPES))})"
+        hint = suggest(ctx["tag"], [*LAYER_TYPES, "block"]) or f" (known: {', '.join(sorted(LAYER_TYPES))}, block)"
         return "unknown layer type" + hint, False
     if kind == "union_tag_not_found":
-        return f"a layer needs a 'type' (one of {', '.join(sorted(LAYER_TYPES))})", False
+        return f"a layer needs a 'type' (one of {', '.join(sorted([*LAYER_TYPES, 'block']))})", False
     if kind in ("too_short", "too_long"):
         return f"must have {'at least' if kind == 'too_short' else 'at most'} " \
                f"{ctx.get('min_length', ctx.get('max_length'))} entries", False
@@ -95,31 +97,6 @@ def _shape_of(doc: Document, path: tuple):
     return {k: value[k] for k in value} if isinstance(value, dict) else value
 
 
-def _auto_names(spec: Spec, doc: Document) -> tuple[str, ...]:
-    taken = set(spec.inputs)
-    seen: dict[str, int] = {}
-    for i, lay in enumerate(spec.layers):
-        if lay.name is None:
-            continue
-        if lay.name in taken:
-            first = seen.get(lay.name)
-            where = f"layers[{first}]" if first is not None else f"inputs.{lay.name}"
-            raise SpecError(doc.loc(("layers", i, "name")), f"layers[{i}].name",
-                            f"duplicate name, already used by {where}", lay.name)
-        taken.add(lay.name)
-        seen[lay.name] = i
-    counters: dict[str, int] = {}
-    names = []
-    for lay in spec.layers:
-        name = lay.name
-        while name is None or (lay.name is None and name in taken):
-            counters[lay.prefix()] = counters.get(lay.prefix(), 0) + 1
-            name = f"{lay.prefix()}_{counters[lay.prefix()]}"
-        taken.add(name)
-        names.append(name)
-    return tuple(names)
-
-
 def validate(doc: Document) -> Checked:
     """Validate a parsed document. Raises :class:`SpecError` (or :class:`SpecErrors`)."""
     if not isinstance(doc.data, dict):
@@ -131,4 +108,5 @@ def validate(doc: Document) -> Checked:
         errors = [_to_spec_error(doc, e) for e in exc.errors(include_url=False)]
         errors.sort(key=lambda e: (e.loc.line, e.loc.col))
         raise (errors[0] if len(errors) == 1 else SpecErrors(errors)) from None
-    return Checked(spec, doc, _auto_names(spec, doc))
+    nodes, outputs = flatten(spec, doc, _to_spec_error)
+    return Checked(spec, doc, tuple(nodes), tuple(outputs))
