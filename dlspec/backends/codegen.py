@@ -118,3 +118,25 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
     inner = indent + "    "
     return "\n".join([indent + statement[:start + 1], *(f"{inner}{item}," for item in items if item),
                       indent + statement[close:]])
+
+
+class Namespace:
+    """Python variable names for graph values: dots become underscores, clashes get a suffix."""
+
+    def __init__(self, values: list[str]):
+        self.vars: dict[str, str] = {}
+        self.used: set[str] = set()
+        for value in values:
+            self.vars[value] = self.fresh(value.replace(".", "_"))
+
+    def fresh(self, stem: str) -> str:
+        """A variable name not used yet, based on ``stem``."""
+        name, i = stem, 1
+        while name in self.used:
+            i += 1
+            name = f"{stem}_{i}"
+        self.used.add(name)
+        return name
+
+    def __getitem__(self, value: str) -> str:
+        return self.vars[value]

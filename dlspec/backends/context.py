@@ -15,6 +15,7 @@ class EmitContext:
     node: Node
     args: list[str]
     in_shapes: list[Shape]
+    module: str = ""  # torch: the expression that reaches the node's submodule, e.g. self.layer1[0].conv1
 
     @property
     def x(self) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir import Act, Graph, Param
-from .codegen import READ_SAFETENSORS, channels_first_perm, channels_last_perm, header, kwargs, literal, where, wrap
+from .codegen import (READ_SAFETENSORS, Namespace, channels_first_perm, channels_last_perm, header, kwargs,
+                      literal, where, wrap)
 from .context import EmitContext
 from .registry import emitter, emitters
 
@@ -152,23 +153,15 @@ class _Writer:
 
     def __init__(self, graph: Graph):
         self.graph, self.lines, self.layouts = graph, [], {}
-        self.names = {i.name for i in graph.inputs} | {n.name for n in graph.nodes}
+        self.ns = Namespace([i.name for i in graph.inputs] + [n.name for n in graph.nodes])
         self.weights, self.helpers = [], []
-
-    def fresh(self, stem: str) -> str:
-        name, i = stem, 1
-        while name in self.names:
-            i += 1
-            name = f"{stem}_{i}"
-        self.names.add(name)
-        return name
 
     def convert(self, var: str, rank: int, want: str) -> tuple[str, str]:
         have = self.layouts[var]
         if rank <= 1 or want in (ANY, have):
             return var, have
         perm = channels_last_perm(rank) if want == CHANNELS_LAST else channels_first_perm(rank)
-        new = self.fresh(f"{var}_{'nhwc' if want == CHANNELS_LAST else 'nchw'}")
+        new = self.ns.fresh(f"{var}_{'nhwc' if want == CHANNELS_LAST else 'nchw'}")
         self.lines.append(f"    {new} = keras.layers.Permute({kwargs(dims=perm, name=new)})({var})")
         self.layouts[new] = want
         return new, want
@@ -178,14 +171,15 @@ class _Writer:
         probe = KerasContext(self.graph, node, list(node.inputs), shapes)
         lay = table[node.op](probe)
         args, layout = [], LOGICAL
-        for var, shape in zip(node.inputs, shapes):
+        for var, shape in zip([self.ns[v] for v in node.inputs], shapes):
             new, layout = self.convert(var, len(shape), lay.wants)
             args.append(new)
         if layout != probe.layout:  # emitters that read axes see the layout they will be fed
             lay = table[node.op](KerasContext(self.graph, node, args, shapes, layout))
         call = args[0] if len(args) == 1 else "[" + ", ".join(args) + "]"
-        self.lines.append(wrap(f"{node.name} = {lay.layer}({call})  {where(self.graph, node)}", "    "))
-        self.layouts[node.name] = layout if len(node.shape) > 1 else LOGICAL
+        var = self.ns[node.name]
+        self.lines.append(wrap(f"{var} = {lay.layer}({call})  {where(self.graph, node)}", "    "))
+        self.layouts[var] = layout if len(node.shape) > 1 else LOGICAL
         if lay.weights:
             self.weights.append(wrap(f'model.get_layer({literal(node.name)}).set_weights([{", ".join(lay.weights)}])',
                                      "    "))
@@ -196,13 +190,13 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     """Keras source for ``graph``. With ``weights_file``, ``build_model`` loads it by default."""
     w, table = _Writer(graph), emitters("keras")
     for inp in graph.inputs:
-        w.lines.append(f"    {inp.name} = keras.Input({kwargs(shape=tuple(inp.shape), name=inp.name)})")
-        w.layouts[inp.name] = LOGICAL
+        w.lines.append(f"    {w.ns[inp.name]} = keras.Input({kwargs(shape=tuple(inp.shape), name=inp.name)})")
+        w.layouts[w.ns[inp.name]] = LOGICAL
     for node in graph.nodes:
         w.node(node, table)
-    outputs = [w.convert(o, len(graph.shape_of(o)), LOGICAL)[0] for o in graph.outputs]
-    ins = ", ".join(i.name for i in graph.inputs) if len(graph.inputs) == 1 else \
-        "[" + ", ".join(i.name for i in graph.inputs) + "]"
+    outputs = [w.convert(w.ns[o], len(graph.shape_of(o)), LOGICAL)[0] for o in graph.outputs]
+    ins = w.ns[graph.inputs[0].name] if len(graph.inputs) == 1 else \
+        "[" + ", ".join(w.ns[i.name] for i in graph.inputs) + "]"
     outs = outputs[0] if len(outputs) == 1 else "[" + ", ".join(outputs) + "]"
     lines = [header(graph, "Keras"), "", "import json"] + (["from pathlib import Path"] if weights_file else [])
     lines += ["", "import keras", "import numpy as np", ""]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir import Act, Graph, Param
-from .codegen import READ_SAFETENSORS, class_name, header, kwargs, literal, where, wrap
+from ..spec.types import RESERVED_NAMES
+from .codegen import READ_SAFETENSORS, Namespace, class_name, header, kwargs, literal, where, wrap
 from .context import EmitContext
 from .registry import emitter, emitters
 
@@ -61,7 +62,7 @@ def init_statement(param: Param, target: str) -> str:
 
 def _inits(ctx: EmitContext) -> list[str]:
     node = ctx.node
-    return [init_statement(p, f"self.{node.name}.{p.name}") for p in node.params
+    return [init_statement(p, f"{ctx.module}.{p.name}") for p in node.params
             if p.trainable and not (p.init in ("ones", "zeros") and node.op in ("batchnorm", "layernorm"))]
 
 
@@ -69,7 +70,7 @@ def _inits(ctx: EmitContext) -> list[str]:
 def _dense(ctx: EmitContext) -> TorchLayer:
     a = ctx.node.attrs
     module = f"nn.Linear({kwargs(in_features=ctx.in_shape[-1], out_features=a['units'], bias=a['use_bias'])})"
-    call = activation(Act.of(a["activation"]), f"self.{ctx.node.name}({ctx.x})")
+    call = activation(Act.of(a["activation"]), f"{ctx.module}({ctx.x})")
     return TorchLayer(call, module, _inits(ctx))
 
 
@@ -80,7 +81,7 @@ def _activation(ctx: EmitContext) -> TorchLayer:
 
 @emitter("torch", "dropout")
 def _dropout(ctx: EmitContext) -> TorchLayer:
-    return TorchLayer(f"self.{ctx.node.name}({ctx.x})", f"nn.Dropout({kwargs(p=ctx.node.attrs['rate'])})")
+    return TorchLayer(f"{ctx.module}({ctx.x})", f"nn.Dropout({kwargs(p=ctx.node.attrs['rate'])})")
 
 
 @emitter("torch", "batchnorm")
@@ -88,13 +89,13 @@ def _batchnorm(ctx: EmitContext) -> TorchLayer:
     a, rank = ctx.node.attrs, len(ctx.in_shape)
     cls = {1: "BatchNorm1d", 2: "BatchNorm1d", 3: "BatchNorm2d", 4: "BatchNorm3d"}[rank]
     module = f"nn.{cls}({kwargs(num_features=ctx.in_shape[0], eps=a['eps'], momentum=a['momentum'])})"
-    return TorchLayer(f"self.{ctx.node.name}({ctx.x})", module)
+    return TorchLayer(f"{ctx.module}({ctx.x})", module)
 
 
 @emitter("torch", "layernorm")
 def _layernorm(ctx: EmitContext) -> TorchLayer:
     module = f"nn.LayerNorm({kwargs(normalized_shape=ctx.in_shape[-1], eps=ctx.node.attrs['eps'])})"
-    return TorchLayer(f"self.{ctx.node.name}({ctx.x})", module)
+    return TorchLayer(f"{ctx.module}({ctx.x})", module)
 
 
 @emitter("torch", "flatten")
@@ -107,18 +108,81 @@ def _reshape(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"{ctx.x}.reshape{literal((-1,) + ctx.node.shape)}")
 
 
-def _layers(graph: Graph) -> list[tuple[object, TorchLayer]]:
-    table, shapes, out = emitters("torch"), {i.name: i.shape for i in graph.inputs}, []
-    for node in graph.nodes:
-        ctx = EmitContext(graph, node, list(node.inputs), [shapes[v] for v in node.inputs])
-        out.append((node, table[node.op](ctx)))
-        shapes[node.name] = node.shape
+_DICT_METHODS = {"clear", "items", "keys", "pop", "update", "values"}
+
+
+def _access(name: str, tree: dict) -> str:
+    """``layer1.0.conv1`` -> ``self.layer1[0].conv1``, following the container kinds in ``tree``."""
+    out, node = "self", tree
+    for part in name.split("."):
+        if part.isdigit():
+            out += f"[{part}]" if _is_list(node) else f'["{part}"]'
+        elif out == "self" or (part not in RESERVED_NAMES and part not in _DICT_METHODS):
+            out += f".{part}"
+        else:
+            out += f'["{part}"]'
+        node = node[part]
     return out
+
+
+def _is_list(node: dict) -> bool:
+    return all(k.isdigit() for k in node) and sorted(int(k) for k in node) == list(range(len(node)))
+
+
+def _render(key: str, node, indent: str) -> list[str]:
+    """Lines constructing one module-tree entry: a leaf module or a ModuleList/ModuleDict."""
+    head = f'"{key}": ' if key is not None else ""
+    if isinstance(node, tuple):  # leaf: (module expression, comment)
+        expr, comment = node
+        return wrap(f"{head}{expr},  {comment}", indent).splitlines()
+    if _is_list(node):
+        items = [_render(None, node[str(i)], indent + "    ") for i in range(len(node))]
+        return [f"{indent}{head}nn.ModuleList(["] + [ln for it in items for ln in it] + [f"{indent}]),"]
+    items = [_render(k, v, indent + "    ") for k, v in node.items()]
+    return [f"{indent}{head}nn.ModuleDict({{"] + [ln for it in items for ln in it] + [f"{indent}}}),"]
+
+
+def _module_lines(tree: dict) -> list[str]:
+    lines = []
+    for key, node in tree.items():
+        if isinstance(node, tuple):
+            expr, comment = node
+            lines.append(wrap(f"self.{key} = {expr}  {comment}", " " * 8))
+        else:
+            body = _render(None, node, " " * 8)
+            lines.append(f"        self.{key} = " + body[0].lstrip())
+            lines += body[1:-1] + [body[-1][:-1]]  # no trailing comma on the statement
+    return lines
+
+
+def _layers(graph: Graph, names: Namespace):
+    """Emit every node: [(node, TorchLayer)], plus the module tree."""
+    table, shapes, tree = emitters("torch"), {i.name: i.shape for i in graph.inputs}, {}
+    probes = {}
+    for node in graph.nodes:  # first pass: which nodes own a submodule
+        ctx = EmitContext(graph, node, [names[v] for v in node.inputs], [shapes[v] for v in node.inputs], "")
+        probes[node.name] = table[node.op](ctx).module
+        shapes[node.name] = node.shape
+        if probes[node.name]:
+            *parents, leaf = node.name.split(".")
+            slot = tree
+            for part in parents:
+                slot = slot.setdefault(part, {})
+            slot[leaf] = (probes[node.name], where(graph, node))
+    out = []
+    for node in graph.nodes:
+        module = _access(node.name, tree) if probes[node.name] else ""
+        ctx = EmitContext(graph, node, [names[v] for v in node.inputs], [graph.shape_of(v) for v in node.inputs],
+                          module)
+        out.append((node, table[node.op](ctx)))
+    return out, tree
 
 
 def generate(graph: Graph, weights_file: str | None = None) -> str:
     """PyTorch source for ``graph``. With ``weights_file``, ``build_model`` loads it by default."""
-    layers, cls = _layers(graph), class_name(graph.name)
+    names = Namespace([i.name for i in graph.inputs] + [n.name for n in graph.nodes])
+    layers, tree = _layers(graph, names)
+    cls = class_name(graph.name)
     lines = [header(graph, "PyTorch"), ""]
     lines += ["import json"] + (["from pathlib import Path"] if weights_file else [])
     lines += ["", "import numpy as np", "import torch", "from torch import nn",
@@ -126,17 +190,16 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     if weights_file:
         lines += ["", f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})", ""]
     lines += ["", f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
-    for node, lay in layers:
-        if lay.module:
-            lines.append(wrap(f"self.{node.name} = {lay.module}  {where(graph, node)}", " " * 8))
+    lines += _module_lines(tree)
     inits = [s for _, lay in layers for s in lay.inits]
     if inits:
         lines += ["        with torch.no_grad():"] + [f"            {s}" for s in inits]
-    args = ", ".join(i.name for i in graph.inputs)
+    args = ", ".join(names[i.name] for i in graph.inputs)
     lines += ["", f"    def forward(self, {args}):"]
     for node, lay in layers:
-        lines.append(wrap(f"{node.name} = {lay.call}" + ("" if lay.module else f"  {where(graph, node)}"), " " * 8))
-    lines.append(f"        return {', '.join(graph.outputs)}")
+        lines.append(wrap(f"{names[node.name]} = {lay.call}" + ("" if lay.module else f"  {where(graph, node)}"),
+                          " " * 8))
+    lines.append(f"        return {', '.join(names[o] for o in graph.outputs)}")
     default = "WEIGHTS" if weights_file else "None"
     lines += ["", "", f"def build_model(weights={default}):",
               f'    """Build {cls}; ``weights`` is a safetensors path or a dict of numpy arrays."""',
