@@ -102,7 +102,6 @@ def cmd_weights(args) -> int:
 def cmd_parity(args) -> int:
     from .api import load
     from .parity import parity
-
     from .weights import load_weights
 
     model = load(args.spec)

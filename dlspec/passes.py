@@ -13,6 +13,8 @@ def infer_shapes(graph: Graph) -> Graph:
         opdef = OPS[node.op]
         ins = [shapes[v] for v in node.inputs]
         try:
+            if opdef.arity == 1 and len(ins) != 1:
+                raise ShapeError(f"{node.op} takes one input", list(node.inputs), "inputs")
             node.shape = opdef.infer(node.attrs, ins)
             node.params = opdef.params(node.attrs, ins)
         except ShapeError as err:

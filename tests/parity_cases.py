@@ -2,7 +2,8 @@
 
 Each row is (id, input shape, layers). The test builds a spec from it, runs torch, Keras
 and onnxruntime on the same weights and inputs, and requires agreement within 1e-5.
-Known gaps would be listed in XFAIL with a reason; there are none.
+Known gaps are listed in UNSUPPORTED: that backend must refuse the case with a clear error,
+and the other backends must still agree.
 """
 
 CASES = [
@@ -40,4 +41,77 @@ CASES = [
                                   {"type": "flatten"}, {"type": "dense", "units": 5}]),
 ]
 
-XFAIL: dict[str, str] = {}
+
+def conv(**kw):
+    return {"type": "conv2d", "filters": 4, "kernel": 3, **kw}
+
+
+def pool(kind, **kw):
+    return {"type": kind, "kernel": 3, "stride": 2, **kw}
+
+
+def two_branches(merge, **kw):
+    return [conv(name="a", padding="same"), conv(name="b", padding="same", inputs=["x"]),
+            {"type": merge, "inputs": ["a", "b"], **kw}]
+
+
+CASES += [
+    ("conv2d_valid", [3, 9, 9], [conv()]),
+    ("conv2d_same_s1", [3, 8, 8], [conv(padding="same")]),
+    ("conv2d_same_s2_even", [3, 8, 8], [conv(padding="same", stride=2)]),
+    ("conv2d_same_s2_odd", [3, 9, 9], [conv(padding="same", stride=2)]),
+    ("conv2d_same_s2_k4", [3, 10, 7], [conv(padding="same", stride=2, kernel=4)]),
+    ("conv2d_explicit_pad", [3, 8, 7], [conv(padding=[2, 1], stride=[2, 1])]),
+    ("conv2d_dilation", [3, 12, 12], [conv(dilation=2, padding="same")]),
+    ("conv2d_dilation_s2_pad", [3, 12, 12], [conv(dilation=2, padding=2, stride=1, kernel=[3, 2])]),
+    ("conv2d_groups", [4, 8, 8], [conv(groups=2, filters=6)]),
+    ("conv2d_depthwise", [4, 8, 8], [conv(groups=4, filters=4, padding=1)]),
+    ("conv2d_depthwise_mult2_s2", [4, 9, 9], [conv(groups=4, filters=8, stride=2, padding="same")]),
+    ("conv2d_no_bias_relu", [3, 6, 6], [conv(use_bias=False, activation="relu")]),
+    ("conv1d_same_s2", [3, 10], [{"type": "conv1d", "filters": 5, "kernel": 4, "stride": 2, "padding": "same"}]),
+    ("conv1d_depthwise", [4, 11], [{"type": "conv1d", "filters": 4, "kernel": 3, "groups": 4, "padding": 1}]),
+    ("conv_transpose2d", [4, 5, 5], [{"type": "conv_transpose2d", "filters": 3, "kernel": 3, "stride": 2}]),
+    ("conv_transpose2d_pad_outpad", [4, 5, 6], [{"type": "conv_transpose2d", "filters": 3, "kernel": 3,
+                                                 "stride": 2, "padding": 1, "output_padding": 1}]),
+    ("maxpool2d", [3, 8, 8], [pool("maxpool2d")]),
+    ("maxpool2d_pad", [3, 8, 8], [pool("maxpool2d", padding=1)]),
+    ("maxpool2d_ceil", [3, 8, 8], [pool("maxpool2d", ceil_mode=True)]),
+    ("maxpool2d_ceil_pad_odd", [3, 9, 10], [pool("maxpool2d", ceil_mode=True, padding=1)]),
+    ("maxpool1d_ceil", [3, 10], [pool("maxpool1d", ceil_mode=True)]),
+    ("avgpool2d", [3, 8, 8], [pool("avgpool2d", kernel=2)]),
+    ("avgpool2d_pad_include", [3, 8, 8], [pool("avgpool2d", padding=1)]),
+    ("avgpool2d_pad_exclude", [3, 8, 8], [pool("avgpool2d", padding=1, count_include_pad=False)]),
+    ("avgpool2d_ceil_include", [3, 8, 9], [pool("avgpool2d", ceil_mode=True, padding=1)]),
+    ("avgpool2d_ceil_exclude", [3, 8, 9], [pool("avgpool2d", ceil_mode=True, padding=1, count_include_pad=False)]),
+    ("avgpool1d_ceil", [3, 10], [pool("avgpool1d", ceil_mode=True)]),
+    ("global_avgpool", [3, 5, 6], [{"type": "global_avgpool"}]),
+    ("global_maxpool", [3, 5, 6], [{"type": "global_maxpool"}]),
+    ("global_avgpool_1d", [3, 7], [{"type": "global_avgpool"}]),
+    ("adaptive_avgpool", [3, 5, 6], [{"type": "adaptive_avgpool"}, {"type": "flatten"}]),
+    ("groupnorm", [6, 4, 5], [{"type": "groupnorm", "groups": 3}]),
+    ("groupnorm_seq", [8, 5], [{"type": "groupnorm", "groups": 2, "eps": 1e-3}]),
+    ("zero_pad", [3, 4, 5], [{"type": "zero_pad", "padding": [[1, 0], [2, 3]]}]),
+    ("zero_pad_1d", [3, 4], [{"type": "zero_pad", "padding": 2}]),
+    ("upsample_nearest", [3, 4, 5], [{"type": "upsample", "scale": 2}]),
+    ("upsample_nearest_1d", [3, 4], [{"type": "upsample", "scale": 3}]),
+    ("upsample_bilinear", [3, 4, 5], [{"type": "upsample", "scale": [2, 3], "mode": "bilinear"}]),
+    ("upsample_bilinear_corners", [3, 4, 5], [{"type": "upsample", "scale": 2, "mode": "bilinear",
+                                              "align_corners": True}]),
+    ("add", [3, 6, 6], two_branches("add")),
+    ("multiply", [3, 6, 6], two_branches("multiply")),
+    ("concat_channels", [3, 6, 6], two_branches("concat", axis=1)),
+    ("concat_width", [3, 6, 6], two_branches("concat", axis=-1)),
+    ("concat_features", [5], [{"type": "dense", "units": 3, "name": "a"},
+                              {"type": "dense", "units": 2, "inputs": ["x"]}, {"type": "concat", "inputs": ["a", "dense_1"],
+                                                                                 "axis": 1}]),
+    ("relu6", [3, 7], [{"type": "activation", "activation": "relu6"}]),
+    ("conv_bn_flatten_dense", [3, 8, 8], [conv(padding="same", stride=2), {"type": "batchnorm"},
+                                          {"type": "activation", "activation": "relu"}, {"type": "flatten"},
+                                          {"type": "dense", "units": 5}]),
+]
+
+# Known gaps: case id -> (backend, the start of the error that backend raises instead of building).
+UNSUPPORTED: dict[str, tuple[str, str]] = {
+    "upsample_bilinear_corners": ("keras", "upsample_1: the keras backend has no bilinear upsampling with "
+                                           "align_corners=true"),
+}

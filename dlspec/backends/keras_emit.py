@@ -11,15 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir import Act, Graph, Param
-from .codegen import (READ_SAFETENSORS, Namespace, channels_first_perm, channels_last_perm, header, kwargs,
-                      literal, where, wrap)
+from .codegen import (
+    READ_SAFETENSORS,
+    Namespace,
+    channels_first_perm,
+    channels_last_perm,
+    header,
+    kwargs,
+    literal,
+    where,
+    wrap,
+)
 from .context import EmitContext
 from .registry import emitter, emitters
 
-LOGICAL, CHANNELS_LAST, ANY = "logical", "channels_last", "any"
-
-# Fused activations Keras spells by name with exactly the spec's meaning.
-_BY_NAME = {"relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax"}
+LOGICAL, CHANNELS_LAST, ANY, FIRST = "logical", "channels_last", "any", "first"  # FIRST: as the first input
 
 HELPERS = {
     "leaky_relu": '''
@@ -45,6 +51,8 @@ class KerasLayer:
     weights: list[str] = field(default_factory=list)
     wants: str = ANY
     helpers: tuple[str, ...] = ()
+    pre: list[tuple[str, str]] = field(default_factory=list)  # (name suffix, layer expression without name)
+    post: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -66,9 +74,11 @@ def _w(node, param: str, transform: str = "") -> str:
     return f'weights["{node.name}.{param}"]{transform}'
 
 
-def _init(param: Param) -> str:
-    if param.init in ("zeros", "ones", "glorot_uniform", "he_uniform", "lecun_uniform") and (
-            len(param.shape) >= 2 or param.init in ("zeros", "ones")):
+def _init(param: Param, exact_fans: bool = True) -> str:
+    """A Keras initializer with the spec's distribution. Named ones compute fans from the Keras
+    kernel shape; where that differs from torch's (depthwise, transposed), scales are explicit."""
+    if param.init in ("zeros", "ones") or (
+            exact_fans and param.init in ("glorot_uniform", "he_uniform", "lecun_uniform") and len(param.shape) >= 2):
         return literal(param.init)
     from ..weights import init_scale
 
@@ -85,6 +95,8 @@ def activation_layer(act: Act | None, name: str, ctx: KerasContext) -> KerasLaye
         return KerasLayer(f"keras.layers.Identity({n})")
     if act.kind == "relu":
         return KerasLayer(f"keras.layers.ReLU({n})")
+    if act.kind == "relu6":
+        return KerasLayer(f"keras.layers.ReLU(max_value=6.0, {n})")
     if act.kind == "leaky_relu":
         return KerasLayer(f"keras.layers.LeakyReLU({kwargs(negative_slope=act.negative_slope)}, {n})")
     if act.kind == "elu":
@@ -96,15 +108,21 @@ def activation_layer(act: Act | None, name: str, ctx: KerasContext) -> KerasLaye
     return KerasLayer(f"keras.layers.Activation({literal(act.kind)}, {n})")
 
 
+def fused(act: Act | None) -> tuple[str, tuple[str, ...]]:
+    """The ``activation=`` argument for a fused activation, and the helpers it needs."""
+    if act is None:
+        return "None", ()
+    if act.kind == "leaky_relu":
+        return "leaky_relu", ("leaky_relu",)
+    return literal(act.kind), ()
+
+
 @emitter("keras", "dense")
 def _dense(ctx: KerasContext) -> KerasLayer:
     node, a = ctx.node, ctx.node.attrs
-    act, helpers = Act.of(a["activation"]), ()
-    fused = None if act is None else (literal(act.kind) if act.kind in _BY_NAME else act.kind)
-    if act is not None and act.kind == "leaky_relu":
-        helpers = ("leaky_relu",)
+    fused_act, helpers = fused(Act.of(a["activation"]))
     params = {p.name: p for p in node.params}
-    args = [f"units={a['units']}", f"activation={fused}", f"use_bias={a['use_bias']}",
+    args = [f"units={a['units']}", f"activation={fused_act}", f"use_bias={a['use_bias']}",
             f"kernel_initializer={_init(params['weight'])}"]
     if a["use_bias"]:
         args.append(f"bias_initializer={_init(params['bias'])}")
@@ -148,6 +166,11 @@ def _reshape(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.Reshape({args})", wants=LOGICAL)
 
 
+def _named(expr: str, name: str) -> str:
+    """Add ``name=...`` to a layer constructor call."""
+    return expr[:-1] + (", " if not expr.endswith("(") else "") + f"name={literal(name)})"
+
+
 class _Writer:
     """Emits the body of ``build_model``, tracking each variable's layout."""
 
@@ -171,14 +194,26 @@ class _Writer:
         probe = KerasContext(self.graph, node, list(node.inputs), shapes)
         lay = table[node.op](probe)
         args, layout = [], LOGICAL
+        first = self.layouts[self.ns[node.inputs[0]]]
         for var, shape in zip([self.ns[v] for v in node.inputs], shapes):
-            new, layout = self.convert(var, len(shape), lay.wants)
+            new, layout = self.convert(var, len(shape), first if lay.wants == FIRST else lay.wants)
             args.append(new)
         if layout != probe.layout:  # emitters that read axes see the layout they will be fed
-            lay = table[node.op](KerasContext(self.graph, node, args, shapes, layout))
+            lay = table[node.op](KerasContext(self.graph, node, args, shapes, layout=layout))
         call = args[0] if len(args) == 1 else "[" + ", ".join(args) + "]"
         var = self.ns[node.name]
-        self.lines.append(wrap(f"{var} = {lay.layer}({call})  {where(self.graph, node)}", "    "))
+        for suffix, expr in lay.pre:
+            step = self.ns.fresh(f"{var}_{suffix}")
+            self.lines.append(wrap(f"{step} = {_named(expr, node.name + '.' + suffix)}({call})", "    "))
+            call = step
+        main = self.ns.fresh(f"{var}_raw") if lay.post else var
+        comment = "" if lay.post else f"  {where(self.graph, node)}"
+        self.lines.append(wrap(f"{main} = {lay.layer}({call}){comment}", "    "))
+        for i, (suffix, expr) in enumerate(lay.post):
+            step = var if i == len(lay.post) - 1 else self.ns.fresh(f"{var}_{suffix}")
+            comment = f"  {where(self.graph, node)}" if step == var else ""
+            self.lines.append(wrap(f"{step} = {_named(expr, node.name + '.' + suffix)}({main}){comment}", "    "))
+            main = step
         self.layouts[var] = layout if len(node.shape) > 1 else LOGICAL
         if lay.weights:
             self.weights.append(wrap(f'model.get_layer({literal(node.name)}).set_weights([{", ".join(lay.weights)}])',

@@ -25,7 +25,7 @@ def count_params(model) -> int:
     """Scalars in the initializers that are parameters (``<node>.<param>``)."""
     import math
 
-    return sum(math.prod(t.dims) for t in model.graph.initializer if "/" not in t.name)
+    return sum(math.prod(t.dims) for t in model.graph.initializer if "/" not in t.name)  # helpers: <node>/<what>
 
 
 def session(model, providers=("CPUExecutionProvider",)):

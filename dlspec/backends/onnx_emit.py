@@ -31,12 +31,17 @@ class OnnxGraph:
         self.nodes.append(self.helper.make_node(op, inputs, [output], name=name, **attrs))
         return output
 
-    def param(self, node, param: str, transform=None) -> str:
-        """Initializer for a canonical weight; returns its name."""
+    def param(self, node, param: str) -> str:
+        """Initializer for a canonical weight, under its canonical name and layout; returns the name."""
         name = f"{node.name}.{param}"
-        array = self.weights[name]
-        self.initializers.append(self.numpy_helper.from_array(transform(array) if transform else array, name))
+        self.initializers.append(self.numpy_helper.from_array(self.weights[name], name))
         return name
+
+    def shaped(self, node, param: str, shape) -> str:
+        """A canonical weight viewed with another shape (a Reshape node; the initializer stays canonical)."""
+        name = f"{node.name}.{param}"
+        target = self.const(f"{name}/shape", list(shape), "int64")
+        return self.add("Reshape", [self.param(node, param), target], f"{name}/reshaped", f"{name}/reshaped")
 
     def const(self, name: str, value, dtype="float32") -> str:
         """A constant initializer (not a parameter)."""
@@ -53,6 +58,8 @@ def activation(g: OnnxGraph, act: Act | None, x: str, out: str, name: str) -> st
     simple = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
     if act.kind in simple:
         return g.add(simple[act.kind], [x], out, name)
+    if act.kind == "relu6":
+        return g.add("Clip", [x, g.const(f"{name}/min", 0.0), g.const(f"{name}/max", 6.0)], out, name)
     if act.kind == "leaky_relu":
         return g.add("LeakyRelu", [x], out, name, alpha=act.negative_slope)
     if act.kind == "elu":

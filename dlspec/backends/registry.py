@@ -27,8 +27,15 @@ def emitter(backend: str, op: str):
 
 
 def emitters(backend: str) -> dict[str, Callable]:
-    """All emitters of a backend (importing the backend registers them)."""
-    load(backend)
+    """All emitters of a backend. Every module ``<backend>_*.py`` beside this one is imported, so a
+    new emitter module registers itself without any list to update."""
+    import pkgutil
+
+    from . import __path__ as here
+
+    for info in pkgutil.iter_modules(here):
+        if info.name.startswith(f"{backend}_"):
+            importlib.import_module(f"{__package__}.{info.name}")
     return _EMITTERS[backend]
 
 

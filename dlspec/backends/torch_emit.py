@@ -26,6 +26,7 @@ def activation(act: Act | None, x: str) -> str:
         return x
     return {
         "relu": lambda: f"F.relu({x})",
+        "relu6": lambda: f"F.relu6({x})",
         "leaky_relu": lambda: f"F.leaky_relu({x}, {kwargs(negative_slope=act.negative_slope)})",
         "elu": lambda: f"F.elu({x}, {kwargs(alpha=act.alpha)})",
         "gelu": lambda: f"F.gelu({x}, {kwargs(approximate=act.approximate)})",

@@ -92,7 +92,7 @@ class Dense(Op):
 class Activation(Op):
     """Elementwise function, as torch defines it.
 
-    relu max(x, 0); leaky_relu x if x >= 0 else negative_slope*x; elu x if x > 0 else
+    relu max(x, 0); relu6 min(max(x, 0), 6); leaky_relu x if x >= 0 else negative_slope*x; elu x if x > 0 else
     alpha*(exp(x)-1); gelu x*Phi(x) (exact, erf) or the tanh approximation; silu x*sigmoid(x);
     sigmoid; tanh; softmax exp(x)/sum(exp(x)) along ``axis`` (batch is axis 0).
     """

@@ -15,7 +15,8 @@ from .types import Bool, NodeName, Number, PositiveFloat, PositiveInt, Rate, Uni
 
 LAYER_TYPES: dict[str, type] = {}
 
-ActivationName = Literal["linear", "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax"]
+ActivationName = Literal["linear", "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh",
+                         "softmax"]
 Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
                       "lecun_uniform", "lecun_normal", "zeros", "ones"]
 

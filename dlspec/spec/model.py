@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
-from . import layers as _layers  # noqa: F401  (registers the core layer types)
+from . import layers, merge, vision  # noqa: F401  (each registers its layer types)
 from .base import Strict
 from .blocks import Block, BlockLayer
 from .layers import LAYER_TYPES

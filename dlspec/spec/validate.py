@@ -9,8 +9,8 @@ from pydantic import ValidationError
 from ..errors import SpecError, SpecErrors
 from ..loader import Document, format_path
 from .base import suggest
-from .layers import LAYER_TYPES
 from .graph import FlatNode, flatten
+from .layers import LAYER_TYPES
 from .model import Spec
 
 _TYPE_RULES = {

@@ -1,0 +1,201 @@
+"""Keras emitters for convolution, pooling, normalisation, resampling and merges (channels-last inside)."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+from ..ir import Act
+from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
+from .codegen import kwargs, literal
+from .keras_emit import CHANNELS_LAST, FIRST, HELPERS, KerasContext, KerasLayer, _init, _w, fused
+from .registry import emitter
+
+HELPERS["TorchPool"] = '''
+@keras.saving.register_keras_serializable(package="dlspec")
+class TorchPool(keras.layers.Layer):
+    """torch's max or average pooling on channels-last input: explicit padding (-inf for max),
+    ceil_mode, and torch's divisor for windows that overlap the padding."""
+
+    def __init__(self, kind, pool_size, strides, padding, ceil_mode, count_include_pad=True, **kwargs):
+        super().__init__(**kwargs)
+        self.kind, self.pool_size, self.strides, self.padding = kind, tuple(pool_size), tuple(strides), tuple(padding)
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def _axis(self, size, k, s, p):
+        span = size + 2 * p - k
+        out = (-(-span // s) if self.ceil_mode else span // s) + 1
+        if self.ceil_mode and (out - 1) * s >= size + p:
+            out -= 1
+        extra = max((out - 1) * s + k - size - 2 * p, 0)
+        low, high = (-p, size + p) if self.count_include_pad else (0, size)
+        counts = [min(j * s - p + k, high) - max(j * s - p, low) for j in range(out)]
+        return extra, counts
+
+    def build(self, input_shape):
+        axes = [self._axis(n, k, s, p) for n, k, s, p in
+                zip(input_shape[1:-1], self.pool_size, self.strides, self.padding)]
+        self.pads = [(0, 0)] + [(p, p + extra) for p, (extra, _) in zip(self.padding, axes)] + [(0, 0)]
+        scale = np.ones([len(c) for _, c in axes], dtype="float32")
+        for i, (_, counts) in enumerate(axes):
+            shape = [1] * len(axes)
+            shape[i] = len(counts)
+            scale = scale / np.asarray(counts, dtype="float32").reshape(shape)
+        self.scale = (scale * np.prod(self.pool_size, dtype="float32"))[None, ..., None]
+
+    def call(self, x):
+        if self.kind == "max":
+            x = keras.ops.pad(x, self.pads, constant_values=float("-inf"))
+            return keras.ops.max_pool(x, self.pool_size, self.strides, padding="valid")
+        x = keras.ops.pad(x, self.pads)
+        return keras.ops.average_pool(x, self.pool_size, self.strides, padding="valid") * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind, "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding, "ceil_mode": self.ceil_mode, "count_include_pad": self.count_include_pad}
+'''
+
+
+def _one(values):
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _conv_weights(ctx: KerasContext, depthwise: bool) -> list[str]:
+    nd = len(ctx.in_shape) - 1
+    if depthwise:  # (in*m, 1, *k) -> (*k, in, m)
+        c = ctx.in_shape[0]
+        perm = (2, 3, 0, 1) if nd == 2 else (2, 0, 1)
+        shape = (c, ctx.node.attrs["filters"] // c, *per_axis(ctx.node.attrs["kernel"], nd, "kernel"))
+        weight = _w(ctx.node, "weight", f".reshape({literal(shape)[1:-1]}).transpose({literal(perm)[1:-1]})")
+    else:  # (out, in/g, *k) -> (*k, in/g, out)
+        weight = _w(ctx.node, "weight", ".transpose(2, 3, 1, 0)" if nd == 2 else ".transpose(2, 1, 0)")
+    return [weight] + ([_w(ctx.node, "bias")] if ctx.node.attrs["use_bias"] else [])
+
+
+def _conv(ctx: KerasContext) -> KerasLayer:
+    node, a, nd = ctx.node, ctx.node.attrs, len(ctx.in_shape) - 1
+    geo = conv_geometry(a, ctx.in_shape[1:])
+    depthwise = a["groups"] == ctx.in_shape[0] and a["groups"] > 1
+    act, helpers = fused(Act.of(a["activation"]))
+    pre = []
+    if a["padding"] == "same" and (set(geo.stride) == {1} or set(geo.dilation) == {1}):
+        padding = "same"  # Keras' same is TF's rule, as the spec defines it
+    else:
+        padding = "valid"
+        if any(b or e for b, e in geo.pads):
+            pads = _one([(b, e) if b != e else b for b, e in geo.pads])
+            pre.append(("pad", f"keras.layers.ZeroPadding{nd}D({kwargs(padding=pads)})"))
+    params = {p.name: p for p in node.params}
+    common = kwargs(kernel_size=_one(geo.kernel), strides=_one(geo.stride), padding=padding,
+                    dilation_rate=_one(geo.dilation))
+    if depthwise:
+        head = f"keras.layers.DepthwiseConv{nd}D({common}, {kwargs(depth_multiplier=a['filters'] // a['groups'])}"
+        init = f"depthwise_initializer={_init(params['weight'], exact_fans=False)}"
+    else:
+        head = f"keras.layers.Conv{nd}D({kwargs(filters=a['filters'])}, {common}, {kwargs(groups=a['groups'])}"
+        init = f"kernel_initializer={_init(params['weight'])}"
+    tail = f", activation={act}, use_bias={a['use_bias']}, {init}"
+    if a["use_bias"]:
+        tail += f", bias_initializer={_init(params['bias'])}"
+    layer = f"{head}{tail}, name={literal(node.name)})"
+    return KerasLayer(layer, _conv_weights(ctx, depthwise), CHANNELS_LAST, helpers, pre=pre)
+
+
+emitter("keras", "conv1d")(_conv)
+emitter("keras", "conv2d")(_conv)
+
+
+@emitter("keras", "conv_transpose2d")
+def _conv_transpose(ctx: KerasContext) -> KerasLayer:
+    a, node = ctx.node.attrs, ctx.node
+    k, s = per_axis(a["kernel"], 2, "kernel"), per_axis(a["stride"], 2, "stride")
+    p, op_ = per_axis(a["padding"], 2, "padding"), per_axis(a["output_padding"], 2, "output_padding")
+    params = {q.name: q for q in node.params}
+    args = kwargs(filters=a["filters"], kernel_size=_one(k), strides=_one(s), padding="valid", use_bias=a["use_bias"])
+    args += f", kernel_initializer={_init(params['weight'], exact_fans=False)}"
+    if a["use_bias"]:
+        args += f", bias_initializer={_init(params['bias'])}"
+    post = []
+    if any(p):  # torch's padding crops the full output; output_padding gives some rows back at the end
+        crop = tuple((pi, pi - oi) for pi, oi in zip(p, op_))
+        post.append(("crop", f"keras.layers.Cropping2D({kwargs(cropping=crop)})"))
+    weights = [_w(node, "weight", ".transpose(2, 3, 1, 0)")] + ([_w(node, "bias")] if a["use_bias"] else [])
+    return KerasLayer(f"keras.layers.Conv2DTranspose({args}, name={literal(node.name)})", weights, CHANNELS_LAST,
+                      post=post)
+
+
+def _pool(ctx: KerasContext) -> KerasLayer:
+    a, node, nd = ctx.node.attrs, ctx.node, len(ctx.in_shape) - 1
+    kind = "max" if node.op.startswith("max") else "avg"
+    geo = pool_geometry(a, ctx.in_shape[1:], a.get("count_include_pad", True))
+    if not any(geo.pads) and not any(geo.extra):
+        cls = f"{'Max' if kind == 'max' else 'Average'}Pooling{nd}D"
+        args = kwargs(pool_size=_one(geo.kernel), strides=_one(geo.stride), padding="valid", name=node.name)
+        return KerasLayer(f"keras.layers.{cls}({args})", wants=CHANNELS_LAST)
+    args = kwargs(kind=kind, pool_size=geo.kernel, strides=geo.stride, padding=geo.pads, ceil_mode=a["ceil_mode"])
+    if kind == "avg":
+        args += ", " + kwargs(count_include_pad=a["count_include_pad"])
+    return KerasLayer(f"TorchPool({args}, name={literal(node.name)})", wants=CHANNELS_LAST, helpers=("TorchPool",))
+
+
+for _op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
+    emitter("keras", _op)(_pool)
+
+
+def _global(kind: str, keepdims: bool = False):
+    def emit(ctx: KerasContext) -> KerasLayer:
+        nd = len(ctx.in_shape) - 1
+        args = kwargs(keepdims=True, name=ctx.node.name) if keepdims else kwargs(name=ctx.node.name)
+        return KerasLayer(f"keras.layers.Global{kind}Pooling{nd}D({args})", wants=CHANNELS_LAST)
+
+    return emit
+
+
+emitter("keras", "global_avgpool")(_global("Average"))
+emitter("keras", "global_maxpool")(_global("Max"))
+emitter("keras", "adaptive_avgpool")(_global("Average", keepdims=True))
+
+
+@emitter("keras", "groupnorm")
+def _groupnorm(ctx: KerasContext) -> KerasLayer:
+    a, node = ctx.node.attrs, ctx.node
+    args = kwargs(groups=a["groups"], axis=-1, epsilon=a["eps"], name=node.name)
+    return KerasLayer(f"keras.layers.GroupNormalization({args})", [_w(node, "weight"), _w(node, "bias")],
+                      CHANNELS_LAST)
+
+
+@emitter("keras", "zero_pad")
+def _zero_pad(ctx: KerasContext) -> KerasLayer:
+    nd = len(ctx.in_shape) - 1
+    pads = zero_pad_amounts(ctx.node.attrs, nd)
+    args = kwargs(padding=_one([tuple(p) for p in pads]), name=ctx.node.name)
+    return KerasLayer(f"keras.layers.ZeroPadding{nd}D({args})", wants=CHANNELS_LAST)
+
+
+@emitter("keras", "upsample")
+def _upsample(ctx: KerasContext) -> KerasLayer:
+    a, nd = ctx.node.attrs, len(ctx.in_shape) - 1
+    if a["mode"] == "bilinear" and a["align_corners"]:
+        raise UsageError(f"{ctx.node.name}: the keras backend has no bilinear upsampling with align_corners=true "
+                         "(Keras resizes with half-pixel centres only)")
+    scale = per_axis(a["scale"], nd, "scale")
+    if nd == 1:
+        return KerasLayer(f"keras.layers.UpSampling1D({kwargs(size=scale[0], name=ctx.node.name)})",
+                          wants=CHANNELS_LAST)
+    args = kwargs(size=scale, interpolation=a["mode"], name=ctx.node.name)
+    return KerasLayer(f"keras.layers.UpSampling2D({args})", wants=CHANNELS_LAST)
+
+
+@emitter("keras", "add")
+def _add(ctx: KerasContext) -> KerasLayer:
+    return KerasLayer(f"keras.layers.Add({kwargs(name=ctx.node.name)})", wants=FIRST)
+
+
+@emitter("keras", "multiply")
+def _multiply(ctx: KerasContext) -> KerasLayer:
+    return KerasLayer(f"keras.layers.Multiply({kwargs(name=ctx.node.name)})", wants=FIRST)
+
+
+@emitter("keras", "concat")
+def _concat(ctx: KerasContext) -> KerasLayer:
+    args = kwargs(axis=ctx.axis(ctx.node.attrs["axis"]), name=ctx.node.name)
+    return KerasLayer(f"keras.layers.Concatenate({args})", wants=FIRST)
+

@@ -1,0 +1,125 @@
+"""PyTorch emitters for convolution, pooling, normalisation, resampling and merges."""
+
+from __future__ import annotations
+
+from ..ir import Act
+from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
+from .codegen import kwargs, literal
+from .context import EmitContext
+from .registry import emitter
+from .torch_emit import TorchLayer, activation, init_statement
+
+
+def _inits(ctx: EmitContext) -> list[str]:
+    return [init_statement(p, f"{ctx.module}.{p.name}") for p in ctx.node.params]
+
+
+def _torch_pads(pads) -> tuple[int, ...]:
+    """F.pad order: last axis first, (begin, end) each."""
+    return tuple(v for b, e in reversed(pads) for v in (b, e))
+
+
+def _one(values: tuple[int, ...]):
+    return values[0] if len(set(values)) == 1 else values
+
+
+def _conv(ctx: EmitContext) -> TorchLayer:
+    a, nd = ctx.node.attrs, len(ctx.in_shape) - 1
+    geo = conv_geometry(a, ctx.in_shape[1:])
+    x = ctx.x
+    if not geo.symmetric:  # TF's `same` on an even input pads one more pixel at the end
+        x = f"F.pad({x}, {literal(_torch_pads(geo.pads))})"
+    padding = _one(tuple(b for b, _ in geo.pads)) if geo.symmetric else 0
+    module = (f"nn.Conv{nd}d({kwargs(in_channels=ctx.in_shape[0], out_channels=a['filters'])}, "
+              f"{kwargs(kernel_size=_one(geo.kernel), stride=_one(geo.stride), padding=padding)}, "
+              f"{kwargs(dilation=_one(geo.dilation), groups=a['groups'], bias=a['use_bias'])})")
+    return TorchLayer(activation(Act.of(a["activation"]), f"{ctx.module}({x})"), module, _inits(ctx))
+
+
+emitter("torch", "conv1d")(_conv)
+emitter("torch", "conv2d")(_conv)
+
+
+@emitter("torch", "conv_transpose2d")
+def _conv_transpose(ctx: EmitContext) -> TorchLayer:
+    a = ctx.node.attrs
+    def pair(attr):
+        return _one(per_axis(a[attr], 2, attr))
+
+    args = kwargs(in_channels=ctx.in_shape[0], out_channels=a["filters"], kernel_size=pair("kernel"),
+                  stride=pair("stride"), padding=pair("padding"), output_padding=pair("output_padding"),
+                  bias=a["use_bias"])
+    return TorchLayer(f"{ctx.module}({ctx.x})", f"nn.ConvTranspose2d({args})", _inits(ctx))
+
+
+def _pool(ctx: EmitContext) -> TorchLayer:
+    a, nd = ctx.node.attrs, len(ctx.in_shape) - 1
+    geo = pool_geometry(a, ctx.in_shape[1:])
+    kind = "Max" if ctx.node.op.startswith("max") else "Avg"
+    args = kwargs(kernel_size=_one(geo.kernel), stride=_one(geo.stride), padding=_one(geo.pads),
+                  ceil_mode=a["ceil_mode"])
+    if kind == "Avg":
+        args += ", " + kwargs(count_include_pad=a["count_include_pad"])
+    return TorchLayer(f"{ctx.module}({ctx.x})", f"nn.{kind}Pool{nd}d({args})")
+
+
+for _op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
+    emitter("torch", _op)(_pool)
+
+
+def _spatial_dims(ctx: EmitContext) -> tuple[int, ...]:
+    return tuple(range(2, len(ctx.in_shape) + 1))
+
+
+@emitter("torch", "global_avgpool")
+def _global_avg(ctx: EmitContext) -> TorchLayer:
+    return TorchLayer(f"{ctx.x}.mean(dim={literal(_spatial_dims(ctx))})")
+
+
+@emitter("torch", "global_maxpool")
+def _global_max(ctx: EmitContext) -> TorchLayer:
+    return TorchLayer(f"{ctx.x}.amax(dim={literal(_spatial_dims(ctx))})")
+
+
+@emitter("torch", "adaptive_avgpool")
+def _adaptive(ctx: EmitContext) -> TorchLayer:
+    nd = len(ctx.in_shape) - 1
+    return TorchLayer(f"F.adaptive_avg_pool{nd}d({ctx.x}, output_size=1)")
+
+
+@emitter("torch", "groupnorm")
+def _groupnorm(ctx: EmitContext) -> TorchLayer:
+    a = ctx.node.attrs
+    module = f"nn.GroupNorm({kwargs(num_groups=a['groups'], num_channels=ctx.in_shape[0], eps=a['eps'])})"
+    return TorchLayer(f"{ctx.module}({ctx.x})", module)
+
+
+@emitter("torch", "zero_pad")
+def _zero_pad(ctx: EmitContext) -> TorchLayer:
+    pads = zero_pad_amounts(ctx.node.attrs, len(ctx.in_shape) - 1)
+    return TorchLayer(f"F.pad({ctx.x}, {literal(_torch_pads(pads))})")
+
+
+@emitter("torch", "upsample")
+def _upsample(ctx: EmitContext) -> TorchLayer:
+    a = ctx.node.attrs
+    scale = per_axis(a["scale"], len(ctx.in_shape) - 1, "scale")
+    args = kwargs(scale_factor=_one(tuple(float(s) for s in scale)), mode=a["mode"])
+    if a["mode"] == "bilinear":
+        args += ", " + kwargs(align_corners=a["align_corners"])
+    return TorchLayer(f"F.interpolate({ctx.x}, {args})")
+
+
+@emitter("torch", "add")
+def _add(ctx: EmitContext) -> TorchLayer:
+    return TorchLayer(" + ".join(ctx.args))
+
+
+@emitter("torch", "multiply")
+def _multiply(ctx: EmitContext) -> TorchLayer:
+    return TorchLayer(" * ".join(ctx.args))
+
+
+@emitter("torch", "concat")
+def _concat(ctx: EmitContext) -> TorchLayer:
+    return TorchLayer(f"torch.cat([{', '.join(ctx.args)}], dim={ctx.node.attrs['axis']})")
