@@ -99,6 +99,18 @@ def cmd_weights(args) -> int:
     return 0
 
 
+def cmd_import_weights(args) -> int:
+    from .api import load
+    from .importers import import_torchvision
+    from .weights import save_weights
+
+    model = load(args.spec)
+    weights = import_torchvision(model, args.state_dict)
+    print(f"imported {len(weights)} tensors ({sum(w.size for w in weights.values()):,} values) from {args.state_dict}")
+    print(f"wrote {save_weights(weights, args.output)}")
+    return 0
+
+
 def cmd_parity(args) -> int:
     from .api import load
     from .parity import parity
@@ -165,6 +177,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, metavar="W.safetensors")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=cmd_weights)
+
+    s = sub.add_parser("import-weights", help="convert another framework's weights to canonical safetensors")
+    s.add_argument("--from", dest="source", required=True, choices=("torchvision",))
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("state_dict", metavar="STATE_DICT.pth")
+    s.add_argument("-o", "--output", required=True, metavar="W.safetensors")
+    s.set_defaults(fn=cmd_import_weights)
 
     s = sub.add_parser("parity", help="compare torch, Keras and onnxruntime outputs")
     s.add_argument("spec", metavar="SPEC")

@@ -127,7 +127,7 @@ class _Expander:
     def instance(self, scope, layer, name, i, inst, refs, path, stack) -> _Ref:
         bdef = self.spec.blocks[name]
         args = {**bdef.defaults, **layer.args, **(layer.first_args if i == 0 else {})}
-        for key in ("args", "first_args"):
+        for key in ("args", "first_args") if i == 0 else ("args",):
             for arg in getattr(layer, key):
                 if arg not in bdef.params:
                     self.fail(path + (key, arg), f"block {name!r} has no parameter {arg!r}"

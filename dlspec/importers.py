@@ -1,0 +1,36 @@
+"""Importing weights from other frameworks' files into dlspec's canonical form."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import DataError
+from .weights import check_weights
+
+SOURCES = ("torchvision",)
+
+
+def import_torchvision(model, path: str | os.PathLike) -> dict:
+    """Canonical weights from a torchvision state dict saved with ``torch.save``.
+
+    dlspec's zoo specs use torchvision's module names, so tensors map by name; BatchNorm's
+    ``num_batches_tracked`` counters are dropped. Loading uses ``weights_only=True``: the file
+    cannot run code. Mismatched or missing tensors are named in the error.
+    """
+    import numpy as np
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except Exception as err:  # torch raises many types for a bad or unsafe pickle
+        raise DataError(f"{path}: not a loadable torch state dict ({type(err).__name__}: {err})") from None
+    if isinstance(state, torch.nn.Module):
+        state = state.state_dict()
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError(f"{path}: expected a state dict mapping names to tensors, got {type(state).__name__}")
+    weights = {name: tensor.detach().to(torch.float32).numpy().astype(np.float32, copy=True)
+               for name, tensor in state.items() if not name.endswith("num_batches_tracked")}
+    check_weights(weights, model, str(path))
+    return weights

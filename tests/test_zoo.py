@@ -1,0 +1,145 @@
+"""The zoo: every spec builds in every backend and passes parity; the torchvision-structured
+models equal torchvision's own, weight for weight, in torch, Keras and onnxruntime."""
+
+import importlib.util
+import json
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import PYTHON, SPECS
+
+import dlspec
+from dlspec.parity import parity
+from dlspec.backends import keras as keras_backend
+from dlspec.backends import onnx as onnx_backend
+from dlspec.backends import torch as torch_backend
+
+ZOO = sorted(p.stem for p in SPECS.glob("*.yaml"))
+LARGE = {"resnet18", "resnet50", "mobilenet_v2"}
+TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet50": 25_557_032, "mobilenet_v2": 3_504_872}
+
+
+@pytest.mark.parametrize("name", sorted(set(ZOO) - LARGE))
+def test_small_zoo_specs_pass_parity(name):
+    report = parity(dlspec.load(SPECS / f"{name}.yaml"), batch=4)
+    assert report.ok, report.table()
+
+
+@pytest.mark.parametrize("name", sorted(LARGE))
+def test_parameter_counts_equal_torchvision(name):
+    model = dlspec.load(SPECS / f"{name}.yaml")
+    trainable = sum(np.prod(p.shape) for n in model.graph.nodes for p in n.params if p.trainable)
+    assert trainable == TORCHVISION_PARAMS[name]
+
+
+# torchvision segfaults when imported after TensorFlow in one process (torch 2.14.1 + TF 2.21 on
+# this machine), so everything torchvision does runs in a subprocess of its own.
+REFERENCE = """
+import json, sys
+import numpy as np
+import torch, torchvision
+name, directory = sys.argv[1], sys.argv[2]
+torch.manual_seed(0)
+model = getattr(torchvision.models, name)(weights=None).eval()
+with torch.no_grad():
+    for module in model.modules():  # calibrate BatchNorm on random images, so activations stay alive
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # cumulative average
+            module.weight.uniform_(0.5, 1.5)
+            module.bias.normal_(0.0, 0.1)
+    model.train()
+    for _ in range(2):
+        model(torch.randn(8, 3, 224, 224))
+    model.eval()
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    y = model(torch.from_numpy(x)).numpy()
+torch.save(model.state_dict(), f"{directory}/{name}.pth")
+np.savez(f"{directory}/{name}.npz", x=x, y=y)
+print(json.dumps(list(model.state_dict())))
+"""
+
+
+def torchvision_reference(name, directory):
+    """Writes <name>.pth (state dict) and <name>.npz (input x, output y); returns the state-dict keys."""
+    if importlib.util.find_spec("torchvision") is None:
+        pytest.skip("torchvision is not installed")
+    result = subprocess.run([PYTHON, "-c", REFERENCE, name, str(directory)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def check_against_torchvision(name, tmp_path, backends=("torch", "keras", "onnx")):
+    keys = torchvision_reference(name, tmp_path)
+    out = tmp_path / f"{name}.safetensors"
+    result = subprocess.run([PYTHON, "-m", "dlspec", "import-weights", "--from", "torchvision",
+                             str(SPECS / f"{name}.yaml"), str(tmp_path / f"{name}.pth"), "-o", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    model = dlspec.load(SPECS / f"{name}.yaml")
+    weights = dlspec.load_weights(out, model)
+    assert sorted(weights) == sorted(k for k in keys if not k.endswith("num_batches_tracked"))
+    data = np.load(tmp_path / f"{name}.npz")
+    x, expected = data["x"], data["y"]
+    assert np.std(expected) > 0.1 and np.max(np.abs(expected[0] - expected[1])) > 0.1  # depends on the input
+    runners = {"torch": torch_backend, "keras": keras_backend, "onnx": onnx_backend}
+    diffs = {}
+    for backend in backends:
+        got = runners[backend].run(dlspec.build(model, backend, weights), [x])[0]
+        diffs[backend] = float(np.max(np.abs(got - expected)))
+    assert all(d <= 1e-4 for d in diffs.values()), diffs
+    return diffs
+
+
+def test_resnet18_equals_torchvision(tmp_path):
+    check_against_torchvision("resnet18", tmp_path)
+
+
+def test_mobilenet_v2_equals_torchvision(tmp_path):
+    check_against_torchvision("mobilenet_v2", tmp_path)
+
+
+@pytest.mark.slow
+def test_resnet50_equals_torchvision(tmp_path):
+    check_against_torchvision("resnet50", tmp_path)
+
+
+def test_torch_state_dict_keys_are_torchvision_keys(tmp_path):
+    for name in sorted(LARGE):
+        ours = dlspec.build(dlspec.load(SPECS / f"{name}.yaml"), "torch").state_dict()
+        assert list(ours) == torchvision_reference(name, tmp_path), name
+
+
+def test_import_names_mismatched_tensors(tmp_path):
+    import torch
+
+    torchvision_reference("resnet18", tmp_path)
+    state = torch.load(tmp_path / "resnet18.pth", weights_only=True)
+    state["fc.weight"] = state["fc.weight"][:10]
+    state["extra"] = torch.zeros(2)
+    del state["layer1.0.bn1.running_var"]
+    torch.save(state, tmp_path / "bad.pth")
+    result = subprocess.run([PYTHON, "-m", "dlspec", "import-weights", "--from", "torchvision",
+                             str(SPECS / "resnet18.yaml"), str(tmp_path / "bad.pth"), "-o", str(tmp_path / "w.st")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: {tmp_path / 'bad.pth'}: weights do not fit model 'resnet18': missing tensor "
+        "'layer1.0.bn1.running_var' of shape [64]; unexpected tensor 'extra'; tensor 'fc.weight' has shape "
+        "[10, 512], the model needs [1000, 512]\n")
+    assert not (tmp_path / "w.st").exists()
+
+
+def test_import_refuses_pickled_code(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    (tmp_path / "evil.pth").write_bytes(pickle.dumps(Evil()))
+    result = subprocess.run([PYTHON, "-m", "dlspec", "import-weights", "--from", "torchvision",
+                             str(SPECS / "resnet18.yaml"), str(tmp_path / "evil.pth"), "-o", str(tmp_path / "w")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "owned" not in result.stdout
+    assert "not a loadable torch state dict" in result.stderr
