@@ -10,10 +10,10 @@ import pytest
 from conftest import PYTHON, SPECS
 
 import dlspec
-from dlspec.parity import parity
 from dlspec.backends import keras as keras_backend
 from dlspec.backends import onnx as onnx_backend
 from dlspec.backends import torch as torch_backend
+from dlspec.parity import parity
 
 ZOO = sorted(p.stem for p in SPECS.glob("*.yaml"))
 LARGE = {"resnet18", "resnet50", "mobilenet_v2"}
