@@ -26,8 +26,8 @@ def per_axis(value, nd: int, attr: str) -> tuple[int, ...]:
 
 def _spatial(inputs: list[Shape], nd: int, what: str) -> Shape:
     if len(inputs[0]) != nd + 1:
-        raise ShapeError(f"{what} needs samples of rank {nd + 1} ([C, {', '.join('LHW'[-nd:] if nd < 3 else 'DHW')}])",
-                         inputs[0])
+        axes = {1: "L", 2: "H, W", 3: "D, H, W"}[nd]
+        raise ShapeError(f"{what} needs samples of rank {nd + 1} ([C, {axes}])", inputs[0])
     return inputs[0][1:]
 
 

@@ -42,6 +42,9 @@ def _walk(doc: Document, loc: tuple) -> tuple:
     for part in loc:
         if path and isinstance(path[-1], int) and isinstance(node, dict) and part == node.get("type"):
             continue  # discriminated-union tag, not a key
+        if isinstance(part, str) and not (isinstance(node, dict) and part in node) and (
+                "[" in part or part in ("int", "str", "float", "bool", "list", "dict")):
+            continue  # a union member's label, not a key
         path.append(part)
         node = node.get(part) if isinstance(node, dict) else (
             node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)

@@ -4,15 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PlainValidator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .base import invalid
 from .layers import Activation, ActivationName, Initializer, LayerBase, layer
 from .types import Bool, PositiveFloat, PositiveInt
 
-Pair = PositiveInt | Annotated[list[PositiveInt], Field(min_length=1, max_length=2)]
+
+def _ints(minimum: int, words: str, extra: tuple = ()):
+    """An int >= minimum, or a list of one or two of them (one per spatial axis)."""
+
+    def check(value):
+        if value in extra and isinstance(value, str):
+            return value
+        one = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+        many = isinstance(value, list) and 1 <= len(value) <= 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)
+        if not (one or many):
+            alternatives = "".join(f"{e!r} or " for e in extra)
+            raise PydanticCustomError("ints", f"must be {alternatives}{words}, or a list of one per spatial axis")
+        return value
+
+    schema = int | list[int] | (Literal[extra] if extra else int)  # noqa: PYI016
+    return PlainValidator(check, json_schema_input_type=schema)
+
+
+Pair = Annotated[int | list[int], _ints(1, "a positive integer")]
+Amounts = Annotated[int | list[int], _ints(0, "a non-negative integer")]
+Padding = Annotated[str | int | list[int], _ints(0, "a non-negative integer", ("valid", "same"))]
 NonNegative = Annotated[int, Field(strict=True, ge=0)]
-Padding = Literal["valid", "same"] | NonNegative | Annotated[list[NonNegative], Field(min_length=1, max_length=2)]
 
 
 class _Conv(LayerBase):
@@ -69,9 +90,9 @@ class ConvTranspose2d(LayerBase):
     """Kernel size."""
     stride: Pair = 1
     """Stride."""
-    padding: NonNegative | Annotated[list[NonNegative], Field(min_length=1, max_length=2)] = 0
+    padding: Amounts = 0
     """Rows and columns removed from each border of the full output (torch's `padding`)."""
-    output_padding: NonNegative | Annotated[list[NonNegative], Field(min_length=1, max_length=2)] = 0
+    output_padding: Amounts = 0
     """Extra rows and columns at the end of the output; at most `padding` and less than `stride`."""
     use_bias: Bool = True
     """Whether to add a bias."""
@@ -86,7 +107,7 @@ class _Pool(LayerBase):
     """Window size."""
     stride: Pair | None = None
     """Stride. Default: the window size (as in torch and Keras)."""
-    padding: NonNegative | Annotated[list[NonNegative], Field(min_length=1, max_length=2)] = 0
+    padding: Amounts = 0
     """Implicit padding at both ends of each axis, at most half the window."""
     ceil_mode: Bool = False
     """Round the output size up instead of down (torch's ceil_mode; Keras has none)."""
