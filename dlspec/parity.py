@@ -79,11 +79,19 @@ def random_weights(model: Model, seed: int = 0) -> dict:
 
 
 def random_inputs(model: Model, batch: int, seed: int) -> list:
-    """Standard-normal float32 inputs, one array per model input."""
+    """One array per model input: standard-normal float32, or int64 tokens below the smallest
+    vocabulary of the embeddings that read the input."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    return [rng.standard_normal((batch, *i.shape)).astype(np.float32) for i in model.graph.inputs]
+    out = []
+    for inp in model.graph.inputs:
+        if inp.dtype == "int64":
+            vocab = [n.attrs["vocabulary"] for n in model.graph.nodes if n.op == "embedding" and inp.name in n.inputs]
+            out.append(rng.integers(0, min(vocab, default=2), size=(batch, *inp.shape), dtype=np.int64))
+        else:
+            out.append(rng.standard_normal((batch, *inp.shape)).astype(np.float32))
+    return out
 
 
 def run_all(model: Model, weights: dict, inputs: list, backends=registry.BACKENDS) -> dict:

@@ -24,6 +24,8 @@ _SCALED = {
 
 def init_scale(param: Param) -> tuple[str, float]:
     """('uniform', limit) or ('normal', std) of a scaled initialiser, from the param's fans."""
+    if param.init == "normal":
+        return "normal", 1.0
     kind, numerator, mode = _SCALED[param.init]
     fans = param.fan_in + param.fan_out if mode == "avg" else param.fan_in
     return kind, math.sqrt(numerator / fans)

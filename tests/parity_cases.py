@@ -110,6 +110,27 @@ CASES += [
                                           {"type": "dense", "units": 5}]),
 ]
 
+SEQ = [8, 6]  # [T, features]
+CASES += [
+    ("lstm_last", SEQ, [{"type": "lstm", "units": 5}]),
+    ("lstm_sequences", SEQ, [{"type": "lstm", "units": 5, "return_sequences": True}]),
+    ("lstm_bidirectional", SEQ, [{"type": "lstm", "units": 4, "bidirectional": True}]),
+    ("lstm_bidirectional_sequences", SEQ, [{"type": "lstm", "units": 4, "bidirectional": True,
+                                            "return_sequences": True}]),
+    ("gru_last", SEQ, [{"type": "gru", "units": 5}]),
+    ("gru_bidirectional_sequences", SEQ, [{"type": "gru", "units": 4, "bidirectional": True,
+                                           "return_sequences": True}]),
+    ("attention", SEQ, [{"type": "attention", "heads": 2}]),
+    ("attention_causal", SEQ, [{"type": "attention", "heads": 3, "causal": True}]),
+    ("positional_embedding", SEQ, [{"type": "positional_embedding", "max_length": 10}]),
+    ("sequence_mean", SEQ, [{"type": "sequence_mean"}]),
+]
+TOKEN_CASES = [
+    ("embedding", [7], [{"type": "embedding", "vocabulary": 11, "units": 4}]),
+    ("embedding_lstm", [7], [{"type": "embedding", "vocabulary": 11, "units": 4},
+                             {"type": "gru", "units": 3, "bidirectional": True}]),
+]
+
 # Known gaps: case id -> (backend, the start of the error that backend raises instead of building).
 UNSUPPORTED: dict[str, tuple[str, str]] = {
     "upsample_bilinear_corners": ("keras", "upsample_1: the keras backend has no bilinear upsampling with "

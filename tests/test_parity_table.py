@@ -5,19 +5,22 @@ import re
 
 import numpy as np
 import pytest
-from parity_cases import CASES, UNSUPPORTED
+from parity_cases import CASES, TOKEN_CASES, UNSUPPORTED
 
 import dlspec
 from dlspec.parity import parity
 from dlspec.spec import LAYER_TYPES
 
+TOKENS = {case[0] for case in TOKEN_CASES}
+
 
 def spec_for(case_id, shape, layers):
-    return dlspec.from_dict({"dlspec": 1, "name": f"case_{case_id}", "inputs": {"x": {"shape": shape}},
-                              "layers": layers})
+    dtype = "int64" if case_id in TOKENS else "float32"
+    return dlspec.from_dict({"dlspec": 1, "name": f"case_{case_id}", "inputs": {"x": {"shape": shape, "dtype": dtype}},
+                             "layers": layers})
 
 
-@pytest.mark.parametrize("case_id, shape, layers", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("case_id, shape, layers", CASES + TOKEN_CASES, ids=[c[0] for c in CASES + TOKEN_CASES])
 def test_parity(case_id, shape, layers):
     model = spec_for(case_id, shape, layers)
     backends = ["torch", "keras", "onnx"]
@@ -36,7 +39,7 @@ def test_parity(case_id, shape, layers):
 
 
 def test_table_covers_every_layer_type():
-    covered = {layer["type"] for _, _, layers in CASES for layer in layers}
+    covered = {layer["type"] for _, _, layers in CASES + TOKEN_CASES for layer in layers}
     assert covered == set(LAYER_TYPES)
 
 

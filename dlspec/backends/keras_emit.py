@@ -53,6 +53,7 @@ class KerasLayer:
     helpers: tuple[str, ...] = ()
     pre: list[tuple[str, str]] = field(default_factory=list)  # (name suffix, layer expression without name)
     post: list[tuple[str, str]] = field(default_factory=list)
+    call: str = "{}"  # how the layer is called; {} is the input (a list for several)
 
 
 @dataclass
@@ -83,6 +84,8 @@ def _init(param: Param, exact_fans: bool = True) -> str:
     from ..weights import init_scale
 
     kind, scale = init_scale(param)
+    if param.init == "normal":
+        return f"keras.initializers.RandomNormal({kwargs(mean=0.0, stddev=1.0)})"
     if kind == "uniform":
         return f"keras.initializers.RandomUniform({kwargs(minval=-scale, maxval=scale)})"
     return f"keras.initializers.RandomNormal({kwargs(mean=0.0, stddev=scale)})"
@@ -208,7 +211,7 @@ class _Writer:
             call = step
         main = self.ns.fresh(f"{var}_raw") if lay.post else var
         comment = "" if lay.post else f"  {where(self.graph, node)}"
-        self.lines.append(wrap(f"{main} = {lay.layer}({call}){comment}", "    "))
+        self.lines.append(wrap(f"{main} = {lay.layer}({lay.call.format(call)}){comment}", "    "))
         for i, (suffix, expr) in enumerate(lay.post):
             step = var if i == len(lay.post) - 1 else self.ns.fresh(f"{var}_{suffix}")
             comment = f"  {where(self.graph, node)}" if step == var else ""
@@ -225,7 +228,9 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     """Keras source for ``graph``. With ``weights_file``, ``build_model`` loads it by default."""
     w, table = _Writer(graph), emitters("keras")
     for inp in graph.inputs:
-        w.lines.append(f"    {w.ns[inp.name]} = keras.Input({kwargs(shape=tuple(inp.shape), name=inp.name)})")
+        dtype = "" if inp.dtype == "float32" else f", dtype={literal(inp.dtype)}"
+        w.lines.append(f"    {w.ns[inp.name]} = keras.Input({kwargs(shape=tuple(inp.shape))}{dtype}, "
+                       f"{kwargs(name=inp.name)})")
         w.layouts[w.ns[inp.name]] = LOGICAL
     for node in graph.nodes:
         w.node(node, table)

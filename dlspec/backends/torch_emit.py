@@ -38,6 +38,7 @@ def activation(act: Act | None, x: str) -> str:
 
 
 _NAMED_INIT = {
+    "normal": "nn.init.normal_({t})",
     "glorot_uniform": "nn.init.xavier_uniform_({t})",
     "glorot_normal": "nn.init.xavier_normal_({t})",
     "he_uniform": 'nn.init.kaiming_uniform_({t}, nonlinearity="relu")',

@@ -18,7 +18,7 @@ LAYER_TYPES: dict[str, type] = {}
 ActivationName = Literal["linear", "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh",
                          "softmax"]
 Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
-                      "lecun_uniform", "lecun_normal", "zeros", "ones"]
+                      "lecun_uniform", "lecun_normal", "normal", "zeros", "ones"]
 
 
 def layer(cls):

@@ -1,0 +1,105 @@
+"""Keras emitters for sequence layers. Samples stay [T, features] (Keras' own layout for sequences)."""
+
+from __future__ import annotations
+
+from .codegen import kwargs, literal
+from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, _init, _w
+from .registry import emitter
+
+HELPERS["PositionalEmbedding"] = '''
+@keras.saving.register_keras_serializable(package="dlspec")
+class PositionalEmbedding(keras.layers.Layer):
+    """Adds a learned vector per position: y[t] = x[t] + embeddings[t]."""
+
+    def __init__(self, max_length, embeddings_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.max_length, self.embeddings_initializer = max_length, keras.initializers.get(embeddings_initializer)
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(shape=(self.max_length, input_shape[-1]),
+                                          initializer=self.embeddings_initializer, name="embeddings")
+
+    def call(self, x):
+        return x + self.embeddings[: keras.ops.shape(x)[1]]
+
+    def get_config(self):
+        return {**super().get_config(), "max_length": self.max_length,
+                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer)}
+'''
+
+
+@emitter("keras", "embedding")
+def _embedding(ctx: KerasContext) -> KerasLayer:
+    a, node = ctx.node.attrs, ctx.node
+    args = kwargs(input_dim=a["vocabulary"], output_dim=a["units"])
+    init = _init(node.params[0], exact_fans=False)
+    return KerasLayer(f"keras.layers.Embedding({args}, embeddings_initializer={init}, name={literal(node.name)})",
+                      [_w(node, "weight")], LOGICAL)
+
+
+@emitter("keras", "positional_embedding")
+def _positional(ctx: KerasContext) -> KerasLayer:
+    node = ctx.node
+    init = _init(node.params[0], exact_fans=False)
+    layer = (f"PositionalEmbedding({kwargs(max_length=node.attrs['max_length'])}, embeddings_initializer={init}, "
+             f"name={literal(node.name)})")
+    return KerasLayer(layer, [_w(node, "weight")], LOGICAL, helpers=("PositionalEmbedding",))
+
+
+# torch stacks gates as LSTM (i, f, g, o) and GRU (r, z, n); Keras as LSTM (i, f, c, o) and GRU (z, r, h).
+_GRU_TO_KERAS = "[1, 0, 2]"
+
+
+def _gates(node, name: str, kind: str, h: int, transpose: bool) -> str:
+    tensor = _w(node, name)
+    if kind == "gru":
+        tensor = f"np.concatenate([np.split({tensor}, 3)[i] for i in {_GRU_TO_KERAS}])"
+    return f"{tensor}.T" if transpose else tensor
+
+
+def _recurrent(kind: str):
+    def emit(ctx: KerasContext) -> KerasLayer:
+        a, node = ctx.node.attrs, ctx.node
+        h = a["units"]
+        cell = "LSTM" if kind == "lstm" else "GRU"
+        extra = ", reset_after=True" if kind == "gru" else ""
+        inner = f"keras.layers.{cell}({kwargs(units=h, return_sequences=a['return_sequences'])}{extra}"
+        weights = []
+        for suffix in ("_l0", "_l0_reverse") if a["bidirectional"] else ("_l0",):
+            w_ih = _gates(node, f"weight_ih{suffix}", kind, h, True)
+            w_hh = _gates(node, f"weight_hh{suffix}", kind, h, True)
+            b_ih, b_hh = (_gates(node, f"bias_{x}{suffix}", kind, h, False) for x in ("ih", "hh"))
+            bias = f"{b_ih} + {b_hh}" if kind == "lstm" else f"np.stack([{b_ih}, {b_hh}])"
+            weights += [w_ih, w_hh, bias]
+        if a["bidirectional"]:
+            layer = f"keras.layers.Bidirectional({inner}), merge_mode=\"concat\", name={literal(node.name)})"
+        else:
+            layer = f"{inner}, name={literal(node.name)})"
+        return KerasLayer(layer, weights, LOGICAL)
+
+    return emit
+
+
+emitter("keras", "lstm")(_recurrent("lstm"))
+emitter("keras", "gru")(_recurrent("gru"))
+
+
+@emitter("keras", "attention")
+def _attention(ctx: KerasContext) -> KerasLayer:
+    a, node, (_, e) = ctx.node.attrs, ctx.node, ctx.in_shape
+    heads = a["heads"]
+    d = e // heads
+    args = kwargs(num_heads=heads, key_dim=d, name=node.name)
+    w_in, b_in = _w(node, "in_proj_weight"), _w(node, "in_proj_bias")
+    weights = []
+    for i in range(3):  # query, key, value: kernel (E, heads, d), bias (heads, d)
+        weights += [f"{w_in}[{i * e}:{(i + 1) * e}].T.reshape({e}, {heads}, {d})",
+                    f"{b_in}[{i * e}:{(i + 1) * e}].reshape({heads}, {d})"]
+    weights += [f"{_w(node, 'out_proj.weight')}.T.reshape({heads}, {d}, {e})", _w(node, "out_proj.bias")]
+    call = "{0}, {0}, use_causal_mask=True" if a["causal"] else "{0}, {0}"
+    return KerasLayer(f"keras.layers.MultiHeadAttention({args})", weights, LOGICAL, call=call)
+
+
+@emitter("keras", "sequence_mean")
+def _sequence_mean(ctx: KerasContext) -> KerasLayer:
+    return KerasLayer(f"keras.layers.GlobalAveragePooling1D({kwargs(name=ctx.node.name)})", wants=LOGICAL)

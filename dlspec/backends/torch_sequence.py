@@ -1,0 +1,58 @@
+"""PyTorch emitters for sequence layers (batch_first everywhere)."""
+
+from __future__ import annotations
+
+from .codegen import kwargs
+from .context import EmitContext
+from .registry import emitter
+from .torch_emit import TorchLayer, init_statement
+
+
+@emitter("torch", "embedding")
+def _embedding(ctx: EmitContext) -> TorchLayer:
+    a = ctx.node.attrs
+    module = f"nn.Embedding({kwargs(num_embeddings=a['vocabulary'], embedding_dim=a['units'])})"
+    weight = ctx.node.params[0]
+    return TorchLayer(f"{ctx.module}({ctx.x})", module, [init_statement(weight, f"{ctx.module}.weight")])
+
+
+@emitter("torch", "positional_embedding")
+def _positional(ctx: EmitContext) -> TorchLayer:
+    a = ctx.node.attrs
+    module = f"nn.Embedding({kwargs(num_embeddings=a['max_length'], embedding_dim=ctx.in_shape[1])})"
+    weight = ctx.node.params[0]
+    return TorchLayer(f"{ctx.x} + {ctx.module}.weight[: {ctx.in_shape[0]}]", module,
+                      [init_statement(weight, f"{ctx.module}.weight")])
+
+
+def _recurrent(cls: str):
+    def emit(ctx: EmitContext) -> TorchLayer:
+        a = ctx.node.attrs
+        module = (f"nn.{cls}({kwargs(input_size=ctx.in_shape[1], hidden_size=a['units'], batch_first=True)}, "
+                  f"{kwargs(bidirectional=a['bidirectional'])})")
+        if a["return_sequences"]:
+            call = f"{ctx.module}({ctx.x})[0]"
+        else:  # h_n is (directions, batch, units): concatenate the directions per sample
+            state = "[1][0]" if cls == "LSTM" else "[1]"
+            call = f"{ctx.module}({ctx.x}){state}.transpose(0, 1).flatten(1)"
+        return TorchLayer(call, module)
+
+    return emit
+
+
+emitter("torch", "lstm")(_recurrent("LSTM"))
+emitter("torch", "gru")(_recurrent("GRU"))
+
+
+@emitter("torch", "attention")
+def _attention(ctx: EmitContext) -> TorchLayer:
+    a, (t, e) = ctx.node.attrs, ctx.in_shape
+    module = f"nn.MultiheadAttention({kwargs(embed_dim=e, num_heads=a['heads'], batch_first=True)})"
+    mask = f", attn_mask=torch.ones({t}, {t}, dtype=torch.bool).triu(1)" if a["causal"] else ""
+    x = ctx.x
+    return TorchLayer(f"{ctx.module}({x}, {x}, {x}, need_weights=False{mask})[0]", module)
+
+
+@emitter("torch", "sequence_mean")
+def _sequence_mean(ctx: EmitContext) -> TorchLayer:
+    return TorchLayer(f"{ctx.x}.mean(dim=1)")
