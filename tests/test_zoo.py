@@ -143,3 +143,18 @@ def test_import_refuses_pickled_code(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2 and "owned" not in result.stdout
     assert "not a loadable torch state dict" in result.stderr
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_source_is_ruff_clean_and_every_backend_builds(name, tmp_path):
+    import sys
+
+    model = dlspec.load(SPECS / f"{name}.yaml")
+    for backend in ("torch", "keras"):
+        (tmp_path / f"{name}_{backend}.py").write_text(dlspec.generate(model, backend))
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--select", "E,F,W,I,B",
+                             "--line-length", "120", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    import onnx
+
+    onnx.checker.check_model(dlspec.build(model, "onnx"), full_check=True)

@@ -31,9 +31,9 @@ class TorchPool(keras.layers.Layer):
         return extra, counts
 
     def build(self, input_shape):
-        axes = [self._axis(n, k, s, p) for n, k, s, p in
-                zip(input_shape[1:-1], self.pool_size, self.strides, self.padding)]
-        self.pads = [(0, 0)] + [(p, p + extra) for p, (extra, _) in zip(self.padding, axes)] + [(0, 0)]
+        sizes = zip(input_shape[1:-1], self.pool_size, self.strides, self.padding, strict=True)
+        axes = [self._axis(n, k, s, p) for n, k, s, p in sizes]
+        self.pads = [(0, 0)] + [(p, p + extra) for p, (extra, _) in zip(self.padding, axes, strict=True)] + [(0, 0)]
         scale = np.ones([len(c) for _, c in axes], dtype="float32")
         for i, (_, counts) in enumerate(axes):
             shape = [1] * len(axes)

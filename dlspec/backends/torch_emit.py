@@ -187,8 +187,9 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     cls = class_name(graph.name)
     lines = [header(graph, "PyTorch"), ""]
     lines += ["import json"] + (["from pathlib import Path"] if weights_file else [])
-    lines += ["", "import numpy as np", "import torch", "from torch import nn",
-              "from torch.nn import functional as F", ""]
+    uses_f = any("F." in lay.call for _, lay in layers)
+    lines += ["", "import numpy as np", "import torch", "from torch import nn"]
+    lines += ["from torch.nn import functional as F", ""] if uses_f else [""]
     if weights_file:
         lines += ["", f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})", ""]
     lines += ["", f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]

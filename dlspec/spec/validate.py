@@ -61,10 +61,11 @@ def _rule(err: dict) -> tuple[str, bool]:
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}", False
     if kind == "union_tag_invalid":
-        hint = suggest(ctx["tag"], [*LAYER_TYPES, "block"]) or f" (known: {', '.join(sorted(LAYER_TYPES))}, block)"
+        hint = suggest(ctx["tag"], [*LAYER_TYPES, "block"]) or " (docs/spec.md lists the layer types)"
         return "unknown layer type" + hint, False
     if kind == "union_tag_not_found":
-        return f"a layer needs a 'type' (one of {', '.join(sorted([*LAYER_TYPES, 'block']))})", False
+        return (f"a layer needs a 'type': one of {len(LAYER_TYPES) + 1} layer types such as dense, conv2d, lstm "
+                "or block (docs/spec.md lists them)"), False
     if kind in ("too_short", "too_long"):
         return f"must have {'at least' if kind == 'too_short' else 'at most'} " \
                f"{ctx.get('min_length', ctx.get('max_length'))} entries", False
