@@ -158,3 +158,33 @@ def test_zoo_source_is_ruff_clean_and_every_backend_builds(name, tmp_path):
     import onnx
 
     onnx.checker.check_model(dlspec.build(model, "onnx"), full_check=True)
+
+
+TRAIN_STEP = """
+import sys
+import torch, torchvision
+import dlspec
+name, spec = sys.argv[1], sys.argv[2]
+torch.manual_seed(0)
+reference = getattr(torchvision.models, name)(weights=None).train()
+weights = {k: v.numpy() for k, v in reference.state_dict().items() if not k.endswith("num_batches_tracked")}
+ours = dlspec.build(dlspec.load(spec), "torch", weights).train()  # generated code uses in-place ops
+x = torch.randn(4, 3, 64, 64)
+for model in (reference, ours):
+    torch.manual_seed(1)  # the same dropout mask in both
+    model(x).square().mean().backward()
+worst = max(float((a.grad - b.grad).abs().max() / b.grad.abs().max())
+            for a, b in zip(ours.parameters(), reference.parameters()))
+print(worst)
+"""
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+def test_training_gradients_equal_torchvision(name):
+    """In-place relu and add in the generated torch code keep autograd exact in training mode."""
+    if importlib.util.find_spec("torchvision") is None:
+        pytest.skip("torchvision is not installed")
+    result = subprocess.run([PYTHON, "-c", TRAIN_STEP, name, str(SPECS / f"{name}.yaml")], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout) <= 1e-4

@@ -16,6 +16,7 @@ class EmitContext:
     args: list[str]
     in_shapes: list[Shape]
     module: str = ""  # torch: the expression that reaches the node's submodule, e.g. self.layer1[0].conv1
+    inplace: bool = False  # torch: the first input may be overwritten (see torch_emit.inplace_values)
 
     @property
     def x(self) -> str:

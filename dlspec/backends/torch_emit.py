@@ -78,7 +78,11 @@ def _dense(ctx: EmitContext) -> TorchLayer:
 
 @emitter("torch", "activation")
 def _activation(ctx: EmitContext) -> TorchLayer:
-    return TorchLayer(activation(Act.of(ctx.node.attrs), ctx.x))
+    act = Act.of(ctx.node.attrs)
+    call = activation(act, ctx.x)
+    if ctx.inplace and act is not None and act.kind in ("relu", "relu6", "leaky_relu", "elu"):
+        call = call[:-1] + ", inplace=True)"
+    return TorchLayer(call)
 
 
 @emitter("torch", "dropout")
@@ -157,6 +161,21 @@ def _module_lines(tree: dict) -> list[str]:
     return lines
 
 
+# Ops whose backward pass does not read their own output, so a single consumer may overwrite it in place
+# (as torchvision's blocks do with relu(inplace=True) and out += identity).
+_OVERWRITABLE = {"batchnorm", "add", "conv1d", "conv2d", "dense", "groupnorm"}
+
+
+def inplace_values(graph: Graph) -> set[str]:
+    """Values that exactly one node reads, that are not outputs, and whose producer allows it."""
+    readers: dict[str, int] = {}
+    for node in graph.nodes:
+        for v in node.inputs:
+            readers[v] = readers.get(v, 0) + 1
+    return {n.name for n in graph.nodes if n.op in _OVERWRITABLE and readers.get(n.name) == 1
+            and n.name not in graph.outputs and Act.of(n.attrs.get("activation")) is None}
+
+
 def _layers(graph: Graph, names: Namespace):
     """Emit every node: [(node, TorchLayer)], plus the module tree."""
     table, shapes, tree = emitters("torch"), {i.name: i.shape for i in graph.inputs}, {}
@@ -171,11 +190,11 @@ def _layers(graph: Graph, names: Namespace):
             for part in parents:
                 slot = slot.setdefault(part, {})
             slot[leaf] = (probes[node.name], where(graph, node))
-    out = []
+    out, inplace = [], inplace_values(graph)
     for node in graph.nodes:
         module = _access(node.name, tree) if probes[node.name] else ""
         ctx = EmitContext(graph, node, [names[v] for v in node.inputs], [graph.shape_of(v) for v in node.inputs],
-                          module)
+                          module, inplace=node.inputs[0] in inplace)
         out.append((node, table[node.op](ctx)))
     return out, tree
 

@@ -112,6 +112,8 @@ def _upsample(ctx: EmitContext) -> TorchLayer:
 
 @emitter("torch", "add")
 def _add(ctx: EmitContext) -> TorchLayer:
+    if ctx.inplace:  # the first summand is read by nothing else: accumulate into it
+        return TorchLayer(ctx.args[0] + "".join(f".add_({a})" for a in ctx.args[1:]))
     return TorchLayer(" + ".join(ctx.args))
 
 
