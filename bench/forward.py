@@ -7,7 +7,8 @@ torch: the generated torch resnet50 vs torchvision.models.resnet50 (same weights
 keras: the generated Keras resnet50 vs keras.applications.ResNet50 (ResNet v1: the stride sits on the
 first 1x1 convolution and convolutions have biases, so the work differs slightly; dlspec's model also
 takes NCHW input and permutes it once). Each framework runs in its own process (torchvision and
-TensorFlow cannot share one here). Timings alternate between the two models; medians are reported.
+TensorFlow cannot share one here). Timings alternate between the two models in ABBA order; medians
+are reported, with the spread (max - min) / median of dlspec's runs.
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ def _alternate(a, b, repeats: int, warmup: int, sync) -> tuple[list[float], list
     for _ in range(warmup):
         a(), b()
     ta, tb = [], []
-    for _ in range(repeats):
-        ta.append(_timed(a, sync))
-        tb.append(_timed(b, sync))
+    for i in range(repeats):  # ABBA order: whichever runs second in a pair has no systematic advantage
+        if i % 2:
+            tb.append(_timed(b, sync))
+            ta.append(_timed(a, sync))
+        else:
+            ta.append(_timed(a, sync))
+            tb.append(_timed(b, sync))
     return ta, tb
 
 

@@ -63,10 +63,11 @@ def test_source_reads_as_written_by_hand(spec_file):
     source = dlspec.generate(dlspec.load(spec_file(RICH)), "torch")
     assert "class RichNet(nn.Module):" in source
     assert "self.dense_1 = nn.Linear(in_features=48, out_features=32, bias=True)  # spec.yaml:10" in source
-    assert "dense_1 = F.leaky_relu(self.dense_1(flatten_1), negative_slope=0.01)" in source
-    assert "gelu_1 = F.gelu(layernorm_1, approximate=\"tanh\")  # spec.yaml:12" in source
+    assert "        x = pixels.reshape(-1, 3, 4, 4)  # spec.yaml:7\n" in source
+    assert "        x = F.leaky_relu(self.dense_1(x), negative_slope=0.01)\n" in source
+    assert "        x = F.gelu(x, approximate=\"tanh\")  # spec.yaml:12\n" in source
     assert "def forward(self, pixels):" in source
-    assert "return probs" in source
+    assert "return x\n" in source
     # one source comment per layer
     for line in range(7, 15):
         assert source.count(f"# spec.yaml:{line}\n") == 1, line

@@ -50,8 +50,10 @@ def test_generated_torch_source_mirrors_the_hierarchy(spec_file):
     source = dlspec.generate(dlspec.load(spec_file(GRAPH)), "torch")
     assert "        self.stem = nn.ModuleList([\n            nn.ModuleDict({\n" in source
     assert "def forward(self, left, right):" in source
-    assert "stem_1_sum = stem_1_act + stem_0_sum  # spec.yaml:14" in source
-    assert "return logits, embedding" in source
+    assert "        stem_1 = self.stem[1].conv(stem_0)\n" in source
+    assert "        stem_1 = stem_1 + stem_0  # spec.yaml:14\n" in source  # relu outputs are never overwritten in place
+    assert "        x = torch.cat([x, x_2], dim=1)  # spec.yaml:19\n" in source
+    assert "return x, x_2" in source
 
 
 def test_nodes_may_be_written_in_any_order(spec_file):

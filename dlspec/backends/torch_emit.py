@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..ir import Act, Graph, Param
 from ..spec.types import RESERVED_NAMES
-from .codegen import READ_SAFETENSORS, Namespace, class_name, header, kwargs, literal, where, wrap
+from .codegen import READ_SAFETENSORS, class_name, header, kwargs, literal, where, wrap
 from .context import EmitContext
 from .registry import emitter, emitters
 
@@ -176,7 +176,36 @@ def inplace_values(graph: Graph) -> set[str]:
             and n.name not in graph.outputs and Act.of(n.attrs.get("activation")) is None}
 
 
-def _layers(graph: Graph, names: Namespace):
+def variables(graph: Graph) -> dict[str, str]:
+    """A Python variable for every value, named as a careful engineer would: ``x`` at the top level and
+    the block instance (``layer1_0``) inside blocks. A node whose first input is read for the last time
+    and lives in the same scope writes into that input's variable, as in ``x = self.conv(x)``, so dead
+    activations are freed at once; a variable whose value is dead may be taken by the next fresh value."""
+    last_use = {v: i for i, node in enumerate(graph.nodes) for v in node.inputs}
+    outputs = set(graph.outputs)
+    var = {inp.name: inp.name for inp in graph.inputs}
+    holder = {inp.name: inp.name for inp in graph.inputs}  # variable -> the value it holds now
+
+    def free(name: str, i: int) -> bool:
+        held = holder.get(name)
+        return held is None or (held not in outputs and last_use.get(held, -1) < i)
+
+    for i, node in enumerate(graph.nodes):
+        stem = node.name.rsplit(".", 1)[0].replace(".", "_") if "." in node.name else "x"
+        first = var[node.inputs[0]]
+        if (first == stem or first.startswith(stem + "_") and first[len(stem) + 1:].isdigit()) and free(first, i + 1) \
+                and node.inputs.count(node.inputs[0]) == 1 and node.inputs[0] not in outputs:
+            chosen = first
+        else:
+            chosen, n = stem, 1
+            while not free(chosen, i) or chosen in RESERVED_NAMES:
+                n += 1
+                chosen = f"{stem}_{n}"
+        var[node.name], holder[chosen] = chosen, node.name
+    return var
+
+
+def _layers(graph: Graph, names: dict[str, str]):
     """Emit every node: [(node, TorchLayer)], plus the module tree."""
     table, shapes, tree = emitters("torch"), {i.name: i.shape for i in graph.inputs}, {}
     probes = {}
@@ -201,7 +230,7 @@ def _layers(graph: Graph, names: Namespace):
 
 def generate(graph: Graph, weights_file: str | None = None) -> str:
     """PyTorch source for ``graph``. With ``weights_file``, ``build_model`` loads it by default."""
-    names = Namespace([i.name for i in graph.inputs] + [n.name for n in graph.nodes])
+    names = variables(graph)
     layers, tree = _layers(graph, names)
     cls = class_name(graph.name)
     lines = [header(graph, "PyTorch"), ""]
