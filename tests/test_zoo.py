@@ -188,3 +188,16 @@ def test_training_gradients_equal_torchvision(name):
                             text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout) <= 1e-4
+
+
+def test_readme_zoo_table_states_true_parameter_counts():
+    import re
+
+    from conftest import ROOT
+
+    rows = re.findall(r"\| `specs/(\w+)\.yaml` \| [^|]+ \| ([\d,]+) \|", (ROOT / "README.md").read_text())
+    assert sorted(name for name, _ in rows) == ZOO
+    for name, count in rows:
+        model = dlspec.load(SPECS / f"{name}.yaml")
+        trainable = sum(int(np.prod(p.shape)) for n in model.graph.nodes for p in n.params if p.trainable)
+        assert trainable == int(count.replace(",", "")), name
