@@ -46,11 +46,12 @@ class Report:
 
     def table(self) -> str:
         """Printable table of max absolute and relative differences."""
-        head = f"{'output':<12} {'pair':<16} {'max abs diff':>13} {'max rel diff':>13}  status"
+        width = max([12, *(len(p.output) for p in self.pairs)])
+        head = f"{'output':<{width}} {'pair':<16} {'max abs diff':>13} {'max rel diff':>13}  status"
         lines = [f"parity: {self.model}, batch {self.batch}, seed {self.seed}, float32, tolerance {self.tol:g}",
                  head, "-" * len(head)]
         for p in self.pairs:
-            lines.append(f"{p.output:<12} {p.a + ' vs ' + p.b:<16} {p.max_abs:>13.3e} {p.max_rel:>13.3e}  "
+            lines.append(f"{p.output:<{width}} {p.a + ' vs ' + p.b:<16} {p.max_abs:>13.3e} {p.max_rel:>13.3e}  "
                          f"{'ok' if p.ok else 'FAIL'}")
         lines.append("parity: " + ("ok" if self.ok else "FAILED"))
         return "\n".join(lines)

@@ -26,7 +26,38 @@ def infer_shapes(graph: Graph) -> Graph:
     return graph
 
 
-PASSES = (infer_shapes,)
+def check_dtypes(graph: Graph) -> Graph:
+    """int64 values (tokens) feed only embeddings, and embeddings read only int64 values."""
+    dtypes = {inp.name: inp.dtype for inp in graph.inputs}
+    for node in graph.nodes:
+        want = "int64" if node.op == "embedding" else "float32"
+        for value in node.inputs:
+            if dtypes[value] != want:
+                loc, path = node.where("inputs")
+                raise SpecError(loc, path, f"{node.name} ({node.op}) needs {want} input, but {value!r} is "
+                                f"{dtypes[value]}{node.context}", value)
+        dtypes[node.name] = "float32"
+    return graph
+
+
+def check_reachable(graph: Graph) -> Graph:
+    """Every node feeds some model output (backends drop unreachable layers, which would lose weights)."""
+    needed, stack = set(), list(graph.outputs)
+    producers = {n.name: n for n in graph.nodes}
+    while stack:
+        value = stack.pop()
+        if value in needed or value not in producers:
+            continue
+        needed.add(value)
+        stack.extend(producers[value].inputs)
+    for node in graph.nodes:
+        if node.name not in needed:
+            raise SpecError(node.loc, node.path, f"{node.name} feeds no model output; list it in `outputs` or "
+                            f"remove it{node.context}", node.name)
+    return graph
+
+
+PASSES = (check_dtypes, check_reachable, infer_shapes)
 
 
 def run_passes(graph: Graph) -> Graph:

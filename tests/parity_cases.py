@@ -136,3 +136,17 @@ UNSUPPORTED: dict[str, tuple[str, str]] = {
     "upsample_bilinear_corners": ("keras", "upsample_1: the keras backend has no bilinear upsampling with "
                                            "align_corners=true"),
 }
+
+CASES += [
+    ("maxpool2d_ceil_drops_last_window", [3, 5, 5], [{"type": "maxpool2d", "kernel": 2, "stride": 2, "padding": 1,
+                                                      "ceil_mode": True}]),
+    ("avgpool2d_ceil_drops_last_window", [3, 5, 5], [{"type": "avgpool2d", "kernel": 2, "stride": 2, "padding": 1,
+                                                      "ceil_mode": True}]),
+    ("avgpool1d_ceil_drops_exclude", [3, 5], [{"type": "avgpool1d", "kernel": 2, "stride": 2, "padding": 1,
+                                               "ceil_mode": True, "count_include_pad": False}]),
+    ("conv_transpose2d_kernel_below_stride", [4, 5, 5], [{"type": "conv_transpose2d", "filters": 3, "kernel": 2,
+                                                          "stride": 3}]),
+    ("conv2d_stride_and_dilation", [3, 12, 12], [conv(dilation=2, stride=2, padding=1)]),
+]
+UNSUPPORTED["conv2d_stride_and_dilation"] = (
+    "keras", "conv2d_1: the keras backend cannot combine stride > 1 with dilation > 1")

@@ -93,5 +93,5 @@ def test_reserved_names_cover_torch_module_attributes():
 
 @pytest.mark.parametrize("name", ["torch", "keras", "np", "self", "forward", "training", "class", "weights"])
 def test_reserved_and_keyword_names_are_rejected(name):
-    with pytest.raises(dlspec.SpecError, match="reserved name|must be an identifier"):
+    with pytest.raises(dlspec.SpecError, match="reserved name|must be an identifier"):  # also inside paths
         dlspec.loads(f"dlspec: 1\nname: m\ninputs: {{x: {{shape: [3]}}}}\nlayers: [{{type: flatten, name: {name}}}]")

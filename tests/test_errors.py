@@ -55,7 +55,7 @@ def error_of(spec_file, text, name="bad.yaml"):
     ("  - {type: dense, units: 3, name: x}\n",
      "bad.yaml:6:35: layers[0].name: duplicate name, already used by an input. Received: 'x'"),
     ("  - {type: dense, units: 3, name: forward}\n",
-     "bad.yaml:6:35: layers[0].name: is a reserved name (a Python keyword or a name generated code uses). "
+     "bad.yaml:6:35: layers[0].name: uses a reserved name (a Python keyword or a name generated code uses). "
      "Received: 'forward'"),
     ("  - {type: dense, units: 3, name: 1st}\n",
      "bad.yaml:6:35: layers[0].name: must be an identifier, or a dotted path of identifiers and indices such as "

@@ -162,3 +162,33 @@ def test_blocks_expand_with_defaults_and_first_args(spec_file):
     weights = dlspec.init_weights(model, 0)
     assert sorted(weights)[:4] == ["s.0.bn.bias", "s.0.bn.running_mean", "s.0.bn.running_var", "s.0.bn.weight"]
     assert np.isfinite(parity(model, batch=2).pairs[0].max_abs)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("layers:\n  - {name: a, type: flatten}\n  - {name: b, type: dense, units: 2, inputs: [x]}\n"
+     "  - {name: c, type: dense, units: 2, inputs: [b]}\n",
+     "bad.yaml:5:5: layers[0]: a feeds no model output; list it in `outputs` or remove it. Received: 'a'"),
+    ("layers:\n  - {name: e, type: embedding, vocabulary: 5, units: 2}\n",
+     "bad.yaml:5:5: layers[0]: e (embedding) needs int64 input, but 'x' is float32. Received: 'x'"),
+    ("layers:\n  - {name: head.class, type: flatten}\n",
+     "bad.yaml:5:12: layers[0].name: uses a reserved name ('class') (a Python keyword or a name generated code "
+     "uses). Received: 'head.class'"),
+    ("layers:\n  - {name: head.items, type: flatten}\n",
+     "bad.yaml:5:12: layers[0].name: uses a reserved name ('items') (a Python keyword or a name generated code "
+     "uses). Received: 'head.items'"),
+])
+def test_more_graph_errors(spec_file, body, message):
+    assert error_of(spec_file, HEAD + body) == message
+
+
+def test_a_node_may_not_take_a_block_instance_name(spec_file):
+    text = BLOCKS + ("layers:\n  - {type: block, name: stage, block: unit, args: {filters: 4}}\n"
+                     "  - {name: stage.conv, type: flatten}\n")
+    assert error_of(spec_file, text) == ("bad.yaml:13:12: layers[1].name: the name 'stage.conv' is already taken "
+                                         "by blocks.unit.layers[0]. Received: 'stage.conv'")
+
+
+def test_automatic_names_skip_input_names(spec_file):
+    model = dlspec.load(spec_file("dlspec: 1\nname: m\ninputs: {dense_1: {shape: [3]}}\nlayers:\n"
+                                  "  - {type: dense, units: 2}\n"))
+    assert [n.name for n in model.graph.nodes] == ["dense_2"]

@@ -143,12 +143,49 @@ def _dropout(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.Dropout({kwargs(rate=ctx.node.attrs['rate'], name=ctx.node.name)})")
 
 
+HELPERS["BatchNorm"] = '''
+@keras.saving.register_keras_serializable(package="dlspec")
+class BatchNorm(keras.layers.Layer):
+    """Batch normalisation over the last axis with torch's semantics: in training, normalise with the
+    biased batch variance and update running = (1 - momentum) * running + momentum * batch with the
+    unbiased one (keras.layers.BatchNormalization uses the biased one). A frozen layer (trainable=False)
+    always runs in inference mode."""
+
+    def __init__(self, momentum=0.1, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum, self.epsilon = momentum, epsilon
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        self.gamma = self.add_weight(shape=(c,), initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
+        self.moving_mean = self.add_weight(shape=(c,), initializer="zeros", trainable=False, name="moving_mean")
+        self.moving_variance = self.add_weight(shape=(c,), initializer="ones", trainable=False,
+                                               name="moving_variance")
+
+    def call(self, x, training=False):
+        if training and self.trainable:
+            axes = list(range(len(x.shape) - 1))
+            mean, variance = keras.ops.mean(x, axis=axes), keras.ops.var(x, axis=axes)
+            n = keras.ops.cast(keras.ops.size(x) // x.shape[-1], x.dtype)
+            m = self.momentum
+            self.moving_mean.assign((1 - m) * self.moving_mean + m * mean)
+            self.moving_variance.assign((1 - m) * self.moving_variance + m * variance * n / (n - 1))
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        return (x - mean) * keras.ops.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+'''
+
+
 @emitter("keras", "batchnorm")
 def _batchnorm(ctx: KerasContext) -> KerasLayer:
     a, node = ctx.node.attrs, ctx.node
-    args = kwargs(axis=-1, momentum=1.0 - a["momentum"], epsilon=a["eps"], name=node.name)
+    args = kwargs(momentum=a["momentum"], epsilon=a["eps"], name=node.name)
     weights = [_w(node, p) for p in ("weight", "bias", "running_mean", "running_var")]
-    return KerasLayer(f"keras.layers.BatchNormalization({args})", weights, CHANNELS_LAST)
+    return KerasLayer(f"BatchNorm({args})", weights, CHANNELS_LAST, helpers=("BatchNorm",))
 
 
 @emitter("keras", "layernorm")
@@ -180,16 +217,19 @@ class _Writer:
     def __init__(self, graph: Graph):
         self.graph, self.lines, self.layouts = graph, [], {}
         self.ns = Namespace([i.name for i in graph.inputs] + [n.name for n in graph.nodes])
-        self.weights, self.helpers = [], []
+        self.weights, self.helpers, self.converted = [], [], {}
 
     def convert(self, var: str, rank: int, want: str) -> tuple[str, str]:
         have = self.layouts[var]
         if rank <= 1 or want in (ANY, have):
             return var, have
+        if (var, want) in self.converted:  # one Permute per value and layout, shared by its readers
+            return self.converted[var, want], want
         perm = channels_last_perm(rank) if want == CHANNELS_LAST else channels_first_perm(rank)
         new = self.ns.fresh(f"{var}_{'nhwc' if want == CHANNELS_LAST else 'nchw'}")
         self.lines.append(f"    {new} = keras.layers.Permute({kwargs(dims=perm, name=new)})({var})")
         self.layouts[new] = want
+        self.converted[var, want] = new
         return new, want
 
     def node(self, node, table):

@@ -74,6 +74,9 @@ def _conv(ctx: KerasContext) -> KerasLayer:
     node, a, nd = ctx.node, ctx.node.attrs, len(ctx.in_shape) - 1
     geo = conv_geometry(a, ctx.in_shape[1:])
     depthwise = a["groups"] == ctx.in_shape[0] and a["groups"] > 1
+    if max(geo.stride) > 1 and max(geo.dilation) > 1:
+        raise UsageError(f"{node.name}: the keras backend cannot combine stride > 1 with dilation > 1 "
+                         "(TensorFlow's convolutions reject it)")
     act, helpers = fused(Act.of(a["activation"]))
     pre = []
     if a["padding"] == "same" and (set(geo.stride) == {1} or set(geo.dilation) == {1}):
@@ -114,8 +117,10 @@ def _conv_transpose(ctx: KerasContext) -> KerasLayer:
     if a["use_bias"]:
         args += f", bias_initializer={_init(params['bias'])}"
     post = []
-    if any(p):  # torch's padding crops the full output; output_padding gives some rows back at the end
-        crop = tuple((pi, pi - oi) for pi, oi in zip(p, op_))
+    # torch's padding crops the full output and output_padding gives rows back at the end; Keras' valid
+    # output is in*s + max(k - s, 0), which is s - k longer than torch's full output when k < s
+    crop = tuple((pi, pi - oi + max(si - ki, 0)) for pi, oi, si, ki in zip(p, op_, s, k))
+    if any(b or e for b, e in crop):
         post.append(("crop", f"keras.layers.Cropping2D({kwargs(cropping=crop)})"))
     weights = [_w(node, "weight", ".transpose(2, 3, 1, 0)")] + ([_w(node, "bias")] if a["use_bias"] else [])
     return KerasLayer(f"keras.layers.Conv2DTranspose({args}, name={literal(node.name)})", weights, CHANNELS_LAST,

@@ -41,14 +41,32 @@ def _conv_transpose(ctx: EmitContext, g: OnnxGraph) -> None:
 
 
 def _pool(ctx: EmitContext, g: OnnxGraph) -> None:
-    node, a = ctx.node, ctx.node.attrs
+    # ONNX's ceil_mode lacks torch's rule that drops a last window starting in the padding, so ceil mode
+    # is lowered as floor mode over explicit extra end padding. Average pooling then divides by the real
+    # pixels only (count_include_pad=0) and rescales where torch also counts the padding.
+    node, a, name = ctx.node, ctx.node.attrs, ctx.node.name
     geo = pool_geometry(a, ctx.in_shape[1:])
-    attrs = {"kernel_shape": list(geo.kernel), "strides": list(geo.stride), "pads": list(geo.pads) * 2,
-             "ceil_mode": int(a["ceil_mode"])}
+    attrs = {"kernel_shape": list(geo.kernel), "strides": list(geo.stride),
+             "pads": list(geo.pads) + [p + e for p, e in zip(geo.pads, geo.extra)]}
     if node.op.startswith("max"):
-        g.add("MaxPool", [ctx.x], node.name, node.name, **attrs)
-    else:
-        g.add("AveragePool", [ctx.x], node.name, node.name, count_include_pad=int(a["count_include_pad"]), **attrs)
+        g.add("MaxPool", [ctx.x], name, name, **attrs)
+        return
+    if not any(geo.extra):
+        g.add("AveragePool", [ctx.x], name, name, count_include_pad=int(a["count_include_pad"]), **attrs)
+        return
+    if not a["count_include_pad"]:
+        g.add("AveragePool", [ctx.x], name, name, count_include_pad=0, **attrs)
+        return
+    import numpy as np
+
+    real = pool_geometry(a, ctx.in_shape[1:], include_pad=False).divisors
+    scale = np.ones(geo.out, dtype=np.float64)
+    for axis, (r, t) in enumerate(zip(real, geo.divisors)):
+        shape = [1] * len(geo.out)
+        shape[axis] = len(r)
+        scale = scale * (np.asarray(r, dtype=np.float64) / np.asarray(t)).reshape(shape)
+    mean = g.add("AveragePool", [ctx.x], f"{name}/mean", f"{name}/mean", count_include_pad=0, **attrs)
+    g.add("Mul", [mean, g.const(f"{name}/divisor_scale", scale[None])], name, name)
 
 
 for _op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):

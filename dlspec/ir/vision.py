@@ -20,7 +20,8 @@ def per_axis(value, nd: int, attr: str) -> tuple[int, ...]:
     if len(value) == 1:
         return tuple(value) * nd
     if len(value) != nd:
-        raise ShapeError(f"needs 1 or {nd} values for {nd} spatial axes", value, attr)
+        raise ShapeError(f"needs 1 or {nd} values for {nd} spatial axes" if nd > 1 else
+                         "needs one value for the single spatial axis", value, attr)
     return tuple(value)
 
 

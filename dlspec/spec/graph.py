@@ -84,10 +84,15 @@ class _Expander:
                           self.raw(path), scope.context)
             else:
                 refs = [prev]
+            full = _join(scope.prefix, local)
+            if full in self.nodes or full in self.aliases:
+                self.fail(path + ("name",) if layer.name else path, f"the name {full!r} is already taken by "
+                          f"{format_path(self.nodes[full][2]) if full in self.nodes else 'a block instance'}",
+                          local, scope.context)
             if isinstance(layer, BlockLayer):
-                self.block(scope, layer, _join(scope.prefix, local), refs, path, stack)
+                self.block(scope, layer, full, refs, path, stack)
             else:
-                self.nodes[_join(scope.prefix, local)] = (layer, refs, path, scope.context)
+                self.nodes[full] = (layer, refs, path, scope.context)
             prev = _Ref(scope, local, path)
         return prev
 
@@ -104,10 +109,11 @@ class _Expander:
             scope.names[layer.name] = path
             return layer.name
         stem = layer.prefix()
+        taken = explicit | scope.inputs.keys() | (set() if scope.prefix else set(self.spec.inputs))
         while True:
             counters[stem] = counters.get(stem, 0) + 1
             candidate = f"{stem}_{counters[stem]}"
-            if candidate not in scope.names and candidate not in explicit and candidate not in scope.inputs:
+            if candidate not in taken and candidate not in scope.names:
                 scope.names[candidate] = path
                 return candidate
 

@@ -10,6 +10,7 @@ from . import layers, merge, sequence, vision  # noqa: F401  (each registers its
 from .base import Strict
 from .blocks import Block, BlockLayer
 from .layers import LAYER_TYPES
+from .train import Train
 from .types import Name, NodeName, PositiveInt
 
 Layer = Annotated[Union[(*LAYER_TYPES.values(), BlockLayer)], Field(discriminator="type")]  # noqa: UP007
@@ -42,3 +43,5 @@ class Spec(Strict):
     """Layers. Each reads the previous one's output unless it names its `inputs`."""
     outputs: list[NodeName] | None = Field(default=None, min_length=1)
     """Names of the model's outputs. Default: the last layer."""
+    train: Train | None = None
+    """How `dlspec train` trains the model."""

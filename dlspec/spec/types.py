@@ -13,7 +13,8 @@ from pydantic_core import PydanticCustomError
 # Names that generated code uses itself, and public attributes of torch.nn.Module, which a
 # submodule of the same name would shadow. tests/test_names.py checks this list against torch.
 RESERVED_NAMES = frozenset("""
-    F Path T_destination WEIGHTS add_module apply bfloat16 buffers build_model call_super_init children compile
+    F Path T_destination WEIGHTS add_module clear items keys pop
+    update values apply bfloat16 buffers build_model call_super_init children compile
     cpu cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state
     gelu_tanh get_parameter get_submodule half ipu json keras leaky_relu load_state_dict load_weights math model
     modules mtia named_buffers named_children named_modules named_parameters nn np numpy
@@ -46,8 +47,10 @@ def _node_name(value: str) -> str:
     if not all(_SEGMENT.match(p) for p in parts):
         _fail("name", "must be an identifier, or a dotted path of identifiers and indices such as "
                       "layer1.0.conv1")
-    if keyword.iskeyword(parts[0]) or parts[0] in RESERVED_NAMES:
-        _fail("name", "is a reserved name (a Python keyword or a name generated code uses)")
+    for part in parts:
+        if keyword.iskeyword(part) or part in RESERVED_NAMES:
+            _fail("name", f"uses a reserved name{'' if len(parts) == 1 else f' ({part!r})'} (a Python keyword or "
+                          "a name generated code uses)")
     return value
 
 

@@ -43,7 +43,7 @@ def _walk(doc: Document, loc: tuple) -> tuple:
         if path and isinstance(path[-1], int) and isinstance(node, dict) and part == node.get("type"):
             continue  # discriminated-union tag, not a key
         if isinstance(part, str) and not (isinstance(node, dict) and part in node) and (
-                "[" in part or part in ("int", "str", "float", "bool", "list", "dict")):
+                "[" in part or "-" in part or part in ("int", "str", "float", "bool", "list", "dict")):
             continue  # a union member's label, not a key
         path.append(part)
         node = node.get(part) if isinstance(node, dict) else (

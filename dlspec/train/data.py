@@ -1,0 +1,97 @@
+"""Training data: reading, checking against the spec, splitting, and the batch order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError
+
+
+@dataclass
+class Dataset:
+    """Arrays for training and validation (validation may be empty)."""
+
+    x_train: object
+    y_train: object
+    x_val: object
+    y_val: object
+    source: str
+
+
+def read(source: str):
+    """Arrays from an .npz file (x_train, y_train), a .csv file (label last) or an embedded dataset name."""
+    import numpy as np
+
+    path = Path(source)
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as err:
+            raise DataError(f"{source}: cannot read the data file: {err}") from None
+        for key in ("x_train", "y_train"):
+            if key not in arrays:
+                raise DataError(f"{source}: an .npz data file needs arrays x_train and y_train; it has "
+                                f"{', '.join(sorted(arrays)) or 'none'}")
+        return arrays
+    if path.suffix == ".csv":
+        try:
+            table = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{source}: cannot read the CSV file (numbers only, label last): {err}") from None
+        return {"x_train": table[:, :-1], "y_train": table[:, -1]}
+    from ..data import load_dataset
+
+    return load_dataset(source)
+
+
+def check(model, arrays: dict, source: str, classes: int | None, loss: str):
+    """Cast and check x/y against the spec's input and output; DataError names the problem."""
+    import numpy as np
+
+    inp = model.graph.inputs[0]
+    x = np.asarray(arrays["x_train"])
+    y = np.asarray(arrays["y_train"])
+    want = (len(x), *inp.shape)
+    if x.ndim >= 1 and x.shape[1:] != tuple(inp.shape) and x[0].size == int(np.prod(inp.shape)):
+        x = x.reshape(want)  # flat pixels for a [784] input, or 28x28 images for a [1, 28, 28] one
+    if x.shape[1:] != tuple(inp.shape):
+        raise DataError(f"{source}: x_train has samples of shape {list(x.shape[1:])}, but input "
+                        f"{inp.name!r} takes {list(inp.shape)}")
+    if len(y) != len(x):
+        raise DataError(f"{source}: x_train has {len(x)} samples but y_train has {len(y)}")
+    if inp.dtype == "float32" and not np.all(np.isfinite(x)):
+        raise DataError(f"{source}: x_train holds NaN or infinite values (first at sample "
+                        f"{int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])})")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"{source}: y_train holds NaN or infinite values")
+    x = x.astype(np.int64 if inp.dtype == "int64" else np.float32)
+    if loss == "cross_entropy":
+        if y.ndim != 1 or np.any(y != np.round(y)):
+            raise DataError(f"{source}: cross_entropy needs integer class labels, one per sample")
+        y = y.astype(np.int64)
+        if classes is not None and (y.min() < 0 or y.max() >= classes):
+            bad = y[(y < 0) | (y >= classes)][0]
+            raise DataError(f"{source}: label {int(bad)} is out of range: the model has {classes} classes "
+                            f"(labels 0..{classes - 1})")
+    else:
+        y = y.astype(np.float32)
+    return x, y
+
+
+def split(x, y, fraction: float, source: str) -> Dataset:
+    """The last ``fraction`` of the samples, before any shuffling, for validation (as Keras does)."""
+    n_val = int(len(x) * fraction)
+    n_train = len(x) - n_val
+    if n_train < 1:
+        raise DataError(f"{source}: no training samples left after validation_split={fraction}")
+    return Dataset(x[:n_train], y[:n_train], x[n_train:], y[n_train:], source)
+
+
+def batches(n: int, batch_size: int, epoch: int, seed: int, shuffle: bool) -> list:
+    """Index arrays for one epoch: a permutation from numpy's generator seeded with (seed, epoch)."""
+    import numpy as np
+
+    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
