@@ -111,6 +111,30 @@ def cmd_import_weights(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .api import load
+    from .train import fit, prepare
+    from .train.loop import describe_run, summary_line
+
+    model = load(args.spec)
+    if model.spec.train is None:
+        from .errors import Loc
+
+        raise SpecError(Loc(str(args.spec)), "train", "this spec has no `train:` section to train with", None,
+                        has_received=False)
+    weights = _weights(model, args)
+    if weights is None:
+        from .weights import init_weights
+
+        weights = init_weights(model, model.spec.train.seed)
+    data = prepare(model, args.data)
+    out = Path(args.output)
+    print(describe_run(model, args.backend, data, args.device))
+    history, _, _ = fit(model, args.backend, data, weights, epochs=args.epochs, device=args.device, out=out)
+    print(summary_line(history, out))
+    return 0
+
+
 def cmd_parity(args) -> int:
     from .api import load
     from .parity import parity
@@ -118,7 +142,14 @@ def cmd_parity(args) -> int:
 
     model = load(args.spec)
     weights = load_weights(args.weights, model) if args.weights else None
-    report = parity(model, weights=weights, batch=args.batch, seed=args.seed or 0, tol=args.tol)
+    if args.train:
+        from .train.parity import train_parity
+
+        report = train_parity(model, weights=weights, steps=args.steps, seed=args.seed or 0,
+                              tol=1e-5 if args.tol is None else args.tol, plot=args.plot)
+    else:
+        report = parity(model, weights=weights, batch=args.batch, seed=args.seed or 0,
+                        tol=1e-5 if args.tol is None else args.tol)
     print(report.table())
     return 0 if report.ok else 1
 
@@ -185,10 +216,27 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, metavar="W.safetensors")
     s.set_defaults(fn=cmd_import_weights)
 
+    s = sub.add_parser("train", help="train with the spec's train section; writes weights and history")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--backend", required=True, choices=("torch", "keras"))
+    s.add_argument("--data", default="digits", metavar="FILE.npz|FILE.csv|NAME",
+                   help="x_train/y_train arrays, a CSV with the label last, or an embedded dataset (default digits)")
+    s.add_argument("--init", dest="weights", metavar="W.safetensors", help="initial weights (default: drawn with "
+                   "the train section's seed)")
+    s.add_argument("--seed", type=int, help="draw the initial weights with this seed instead")
+    s.add_argument("--epochs", type=int, help="override the train section's epochs")
+    s.add_argument("--device", default="cpu", help="cpu or cuda (torch backend)")
+    s.add_argument("-o", "--output", required=True, metavar="DIR")
+    s.set_defaults(fn=cmd_train)
+
     s = sub.add_parser("parity", help="compare torch, Keras and onnxruntime outputs")
     s.add_argument("spec", metavar="SPEC")
-    s.add_argument("--tol", type=float, default=1e-5, help="tolerance (default 1e-5)")
+    s.add_argument("--tol", type=float, help="tolerance (default 1e-5)")
     s.add_argument("--batch", type=int, default=8)
+    s.add_argument("--train", action="store_true", help="compare training (torch vs Keras) instead of inference")
+    s.add_argument("--steps", type=int, default=100, help="training steps with --train (default 100)")
+    s.add_argument("--plot", metavar="PNG", help="with --train: where to write the loss curves "
+                   "(default: <name>_train_parity.png)")
     s.add_argument("--weights", metavar="W.safetensors", help="weights to use (default: random, see --seed)")
     s.add_argument("--seed", type=int, help="seed of the random weights and inputs (default 0)")
     s.set_defaults(fn=cmd_parity)

@@ -67,3 +67,37 @@ def run(model, inputs: list) -> list:
     """Inference on numpy inputs; returns numpy outputs."""
     out = model(inputs[0] if len(inputs) == 1 else inputs, training=False)
     return [o.numpy() for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+def export_weights(model, graph: Graph) -> dict:
+    """Canonical weights from a Keras model: the inverse of the generated ``load_weights``.
+
+    Each load expression only moves elements (transposes, reshapes, gate reorders), so evaluating it
+    on element indices tells where every canonical element went. Sums (an LSTM's two biases, which
+    Keras keeps as one) go to the first tensor; the second becomes zero, which keeps the function.
+    """
+    import numpy as np
+
+    from .keras_emit import weight_plan
+
+    out = {}
+    for node_name, expressions in weight_plan(graph).items():
+        node = next(n for n in graph.nodes if n.name == node_name)
+        ids, offset = {}, 0
+        for p in node.params:
+            size = int(np.prod(p.shape))
+            ids[f"{node.name}.{p.name}"] = np.arange(offset, offset + size, dtype=np.float64).reshape(p.shape)
+            offset += size
+        flat = np.zeros(offset, dtype=np.float32)
+        values = model.get_layer(node.name).get_weights()
+        for expression, value in zip(expressions, values):
+            if " + " in expression and expression.count('weights["') == 2:
+                expression = expression.split(" + ")[0]  # summed biases: all of it to the first
+            index = eval(expression, {"weights": ids, "np": np})  # our own generated expressions
+            flat[np.asarray(index).astype(np.int64).ravel()] = np.asarray(value, dtype=np.float32).ravel()
+        offset = 0
+        for p in node.params:
+            size = int(np.prod(p.shape))
+            out[f"{node.name}.{p.name}"] = flat[offset:offset + size].reshape(p.shape).copy()
+            offset += size
+    return out

@@ -217,7 +217,7 @@ class _Writer:
     def __init__(self, graph: Graph):
         self.graph, self.lines, self.layouts = graph, [], {}
         self.ns = Namespace([i.name for i in graph.inputs] + [n.name for n in graph.nodes])
-        self.weights, self.helpers, self.converted = [], [], {}
+        self.weights, self.helpers, self.converted, self.plan = [], [], {}, {}
 
     def convert(self, var: str, rank: int, want: str) -> tuple[str, str]:
         have = self.layouts[var]
@@ -259,13 +259,13 @@ class _Writer:
             main = step
         self.layouts[var] = layout if len(node.shape) > 1 else LOGICAL
         if lay.weights:
+            self.plan[node.name] = list(lay.weights)
             self.weights.append(wrap(f'model.get_layer({literal(node.name)}).set_weights([{", ".join(lay.weights)}])',
                                      "    "))
         self.helpers += [h for h in lay.helpers if h not in self.helpers]
 
 
-def generate(graph: Graph, weights_file: str | None = None) -> str:
-    """Keras source for ``graph``. With ``weights_file``, ``build_model`` loads it by default."""
+def _write(graph: Graph) -> _Writer:
     w, table = _Writer(graph), emitters("keras")
     for inp in graph.inputs:
         dtype = "" if inp.dtype == "float32" else f", dtype={literal(inp.dtype)}"
@@ -274,6 +274,17 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
         w.layouts[w.ns[inp.name]] = LOGICAL
     for node in graph.nodes:
         w.node(node, table)
+    return w
+
+
+def weight_plan(graph: Graph) -> dict[str, list[str]]:
+    """For each node with weights: the expressions (over ``weights[...]``) giving its Keras weights."""
+    return _write(graph).plan
+
+
+def generate(graph: Graph, weights_file: str | None = None) -> str:
+    """Keras source for ``graph``. With ``weights_file``, ``build_model`` loads it by default."""
+    w = _write(graph)
     outputs = [w.convert(w.ns[o], len(graph.shape_of(o)), LOGICAL)[0] for o in graph.outputs]
     ins = w.ns[graph.inputs[0].name] if len(graph.inputs) == 1 else \
         "[" + ", ".join(w.ns[i.name] for i in graph.inputs) + "]"

@@ -1,0 +1,187 @@
+"""The training driver shared by every backend: batches, schedule, metrics, validation, early stopping,
+checkpoints and history. Only the optimizer step runs in the framework."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..api import Model
+from ..errors import SpecError
+from ..weights import save_weights, write_atomic
+from . import data as data_mod
+from .schedule import Schedule
+
+
+@dataclass
+class History:
+    """Per-step losses and per-epoch logs, as written to history.json."""
+
+    step_loss: list[float] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+    def to_json(self) -> str:
+        """The JSON text of history.json."""
+        return json.dumps({"step_loss": self.step_loss, "epochs": self.epochs, "stopped_early": self.stopped_early},
+                          indent=1) + "\n"
+
+
+def _metric_values(metrics, out, y) -> dict:
+    import numpy as np
+
+    values = {}
+    for metric in metrics:
+        if metric == "accuracy":
+            values["accuracy"] = float(np.mean(np.argmax(out, axis=-1) == y))
+        else:
+            top = np.argsort(-out, axis=-1, kind="stable")[:, :metric.k]
+            values[f"top_{metric.k}"] = float(np.mean(np.any(top == y[:, None], axis=1)))
+    return values
+
+
+def classes_of(model: Model) -> int | None:
+    """Number of classes of a classifier's output (its last axis), if the output is [classes]."""
+    shape = model.graph.shape_of(model.graph.outputs[0])
+    return shape[-1] if len(shape) == 1 else None
+
+
+def prepare(model: Model, source: str):
+    """Read, check and split the data for the spec's train section."""
+    cfg = model.spec.train
+    arrays = data_mod.read(source)
+    x, y = data_mod.check(model, arrays, source, classes_of(model), cfg.loss_spec().type)
+    return data_mod.split(x, y, cfg.validation_split, source)
+
+
+class Progress:
+    """A one-line progress bar with live loss on a terminal; one line per epoch otherwise."""
+
+    def __init__(self, epochs: int, steps: int, stream=None, enabled=True):
+        self.epochs, self.steps, self.stream, self.enabled = epochs, steps, stream or sys.stderr, enabled
+        self.tty = enabled and self.stream.isatty()
+
+    def step(self, epoch: int, i: int, loss: float):
+        if self.tty:
+            done = int(24 * (i + 1) / self.steps)
+            self.stream.write(f"\repoch {epoch + 1}/{self.epochs} [{'=' * done}{' ' * (24 - done)}] "
+                              f"{i + 1}/{self.steps} loss {loss:.4f}")
+            self.stream.flush()
+
+    def epoch(self, logs: dict, seconds: float):
+        if not self.enabled:
+            return
+        parts = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k not in ("epoch", "lr"))
+        self.stream.write(("\r" if self.tty else "") + f"epoch {logs['epoch']}/{self.epochs} {parts} "
+                          f"lr {logs['lr']:.3g} ({seconds:.1f} s)\n")
+        self.stream.flush()
+
+
+def make_trainer(model: Model, backend: str, weights: dict, cfg, device: str, frozen):
+    """The backend's step engine."""
+    if backend == "torch":
+        from .torch_loop import TorchTrainer
+
+        return TorchTrainer(model, weights, cfg, device, frozen)
+    if backend == "keras":
+        if device != "cpu":
+            raise SpecError(model.graph.inputs[0].loc, "", "the keras backend trains on the CPU here "
+                            "(TensorFlow is not on the GPU machine)", device)
+        from .keras_loop import KerasTrainer
+
+        return KerasTrainer(model, weights, cfg, frozen)
+    raise ValueError(f"training needs the torch or keras backend, not {backend!r}")
+
+
+def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs: int | None = None,
+        device: str = "cpu", out: Path | None = None, progress: bool = True, max_steps: int | None = None,
+        frozen=frozenset()):
+    """Train; returns (history, final canonical weights). Writes checkpoints into ``out`` if given."""
+    import numpy as np
+
+    cfg = cfg or model.spec.train
+    epochs = epochs or cfg.epochs
+    trainer = make_trainer(model, backend, weights, cfg, device, frozen)
+    x, y = trainer.tensors(dataset.x_train, dataset.y_train)
+    has_val = len(dataset.x_val) > 0
+    xv, yv = trainer.tensors(dataset.x_val, dataset.y_val) if has_val else (None, None)
+    n = len(dataset.x_train)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    schedule = Schedule(cfg.schedule, cfg.optimizer.lr, steps_per_epoch)
+    bar = Progress(epochs, steps_per_epoch, enabled=progress)
+    history, step, best, waited = History(), 0, math.inf, 0
+    for epoch in range(epochs):
+        start, seen, loss_sum, outs, labels = time.perf_counter(), 0, 0.0, [], []
+        lr = schedule.lr(epoch, step)
+        for i, idx in enumerate(data_mod.batches(n, cfg.batch_size, epoch, cfg.seed, cfg.shuffle)):
+            lr = schedule.lr(epoch, step)
+            loss, output = trainer.step(trainer.take(x, idx), trainer.take(y, idx), lr)
+            value = float(loss)
+            history.step_loss.append(value)
+            loss_sum += value * len(idx)
+            seen += len(idx)
+            if cfg.metrics:
+                outs.append(trainer.numpy(output))
+                labels.append(dataset.y_train[idx])
+            bar.step(epoch, i, value)
+            step += 1
+            if max_steps is not None and step >= max_steps:
+                break
+        logs = {"epoch": epoch + 1, "loss": loss_sum / seen}
+        if cfg.metrics:
+            logs.update(_metric_values(cfg.metrics, np.concatenate(outs), np.concatenate(labels)))
+        if has_val:
+            val_loss, val_out = trainer.evaluate(xv, yv, cfg.batch_size)
+            logs["val_loss"] = val_loss
+            if cfg.metrics:
+                logs.update({f"val_{k}": v for k, v in
+                             _metric_values(cfg.metrics, trainer.numpy(val_out), dataset.y_val).items()})
+        logs["lr"] = lr
+        history.epochs.append(logs)
+        bar.epoch(logs, time.perf_counter() - start)
+        schedule.epoch_end(logs)
+        monitor = "val_loss" if has_val else "loss"
+        if out is not None:
+            if logs[monitor] < best:
+                save_weights(trainer.weights(), out / "best.safetensors")
+            write_atomic(out / "history.json", history.to_json())
+        best_before = best
+        best = min(best, logs[monitor])
+        if max_steps is not None and step >= max_steps:
+            break
+        stop = cfg.early_stopping
+        if stop is not None:
+            key = stop.monitor if stop.monitor in logs else "loss"
+            waited = 0 if logs[key] < best_before - stop.min_delta else waited + 1
+            if waited >= stop.patience:
+                history.stopped_early = True
+                break
+    final = trainer.weights()
+    if out is not None:
+        save_weights(final, out / "weights.safetensors")
+        write_atomic(out / "history.json", history.to_json())
+    return history, final, trainer
+
+
+def describe_run(model: Model, backend: str, dataset, device: str) -> str:
+    """One line saying what is about to be trained on what."""
+    cfg = model.spec.train
+    return (f"training {model.name} with {backend} on {device}: {len(dataset.x_train)} training and "
+            f"{len(dataset.x_val)} validation samples from {dataset.source}, {cfg.optimizer.type} "
+            f"lr {cfg.optimizer.lr:g}, batch {cfg.batch_size}")
+
+
+def summary_line(history: History, out: Path) -> str:
+    """The closing summary: final and best figures, and where things were written."""
+    last = history.epochs[-1]
+    monitor = "val_loss" if "val_loss" in last else "loss"
+    best = min(history.epochs, key=lambda e: e[monitor])
+    figures = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k not in ("epoch", "lr"))
+    stop = " (stopped early)" if history.stopped_early else ""
+    return (f"done after {last['epoch']} epochs and {len(history.step_loss)} steps{stop}: {figures}\n"
+            f"best {monitor} {best[monitor]:.4f} at epoch {best['epoch']}\n"
+            f"wrote {out / 'weights.safetensors'}, {out / 'best.safetensors'}, {out / 'history.json'}")

@@ -1,0 +1,99 @@
+"""The torch side of training: the generated model, torch.optim, and torch's losses."""
+
+from __future__ import annotations
+
+from ..api import Model, build
+
+
+class TorchTrainer:
+    """One optimizer step at a time on the generated torch model; the driver supplies batches and rates."""
+
+    def __init__(self, model: Model, weights: dict, cfg, device: str = "cpu", frozen=frozenset()):
+        import torch
+
+        self.torch, self.device, self.cfg = torch, torch.device(device), cfg
+        self.net = build(model, "torch", weights).to(self.device)
+        self.frozen_modules = []
+        for name, module in self.net.named_modules():
+            if name in frozen:
+                for p in module.parameters(recurse=False):
+                    p.requires_grad_(False)
+                self.frozen_modules.append(module)
+        self.params = [p for p in self.net.parameters() if p.requires_grad]
+        self.opt = self._optimizer(cfg.optimizer)
+        self.loss = self._loss(cfg.loss_spec())
+
+    def _optimizer(self, o):
+        optim = self.torch.optim
+        if o.type == "sgd":
+            return optim.SGD(self.params, lr=o.lr, momentum=o.momentum, dampening=o.dampening, nesterov=o.nesterov,
+                             weight_decay=o.weight_decay)
+        if o.type in ("adam", "adamw"):
+            cls = optim.Adam if o.type == "adam" else optim.AdamW
+            return cls(self.params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+        return optim.RMSprop(self.params, lr=o.lr, alpha=o.alpha, eps=o.eps, momentum=o.momentum,
+                             centered=o.centered, weight_decay=o.weight_decay)
+
+    def _loss(self, spec):
+        f = self.torch.nn.functional
+        if spec.type == "cross_entropy":
+            return lambda out, y: f.cross_entropy(out, y, label_smoothing=spec.label_smoothing)
+        if spec.type == "binary_cross_entropy":
+            return lambda out, y: f.binary_cross_entropy_with_logits(out, y.reshape(out.shape))
+        if spec.type == "huber":
+            return lambda out, y: f.huber_loss(out, y.reshape(out.shape), delta=spec.delta)
+        fn = f.mse_loss if spec.type == "mse" else f.l1_loss
+        return lambda out, y: fn(out, y.reshape(out.shape))
+
+    def tensors(self, x, y):
+        """Data on the training device, once."""
+        return self.torch.from_numpy(x).to(self.device), self.torch.from_numpy(y).to(self.device)
+
+    def take(self, tensor, index):
+        """Rows ``index`` (a numpy array) of a tensor."""
+        return tensor[self.torch.from_numpy(index).to(tensor.device)]
+
+    def _forward(self, x):
+        out = self.net(x)
+        return out[0] if isinstance(out, tuple) else out
+
+    def step(self, x, y, lr: float):
+        """One optimizer step; returns (loss, outputs) as tensors."""
+        torch = self.torch
+        self.net.train()
+        for module in self.frozen_modules:  # frozen = inference mode: BatchNorm keeps its statistics
+            module.eval()
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        out = self._forward(x)
+        loss = self.loss(out, y)
+        loss.backward()
+        clip = self.cfg.clip
+        if clip is not None and clip.norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, clip.norm)
+        elif clip is not None:
+            torch.nn.utils.clip_grad_value_(self.params, clip.value)
+        self.opt.step()
+        return loss.detach(), out.detach()
+
+    def evaluate(self, x, y, batch_size: int):
+        """Mean loss and outputs in inference mode."""
+        torch = self.torch
+        self.net.eval()
+        outs, total = [], 0.0
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                out = self._forward(x[i:i + batch_size])
+                total += float(self.loss(out, y[i:i + batch_size])) * len(out)
+                outs.append(out)
+        return total / len(x), torch.cat(outs)
+
+    def numpy(self, tensor):
+        """A tensor as a numpy array."""
+        return tensor.detach().cpu().numpy()
+
+    def weights(self) -> dict:
+        """Canonical weights."""
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.net.state_dict().items()
+                if not k.endswith("num_batches_tracked")}
