@@ -157,8 +157,8 @@ class ExponentialLR(Strict):
 
 
 class CosineLR(Strict):
-    """Linear warm-up from base/warmup over `warmup` t, then eta_min + (base - eta_min) * (1 + cos(pi * t' /
-    t_max)) / 2 with t' = t - warmup, constant eta_min after t_max."""
+    """Linear warm-up (base * (t + 1) / warmup for t < warmup), then torch's CosineAnnealingLR closed form
+    eta_min + (base - eta_min) * (1 + cos(pi * t' / t_max)) / 2 with t' = t - warmup (periodic past t_max)."""
 
     type: Literal["cosine"] = "cosine"
     t_max: PositiveInt

@@ -30,7 +30,7 @@ class Schedule:
         if s.type == "cosine":
             if t < s.warmup:
                 return self.base * (t + 1) / s.warmup
-            t = min(t - s.warmup, s.t_max)
+            t = t - s.warmup  # torch's closed form, which keeps going past t_max (rising again)
             return s.eta_min + (self.base - s.eta_min) * (1 + math.cos(math.pi * t / s.t_max)) / 2
         raise ValueError(s.type)
 

@@ -1,0 +1,226 @@
+"""Training with one meaning in every backend: torch and Keras step for step, and against hand-written torch."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from conftest import PYTHON, SPECS
+
+import dlspec
+from dlspec.train import fit, prepare
+from dlspec.train.data import Dataset, batches
+from dlspec.train.parity import train_parity
+from dlspec.train.schedule import Schedule
+
+NET = """\
+dlspec: 1
+name: net
+inputs: {{x: {{shape: [12]}}}}
+layers:
+  - {{type: dense, units: 16, use_bias: false}}
+  - {{type: batchnorm}}
+  - {{type: activation, activation: relu}}
+  - {{type: dropout, rate: 0.5}}
+  - {{type: dense, units: 4}}
+train:
+  loss: {loss}
+  optimizer: {optimizer}
+  schedule: {schedule}
+  batch_size: 16
+  clip: {clip}
+"""
+OPTIMIZERS = {
+    "sgd": "{type: sgd, lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 1.0e-3}",
+    "adam": "{type: adam, lr: 1.0e-2, weight_decay: 1.0e-3}",
+    "adamw": "{type: adamw, lr: 1.0e-2, weight_decay: 1.0e-2}",
+    "rmsprop": "{type: rmsprop, lr: 1.0e-3, momentum: 0.5, centered: true, weight_decay: 1.0e-3}",
+}
+SCHEDULES = {
+    "step": "{type: step, step_size: 2, gamma: 0.5}",
+    "multistep": "{type: multistep, milestones: [30, 60], gamma: 0.3, interval: step}",
+    "exponential": "{type: exponential, gamma: 0.8}",
+    "cosine": "{type: cosine, t_max: 80, warmup: 10, eta_min: 1.0e-4, interval: step}",
+    "plateau": "{type: reduce_on_plateau, monitor: loss, patience: 0, factor: 0.5}",
+}
+
+
+def net(optimizer="adam", schedule="step", loss="cross_entropy", clip="null"):
+    return dlspec.loads(NET.format(optimizer=OPTIMIZERS[optimizer], schedule=SCHEDULES[schedule], loss=loss,
+                                   clip=clip))
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_training_parity_every_optimizer_and_schedule(optimizer, schedule):
+    report = train_parity(net(optimizer, schedule), steps=100, plot=False)
+    assert report.steps == 100
+    assert report.torch_loss[0] != report.torch_loss[-1]
+    assert report.max_rel_loss <= 1e-5, report.table()
+    assert report.max_weight_diff <= 1e-5, report.table()
+
+
+@pytest.mark.parametrize("loss, clip", [
+    ("{type: cross_entropy, label_smoothing: 0.1}", "{norm: 0.5}"),
+    ("binary_cross_entropy", "{value: 0.01}"),
+    ("mse", "null"),
+    ("l1", "null"),
+    ("{type: huber, delta: 0.5}", "{norm: 1.0}"),
+])
+def test_training_parity_losses_and_clipping(loss, clip):
+    report = train_parity(net("adam", "step", loss, clip), steps=60, plot=False)
+    assert report.max_rel_loss <= 1e-5 and report.max_weight_diff <= 1e-5, report.table()
+
+
+def test_parity_command_fails_above_tolerance_and_plots(tmp_path):
+    result = subprocess.run([PYTHON, "-m", "dlspec", "parity", str(SPECS / "digits_cnn.yaml"), "--train",
+                             "--steps", "30", "--plot", str(tmp_path / "curves.png")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.endswith("training parity: ok\n")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    strict = subprocess.run([PYTHON, "-m", "dlspec", "parity", str(SPECS / "digits_cnn.yaml"), "--train",
+                             "--steps", "30", "--tol", "1e-12", "--plot", str(tmp_path / "c2.png")],
+                            capture_output=True, text=True)
+    assert strict.returncode == 1 and "FAIL" in strict.stdout
+
+
+def test_schedules_match_torch_schedulers():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    specs = {
+        "step": (torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5), "{type: step, step_size: 3, gamma: 0.5}"),
+    }
+    for name, (scheduler, text) in specs.items():
+        model = dlspec.loads(NET.format(optimizer="{type: sgd, lr: 0.1}", schedule=text, loss="mse", clip="null"))
+        ours = Schedule(model.spec.train.schedule, 0.1, 10)
+        for epoch in range(12):
+            assert ours.lr(epoch, epoch * 10) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12), (name, epoch)
+            opt.step()
+            scheduler.step()
+
+
+@pytest.mark.parametrize("text, make", [
+    ("{type: multistep, milestones: [2, 5], gamma: 0.3}",
+     lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[2, 5], gamma=0.3)),
+    ("{type: exponential, gamma: 0.7}", lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.7)),
+    ("{type: cosine, t_max: 8, eta_min: 0.01}",
+     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=8, eta_min=0.01)),
+])
+def test_epoch_schedules_match_torch(text, make):
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = make(opt)
+    model = dlspec.loads(NET.format(optimizer="{type: sgd, lr: 0.1}", schedule=text, loss="mse", clip="null"))
+    ours = Schedule(model.spec.train.schedule, 0.1, 10)
+    for epoch in range(10):
+        assert ours.lr(epoch, 0) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9, abs=1e-12), epoch
+        opt.step()
+        scheduler.step()
+
+
+def test_reduce_on_plateau_matches_torch():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1, threshold=1e-2, cooldown=1)
+    model = dlspec.loads(NET.format(optimizer="{type: sgd, lr: 0.1}", loss="mse", clip="null", schedule=(
+        "{type: reduce_on_plateau, monitor: val_loss, factor: 0.5, patience: 1, threshold: 1.0e-2, cooldown: 1}")))
+    ours = Schedule(model.spec.train.schedule, 0.1, 10)
+    for value in [1.0, 0.9, 0.95, 0.91, 0.899, 0.9, 0.9, 0.8, 0.85, 0.86, 0.87, 0.88]:
+        scheduler.step(value)
+        ours.epoch_end({"val_loss": value})
+        assert ours.lr(0, 0) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+
+
+def test_seed_loop_equals_dlspec_in_torch_and_keras():
+    """The seed's hand-written loop: Adam(lr, weight_decay), CrossEntropyLoss, StepLR once per epoch."""
+    text = (SPECS / "mnist_mlp.yaml").read_text() + (
+        "train:\n  loss: cross_entropy\n  optimizer: {type: adam, lr: 1.0e-3, weight_decay: 1.0e-5}\n"
+        "  schedule: {type: step, step_size: 2, gamma: 0.1}\n  epochs: 4\n  batch_size: 32\n  seed: 0\n")
+    model = dlspec.loads(text.replace("rate: 0.2", "rate: 0.0"), "mnist_mlp.yaml")  # no dropout
+    rng = np.random.default_rng(0)
+    x = rng.random((320, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 320)
+    weights = dlspec.init_weights(model, 0)
+
+    seed = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
+                               torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    names = {"0": "dense_1", "2": "dense_2", "4": "logits"}
+    seed.load_state_dict({f"{i}.{p}": torch.from_numpy(weights[f"{n}.{p}"]) for i, n in names.items()
+                          for p in ("weight", "bias")})
+    optimizer = torch.optim.Adam(seed.parameters(), lr=1e-3, weight_decay=1e-5)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.1)
+    criterion = torch.nn.CrossEntropyLoss()
+    expected = []
+    for epoch in range(4):
+        for idx in batches(320, 32, epoch, seed=0, shuffle=True):
+            optimizer.zero_grad()
+            loss = criterion(seed(torch.from_numpy(x[idx])), torch.from_numpy(y[idx]))
+            loss.backward()
+            optimizer.step()
+            expected.append(loss.item())
+        scheduler.step()
+    data = Dataset(x, y.astype(np.int64), x[:0], y[:0], "synthetic")
+    for backend in ("torch", "keras"):
+        history, _, _ = fit(model, backend, data, weights, progress=False)
+        got = np.asarray(history.step_loss)
+        assert len(got) == 40
+        assert np.max(np.abs(got - expected) / np.abs(expected)) <= 1e-5, backend
+    assert expected[-1] < expected[0] - 0.1
+
+
+def test_dropout_parity_is_statistical():
+    """With dropout on, final validation accuracy on the embedded digits agrees within 1.5 points (3 seeds)."""
+    model = dlspec.load(SPECS / "digits_cnn.yaml")
+    data = prepare(model, "digits")
+    accuracy = {"torch": [], "keras": []}
+    for seed in range(3):
+        cfg = model.spec.train.model_copy(update={"seed": seed})
+        for backend in accuracy:
+            history, _, _ = fit(model, backend, data, dlspec.init_weights(model, seed), cfg=cfg, progress=False)
+            accuracy[backend].append(history.epochs[-1]["val_accuracy"])
+    means = {b: float(np.mean(v)) for b, v in accuracy.items()}
+    assert min(means.values()) > 0.85, means
+    assert abs(means["torch"] - means["keras"]) <= 0.015, accuracy
+
+
+def test_batches_and_validation_split():
+    assert [list(b) for b in batches(5, 2, 0, 0, shuffle=False)] == [[0, 1], [2, 3], [4]]
+    first, again = batches(10, 4, 3, 7, True), batches(10, 4, 3, 7, True)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert sorted(np.concatenate(first)) == list(range(10))
+    model = dlspec.load(SPECS / "digits_cnn.yaml")
+    data = prepare(model, "digits")
+    from dlspec.data import load_dataset
+
+    raw = load_dataset("digits")
+    assert len(data.x_val) == int(1797 * 0.2) and np.array_equal(data.x_val, raw["x_train"][-359:])
+
+
+def test_cli_train_writes_weights_and_history(tmp_path):
+    result = subprocess.run([PYTHON, "-m", "dlspec", "train", str(SPECS / "digits_cnn.yaml"), "--backend", "torch",
+                             "--epochs", "2", "-o", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "done after 2 epochs and 90 steps" in result.stdout
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["step_loss"]) == 90
+    assert [sorted(e) for e in history["epochs"]] == [
+        ["accuracy", "epoch", "loss", "lr", "val_accuracy", "val_loss"]] * 2
+    weights = dlspec.load_weights(tmp_path / "weights.safetensors", dlspec.load(SPECS / "digits_cnn.yaml"))
+    assert np.isfinite(weights["logits.weight"]).all()
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x_train": np.zeros((4, 3, 3)), "y_train": np.zeros(4)},
+     "data.npz: x_train has samples of shape [3, 3], but input 'image' takes [1, 8, 8]"),
+    ({"x_train": np.zeros((4, 64)), "y_train": np.array([0, 1, 2, 10])},
+     "data.npz: label 10 is out of range: the model has 10 classes (labels 0..9)"),
+    ({"x_train": np.full((4, 64), np.nan), "y_train": np.zeros(4)},
+     "data.npz: x_train holds NaN or infinite values (first at sample 0)"),
+    ({"x_train": np.zeros((4, 64))}, "data.npz: an .npz data file needs arrays x_train and y_train; it has x_train"),
+])
+def test_bad_data_is_a_clear_error(tmp_path, arrays, message):
+    np.savez(tmp_path / "data.npz", **arrays)
+    result = subprocess.run([PYTHON, "-m", "dlspec", "train", str(SPECS / "digits_cnn.yaml"), "--backend", "torch",
+                             "--data", str(tmp_path / "data.npz"), "-o", str(tmp_path / "out")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == f"error: {tmp_path / message}\n"
+    assert not (tmp_path / "out").exists()
