@@ -26,6 +26,10 @@ class Model:
         """The spec's model name."""
         return self.spec.name
 
+    def frozen(self) -> frozenset[str]:
+        """Names of the nodes that training must leave untouched."""
+        return frozenset(n.name for n in self.graph.nodes if not n.trainable)
+
 
 def loads(text: str, file: str = "<string>") -> Model:
     """Validate spec text (YAML or JSON). Raises :class:`dlspec.SpecError`."""
@@ -45,7 +49,9 @@ def load(path: str | os.PathLike) -> Model:
 
 
 def _compile(doc: loader.Document) -> Model:
-    checked = validate(doc)
+    from .spec.derive import resolve_base
+
+    checked = validate(resolve_base(doc))
     return Model(checked.spec, run_passes(lower(checked)), doc.file)
 
 

@@ -33,7 +33,7 @@ def summary(model: Model) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(4)]
     lines = ["  ".join([*(c.ljust(w) for c, w in zip(r[:3], widths)), r[3].rjust(widths[3])]) for r in cells]
     rule = "-" * len(lines[0])
-    trainable = sum(_numel(p.shape) for n in model.graph.nodes for p in n.params if p.trainable)
+    trainable = sum(_numel(p.shape) for n in model.graph.nodes for p in n.params if p.trainable and n.trainable)
     total = model.graph.param_count()
     return "\n".join([f"Model: {model.name} ({model.path})", rule, lines[0], rule, *lines[1:], rule,
                       f"Total params: {total:,}", f"Trainable params: {trainable:,}",

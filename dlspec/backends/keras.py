@@ -44,6 +44,12 @@ def import_keras():
     os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "dlspec-keras"))
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import importlib.util
+
+    if "triton" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        # triton (pulled in by torch's optimizers and torchvision) crashes the process when it is first
+        # imported after TensorFlow (seen with torch 2.14.1 and TF 2.21); importing it first is safe
+        import triton  # noqa: F401
     with quiet_tensorflow():
         import keras
 

@@ -39,6 +39,7 @@ class Node:
     shape: Shape | None = None
     params: tuple[Param, ...] = ()
     context: str = ""  # " (in block instance layer1.0)" for nodes from blocks
+    trainable: bool = True  # false: frozen in training (weights fixed, BatchNorm in inference mode)
 
     def where(self, attr: str | None = None) -> tuple[Loc, str]:
         """Source location and spec path of the node, or of one of its attributes."""

@@ -29,6 +29,7 @@ class FlatNode:
     inputs: tuple[str, ...]
     path: tuple
     context: str = ""
+    trainable: bool = True
 
 
 @dataclass
@@ -37,6 +38,7 @@ class _Scope:
     inputs: dict  # local input name -> _Ref in the parent scope (None: a model input)
     context: str = ""
     names: dict = field(default_factory=dict)  # local name -> path that defined it
+    trainable: bool = True
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class _Expander:
             if isinstance(layer, BlockLayer):
                 self.block(scope, layer, full, refs, path, stack)
             else:
-                self.nodes[full] = (layer, refs, path, scope.context)
+                self.nodes[full] = (layer, refs, path, scope.context, layer.trainable and scope.trainable)
             prev = _Ref(scope, local, path)
         return prev
 
@@ -145,7 +147,8 @@ class _Expander:
         if len(refs) != len(bdef.inputs):
             self.fail(path, f"block {name!r} takes {len(bdef.inputs)} input(s), got {len(refs)}",
                       [r.name for r in refs], scope.context)
-        inner = _Scope(inst, dict(zip(bdef.inputs, refs)), f" (in block instance {inst})")
+        inner = _Scope(inst, dict(zip(bdef.inputs, refs)), f" (in block instance {inst})",
+                       trainable=scope.trainable and layer.trainable)
         base = ("blocks", name, "layers")
         paths = [base + (j,) for j in range(len(bdef.layers))]
         layers = [self.validate(self.substitute(raw, args, p, inner.context), p, inner.context)
@@ -197,14 +200,14 @@ def flatten(spec: Spec, doc: Document, to_error) -> tuple[list[FlatNode], list[s
     last = ex.layers(top, list(spec.layers), [("layers", i) for i in range(len(spec.layers))], ())
     refs = [_Ref(top, n, ("outputs", k)) for k, n in enumerate(spec.outputs)] if spec.outputs else [last]
     outputs = [ex.resolve(r) for r in refs]
-    resolved = {name: [ex.resolve(r) for r in refs] for name, (_, refs, _, _) in ex.nodes.items()}
+    resolved = {name: [ex.resolve(r) for r in refs] for name, (_, refs, *_) in ex.nodes.items()}
     _check_hierarchy(ex)
     order = _topological(ex, resolved)
-    return [FlatNode(n, ex.nodes[n][0], tuple(resolved[n]), ex.nodes[n][2], ex.nodes[n][3]) for n in order], outputs
+    return [FlatNode(n, ex.nodes[n][0], tuple(resolved[n]), *ex.nodes[n][2:]) for n in order], outputs
 
 
 def _check_hierarchy(ex: _Expander):
-    for name, (_, _, path, context) in ex.nodes.items():
+    for name, (_, _, path, context, _) in ex.nodes.items():
         parts = name.split(".")
         for k in range(1, len(parts)):
             if ".".join(parts[:k]) in ex.nodes:
@@ -220,7 +223,7 @@ def _topological(ex: _Expander, resolved: dict) -> list[str]:
             return
         if state.get(name) == "active":
             cycle = trail[trail.index(name):] + [name]
-            _, _, path, context = ex.nodes[cycle[0]]
+            _, _, path, context, _ = ex.nodes[cycle[0]]
             ex.fail(path + ("inputs",), "the graph has a cycle: " + " -> ".join(cycle), cycle[1], context)
         state[name] = "active"
         for dep in resolved[name]:

@@ -35,6 +35,8 @@ class LayerBase(Strict):
     A dotted path such as `classifier.1` places the node in a module hierarchy."""
     inputs: list[NodeName] | None = Field(default=None, min_length=1)
     """Names of the values this node reads. Default: the previous node's output."""
+    trainable: Bool = True
+    """false freezes the layer in training: its weights stay as they are and BatchNorm runs in inference mode."""
 
     def prefix(self) -> str:
         """Stem of the automatic name."""
@@ -42,7 +44,7 @@ class LayerBase(Strict):
 
     def lower_attrs(self) -> dict:
         """Attributes as the IR op reads them."""
-        return self.model_dump(exclude={"type", "name", "inputs"})
+        return self.model_dump(exclude={"type", "name", "inputs", "trainable"})
 
 
 @layer

@@ -45,3 +45,7 @@ class Spec(Strict):
     """Names of the model's outputs. Default: the last layer."""
     train: Train | None = None
     """How `dlspec train` trains the model."""
+    freeze: list[NodeName] = []
+    """Nodes to freeze in training, by name or name prefix (`layer1` freezes everything inside it)."""
+    freeze_up_to: NodeName | None = None
+    """Freeze every node up to and including this one, in graph order (the usual fine-tuning cut)."""

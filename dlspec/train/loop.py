@@ -98,14 +98,13 @@ def make_trainer(model: Model, backend: str, weights: dict, cfg, device: str, fr
 
 
 def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs: int | None = None,
-        device: str = "cpu", out: Path | None = None, progress: bool = True, max_steps: int | None = None,
-        frozen=frozenset()):
+        device: str = "cpu", out: Path | None = None, progress: bool = True, max_steps: int | None = None):
     """Train; returns (history, final canonical weights). Writes checkpoints into ``out`` if given."""
     import numpy as np
 
     cfg = cfg or model.spec.train
     epochs = epochs or cfg.epochs
-    trainer = make_trainer(model, backend, weights, cfg, device, frozen)
+    trainer = make_trainer(model, backend, weights, cfg, device, model.frozen())
     x, y = trainer.tensors(dataset.x_train, dataset.y_train)
     has_val = len(dataset.x_val) > 0
     xv, yv = trainer.tensors(dataset.x_val, dataset.y_val) if has_val else (None, None)

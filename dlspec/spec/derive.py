@@ -1,0 +1,77 @@
+"""Specs that start from another spec (`base:`), for transfer learning.
+
+The derived document is merged into its base before validation: top-level keys of the derived spec
+replace the base's, `replace:` swaps top-level layers by name, `layers:` of the derived spec are
+appended after the base's. Every value keeps the position of the file it came from, so errors point
+into the right file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import SpecError
+from ..loader import Document, format_path, read
+
+DERIVED_KEYS = ("base", "replace")
+ZOO = Path(__file__).resolve().parents[1] / "zoo"
+
+
+def _graft(target: Document, source: Document, src: tuple, dst: tuple) -> None:
+    """Copy the positions of ``source``'s subtree at ``src`` into ``target`` under ``dst``."""
+    for table_name in ("values", "keys"):
+        table, into = getattr(source, table_name), getattr(target, table_name)
+        for path, loc in table.items():
+            if path[:len(src)] == src:
+                into[dst + path[len(src):]] = loc
+
+
+def resolve_base(doc: Document, depth: int = 0) -> Document:
+    """Merge ``doc`` into the spec its ``base:`` names (recursively); other documents pass through."""
+    data = doc.data
+    if not isinstance(data, dict) or "base" not in data:
+        if isinstance(data, dict) and "replace" in data:
+            raise SpecError(doc.loc(("replace",), key=True), "replace", "`replace` needs a `base` spec", None,
+                            has_received=False)
+        return doc
+    base_ref = data["base"]
+    if not isinstance(base_ref, str):
+        raise SpecError(doc.loc(("base",)), "base", "must be the path of a spec file", base_ref)
+    if depth > 8:
+        raise SpecError(doc.loc(("base",)), "base", "bases nest too deeply (a cycle?)", base_ref)
+    path = Path(doc.file).parent / base_ref
+    if not path.exists():
+        zoo = ZOO / base_ref
+        if not zoo.exists():
+            raise SpecError(doc.loc(("base",)), "base", "no such spec file (relative to this file, or in the zoo)",
+                            base_ref)
+        path = zoo
+    base = resolve_base(read(path), depth + 1)
+    merged = Document({k: v for k, v in base.data.items()}, doc.file)
+    _graft(merged, base, (), ())
+    for key, value in data.items():
+        if key in DERIVED_KEYS or key == "layers":
+            continue
+        merged.data[key] = value
+        for table in (merged.values, merged.keys):
+            for p in [p for p in table if p[:1] == (key,)]:
+                del table[p]
+        _graft(merged, doc, (key,), (key,))
+    layers = list(merged.data.get("layers", []))
+    names = [layer.get("name") if isinstance(layer, dict) else None for layer in layers]
+    for name, new in (data.get("replace") or {}).items():
+        if name not in names:
+            raise SpecError(doc.loc(("replace", name), key=True), format_path(("replace", name)),
+                            "no top-level layer of the base has this name", name)
+        i = names.index(name)
+        layers[i] = {"name": name, **new} if isinstance(new, dict) and "name" not in new else new
+        for table in (merged.values, merged.keys):
+            for p in [p for p in table if p[:2] == ("layers", i) and len(p) > 2]:
+                del table[p]
+        _graft(merged, doc, ("replace", name), ("layers", i))
+    for extra in data.get("layers", []):
+        _graft(merged, doc, ("layers", data["layers"].index(extra)), ("layers", len(layers)))
+        layers.append(extra)
+    merged.data["layers"] = layers
+    merged.data.pop("base", None)
+    return merged
