@@ -122,11 +122,13 @@ def cmd_train(args) -> int:
 
         raise SpecError(Loc(str(args.spec)), "train", "this spec has no `train:` section to train with", None,
                         has_received=False)
-    weights = _weights(model, args)
-    if weights is None:
-        from .weights import init_weights
+    from .weights import init_weights, load_weights, merge_weights
 
-        weights = init_weights(model, model.spec.train.seed)
+    weights = init_weights(model, model.spec.train.seed if args.seed is None else args.seed)
+    if args.weights:
+        weights, loaded, fresh = merge_weights(weights, load_weights(args.weights), str(args.weights))
+        print(f"initial weights: {len(loaded)} tensors from {args.weights}" +
+              (f"; drawn fresh (new or reshaped layers): {', '.join(fresh)}" if fresh else ""))
     data = prepare(model, args.data)
     out = Path(args.output)
     print(describe_run(model, args.backend, data, args.device))

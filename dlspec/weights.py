@@ -100,6 +100,16 @@ def check_weights(weights: dict, model, source: str = "weights") -> None:
         raise DataError(f"{source}: weights do not fit model {graph.name!r}: {shown}")
 
 
+def merge_weights(fresh: dict, given: dict, source: str) -> tuple[dict, list[str], list[str]]:
+    """Start from ``given`` where a tensor's name and shape fit, keep ``fresh`` elsewhere (a replaced head,
+    a new stem). Returns (weights, names taken from ``given``, names kept fresh)."""
+    taken = [k for k in fresh if k in given and tuple(given[k].shape) == tuple(fresh[k].shape)]
+    if not taken:
+        raise DataError(f"{source}: no tensor fits the model (names and shapes all differ)")
+    merged = {k: (given[k].astype("float32") if k in taken else v) for k, v in fresh.items()}
+    return merged, taken, [k for k in fresh if k not in taken]
+
+
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     """Write a file via a temporary file and a rename, so readers never see half of it."""
     path = Path(path)

@@ -1,11 +1,15 @@
 """Test setup: keep framework side effects out of the home directory."""
 
+import importlib.util
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+if importlib.util.find_spec("triton") is not None:
+    import triton  # noqa: F401  (imported after TensorFlow it crashes the process; see dlspec.backends.keras)
 
 _HOME = tempfile.mkdtemp(prefix="dlspec-test-home-")
 os.environ.setdefault("KERAS_HOME", os.path.join(_HOME, "keras"))

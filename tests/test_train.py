@@ -211,3 +211,68 @@ def test_bad_data_is_a_clear_error(tmp_path, arrays, message):
     assert result.returncode == 2
     assert result.stderr == f"error: {tmp_path / message}\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_fine_tuning_keeps_frozen_tensors_bit_identical(tmp_path):
+    """resnet18 from torchvision weights, new stem and head, layer1-3 frozen: train both backends."""
+    import importlib.util
+
+    from test_zoo import torchvision_reference
+
+    if importlib.util.find_spec("torchvision") is None:
+        pytest.skip("torchvision is not installed")
+    torchvision_reference("resnet18", tmp_path)
+    subprocess.run([PYTHON, "-m", "dlspec", "import-weights", "--from", "torchvision", str(SPECS / "resnet18.yaml"),
+                    str(tmp_path / "resnet18.pth"), "-o", str(tmp_path / "r18.safetensors")], check=True,
+                   capture_output=True)
+    model = dlspec.load(SPECS / "resnet18_digits.yaml")
+    frozen = model.frozen()
+    assert {n.split(".")[0] for n in frozen} == {"layer1", "layer2", "layer3"}
+    pretrained = dlspec.load_weights(tmp_path / "r18.safetensors")
+    for backend in ("torch", "keras"):
+        out = tmp_path / backend
+        result = subprocess.run([PYTHON, "-m", "dlspec", "train", str(SPECS / "resnet18_digits.yaml"), "--backend",
+                                 backend, "--init", str(tmp_path / "r18.safetensors"), "--epochs", "1", "-o",
+                                 str(out)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "drawn fresh (new or reshaped layers): conv1.weight, fc.weight, fc.bias" in result.stdout
+        after = dlspec.load_weights(out / "weights.safetensors", model)
+        for name, value in after.items():
+            node = name.rsplit(".", 1)[0]
+            if node in frozen:  # weights and BatchNorm statistics untouched
+                assert np.array_equal(value, pretrained[name]), (backend, name)
+            elif name.startswith("layer4") and name in pretrained:
+                assert not np.array_equal(value, pretrained[name]), (backend, name)
+        assert json.loads((out / "history.json").read_text())["epochs"][0]["val_accuracy"] > 0.2
+
+
+def test_trained_models_reload_exactly(tmp_path):
+    """After training: the .keras file, the torch state dict and the ONNX export give the same outputs."""
+    from dlspec.backends.keras import import_keras
+
+    keras = import_keras()
+    model = dlspec.load(SPECS / "digits_cnn.yaml")
+    x = prepare(model, "digits").x_val[:16]
+    outputs = {}
+    for backend in ("torch", "keras"):
+        result = subprocess.run([PYTHON, "-m", "dlspec", "train", str(SPECS / "digits_cnn.yaml"), "--backend",
+                                 backend, "--epochs", "1", "-o", str(tmp_path / backend)], capture_output=True,
+                                text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        weights = dlspec.load_weights(tmp_path / backend / "weights.safetensors", model)
+        rebuilt = dlspec.build(model, backend, weights)
+        if backend == "torch":
+            native = dlspec.build(model, "torch")
+            native.load_state_dict(torch.load(tmp_path / "torch" / "model.pt", weights_only=True))
+            with torch.no_grad():
+                a, b = native.eval()(torch.from_numpy(x)).numpy(), rebuilt(torch.from_numpy(x)).numpy()
+        else:
+            native = keras.saving.load_model(tmp_path / "keras" / "model.keras")
+            a, b = native(x, training=False).numpy(), rebuilt(x, training=False).numpy()
+        assert np.array_equal(a, b), backend
+        from dlspec.backends import onnx as onnx_backend
+
+        exported = onnx_backend.run(dlspec.build(model, "onnx", weights), [x])[0]
+        assert np.max(np.abs(exported - a)) <= 1e-5
+        outputs[backend] = a
+    assert not np.array_equal(outputs["torch"], outputs["keras"])  # dropout made the two runs differ

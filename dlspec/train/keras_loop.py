@@ -162,6 +162,10 @@ class KerasTrainer:
         """A tensor as a numpy array."""
         return tensor.numpy()
 
+    def save_native(self, out) -> None:
+        """The trained model in Keras' format: ``model.keras``."""
+        self.net.save(out / "model.keras")
+
     def weights(self) -> dict:
         """Canonical weights."""
         from ..backends.keras import export_weights

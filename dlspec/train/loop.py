@@ -162,6 +162,7 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
     final = trainer.weights()
     if out is not None:
         save_weights(final, out / "weights.safetensors")
+        trainer.save_native(out)
         write_atomic(out / "history.json", history.to_json())
     return history, final, trainer
 
@@ -183,4 +184,5 @@ def summary_line(history: History, out: Path) -> str:
     stop = " (stopped early)" if history.stopped_early else ""
     return (f"done after {last['epoch']} epochs and {len(history.step_loss)} steps{stop}: {figures}\n"
             f"best {monitor} {best[monitor]:.4f} at epoch {best['epoch']}\n"
-            f"wrote {out / 'weights.safetensors'}, {out / 'best.safetensors'}, {out / 'history.json'}")
+            f"wrote {out / 'weights.safetensors'}, {out / 'best.safetensors'}, {out / 'history.json'} and the "
+            f"framework's own file ({', '.join(p.name for p in sorted(out.glob('model.*')))})")

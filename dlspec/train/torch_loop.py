@@ -93,6 +93,10 @@ class TorchTrainer:
         """A tensor as a numpy array."""
         return tensor.detach().cpu().numpy()
 
+    def save_native(self, out) -> None:
+        """The trained model as a torch state dict: ``model.pt``."""
+        self.torch.save(self.net.state_dict(), out / "model.pt")
+
     def weights(self) -> dict:
         """Canonical weights."""
         return {k: v.detach().cpu().numpy().copy() for k, v in self.net.state_dict().items()
