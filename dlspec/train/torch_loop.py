@@ -25,12 +25,14 @@ class TorchTrainer:
 
     def _optimizer(self, o):
         optim = self.torch.optim
+        # fused kernels (one per step instead of a few per tensor) compute the same formulas, faster
+        fused = {"fused": True} if self.params else {}
         if o.type == "sgd":
             return optim.SGD(self.params, lr=o.lr, momentum=o.momentum, dampening=o.dampening, nesterov=o.nesterov,
-                             weight_decay=o.weight_decay)
+                             weight_decay=o.weight_decay, **fused)
         if o.type in ("adam", "adamw"):
             cls = optim.Adam if o.type == "adam" else optim.AdamW
-            return cls(self.params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+            return cls(self.params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused)
         return optim.RMSprop(self.params, lr=o.lr, alpha=o.alpha, eps=o.eps, momentum=o.momentum,
                              centered=o.centered, weight_decay=o.weight_decay)
 
