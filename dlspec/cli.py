@@ -173,7 +173,26 @@ def cmd_demo(args) -> int:
         print(f"wrote {write_atomic(Path(args.output) / file, content)}")
     report = parity(model, weights=weights)
     print(f"\n== parity\n{report.table()}")
-    return 0 if report.ok else 1
+    return 0 if report.ok and _demo_training(Path(args.output), args.epochs) else 1
+
+
+def _demo_training(out: Path, epochs: int) -> bool:
+    """Train the zoo's digits CNN on the embedded digits in both backends, then check training parity."""
+    from .api import load
+    from .train import fit, prepare
+    from .train.loop import describe_run, summary_line
+    from .train.parity import train_parity
+    from .weights import init_weights
+
+    model = load(DEMO_SPEC.parent / "digits_cnn.yaml")
+    data = prepare(model, "digits")
+    for backend in ("torch", "keras"):
+        print(f"\n== train ({backend})\n{describe_run(model, backend, data, 'cpu')}")
+        history, _, _ = fit(model, backend, data, init_weights(model, 0), epochs=epochs, out=out / f"train_{backend}")
+        print(summary_line(history, out / f"train_{backend}"))
+    report = train_parity(model, steps=100, plot=str(out / "digits_cnn_train_parity.png"))
+    print(f"\n== training parity\n{report.table()}")
+    return report.ok
 
 
 def parser() -> argparse.ArgumentParser:
@@ -243,10 +262,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, help="seed of the random weights and inputs (default 0)")
     s.set_defaults(fn=cmd_parity)
 
-    s = sub.add_parser("demo", help="validate, summarise, build all backends and check parity")
+    s = sub.add_parser("demo", help="validate, summarise, build all backends, check parity, train on the "
+                       "embedded digits in torch and Keras")
     s.add_argument("spec", nargs="?", default=str(DEMO_SPEC), metavar="SPEC",
                    help="default: the embedded mnist_mlp spec")
     s.add_argument("-o", "--output", default="out", metavar="DIR", help="output directory (default: out)")
+    s.add_argument("--epochs", type=int, default=5, help="epochs of the digits training demo (default 5)")
     s.set_defaults(fn=cmd_demo)
     return p
 

@@ -199,5 +199,6 @@ def test_readme_zoo_table_states_true_parameter_counts():
     assert sorted(name for name, _ in rows) == ZOO
     for name, count in rows:
         model = dlspec.load(SPECS / f"{name}.yaml")
-        trainable = sum(int(np.prod(p.shape)) for n in model.graph.nodes for p in n.params if p.trainable)
+        trainable = sum(int(np.prod(p.shape)) for n in model.graph.nodes for p in n.params
+                        if p.trainable and n.trainable)
         assert trainable == int(count.replace(",", "")), name

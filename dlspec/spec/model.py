@@ -31,6 +31,11 @@ class Spec(Strict):
 
     dlspec: Literal[1]
     """Spec language version."""
+    base: str | None = Field(default=None, strict=True)
+    """Another spec (a path relative to this file, or a zoo name) this one starts from; its keys are replaced
+    by this spec's, and this spec's `layers` are appended to the base's."""
+    replace: dict[NodeName, dict] = {}
+    """With `base`: top-level layers of the base to replace, by name (the name is kept)."""
     name: Name
     """Model name: an identifier, used for file and class names."""
     description: str = Field(default="", strict=True)
