@@ -26,6 +26,15 @@ class Model:
         """The spec's model name."""
         return self.spec.name
 
+    def regularizers(self) -> dict[str, tuple[float, float]]:
+        """{canonical weight name: (l1, l2)} for layers with a `regularizer`."""
+        out = {}
+        for node in self.graph.nodes:
+            reg = node.regularizer
+            if reg is not None and (reg.l1 or reg.l2):
+                out[f"{node.name}.weight"] = (reg.l1, reg.l2)
+        return out
+
     def frozen(self) -> frozenset[str]:
         """Names of the nodes that training must leave untouched."""
         return frozenset(n.name for n in self.graph.nodes if not n.trainable)

@@ -276,3 +276,22 @@ def test_trained_models_reload_exactly(tmp_path):
         assert np.max(np.abs(exported - a)) <= 1e-5
         outputs[backend] = a
     assert not np.array_equal(outputs["torch"], outputs["keras"])  # dropout made the two runs differ
+
+
+def test_regularizers_and_early_stopping():
+    text = NET.format(optimizer=OPTIMIZERS["adam"], schedule=SCHEDULES["step"], loss="cross_entropy", clip="null")
+    text = text.replace("{type: dense, units: 4}", "{type: dense, units: 4, regularizer: {l1: 1.0e-3, l2: 1.0e-2}}")
+    model = dlspec.loads(text)
+    assert model.regularizers() == {"dense_2.weight": (1e-3, 1e-2)}
+    report = train_parity(model, steps=60, plot=False)
+    assert report.max_rel_loss <= 1e-5 and report.max_weight_diff <= 1e-5, report.table()
+    plain = train_parity(net("adam", "step"), steps=60, plot=False)
+    assert plain.torch_loss[0] == pytest.approx(report.torch_loss[0], rel=1e-6)  # reported loss: no penalty
+    assert abs(plain.torch_loss[-1] - report.torch_loss[-1]) > 1e-4  # but training changed
+
+    stop = dlspec.loads(text + "  early_stopping: {monitor: loss, patience: 1, min_delta: 10.0}\n  epochs: 9\n")
+    rng = np.random.default_rng(0)
+    data = Dataset(rng.standard_normal((64, 12)).astype(np.float32), rng.integers(0, 4, 64), np.zeros((0, 12)),
+                   np.zeros(0), "synthetic")
+    history, _, _ = fit(stop, "torch", data, dlspec.init_weights(stop, 0), progress=False)
+    assert history.stopped_early and len(history.epochs) == 2  # no epoch improves by 10

@@ -40,6 +40,7 @@ class Node:
     params: tuple[Param, ...] = ()
     context: str = ""  # " (in block instance layer1.0)" for nodes from blocks
     trainable: bool = True  # false: frozen in training (weights fixed, BatchNorm in inference mode)
+    regularizer: object = None  # training penalty on the weight: an object with l1 and l2
 
     def where(self, attr: str | None = None) -> tuple[Loc, str]:
         """Source location and spec path of the node, or of one of its attributes."""

@@ -21,6 +21,16 @@ Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_norma
                       "lecun_uniform", "lecun_normal", "normal", "zeros", "ones"]
 
 
+class Regularizer(Strict):
+    """A penalty on a layer's weight, added to the objective that training minimises (not to the reported
+    loss): l1 * sum(|w|) + l2 * sum(w^2). Keras' L1L2 regularizer has the same formula."""
+
+    l1: Annotated[float, Field(strict=True, ge=0)] = 0.0
+    """Coefficient of the L1 term."""
+    l2: Annotated[float, Field(strict=True, ge=0)] = 0.0
+    """Coefficient of the L2 term (the gradient is 2 * l2 * w)."""
+
+
 def layer(cls):
     """Register a layer class under its ``type`` literal."""
     LAYER_TYPES[cls.model_fields["type"].default] = cls
@@ -44,7 +54,7 @@ class LayerBase(Strict):
 
     def lower_attrs(self) -> dict:
         """Attributes as the IR op reads them."""
-        return self.model_dump(exclude={"type", "name", "inputs", "trainable"})
+        return self.model_dump(exclude={"type", "name", "inputs", "trainable", "regularizer"})
 
 
 @layer
@@ -62,6 +72,8 @@ class Dense(LayerBase):
     """Initial distribution of the weight (torch and Keras differ; dlspec's default is glorot_uniform)."""
     bias_initializer: Initializer = "zeros"
     """Initial distribution of the bias (dlspec's default: zeros)."""
+    regularizer: Regularizer | None = None
+    """Penalty on the weight during training."""
 
     def lower_attrs(self) -> dict:
         attrs = super().lower_attrs()

@@ -8,7 +8,7 @@ from pydantic import Field, PlainValidator, model_validator
 from pydantic_core import PydanticCustomError
 
 from .base import invalid
-from .layers import Activation, ActivationName, Initializer, LayerBase, layer
+from .layers import Activation, ActivationName, Initializer, LayerBase, Regularizer, layer
 from .types import Bool, PositiveFloat, PositiveInt
 
 
@@ -58,6 +58,8 @@ class _Conv(LayerBase):
     """Initial distribution of the weight (dlspec's default: glorot_uniform)."""
     bias_initializer: Initializer = "zeros"
     """Initial distribution of the bias (dlspec's default: zeros)."""
+    regularizer: Regularizer | None = None
+    """Penalty on the weight during training (l1 * sum|w| + l2 * sum w^2)."""
 
     def lower_attrs(self) -> dict:
         attrs = super().lower_attrs()

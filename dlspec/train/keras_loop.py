@@ -26,6 +26,11 @@ class KerasTrainer:
             if layer.name in frozen:
                 layer.trainable = False
         self.vars = list(self.net.trainable_variables)
+        self.penalties = []
+        for key, (l1, l2) in model.regularizers().items():
+            layer = self.net.get_layer(key.rsplit(".", 1)[0])
+            if layer.trainable:
+                self.penalties.append((layer.trainable_weights[0], l1, l2))
         self.o = cfg.optimizer
         self.state = {name: [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.vars]
                       for name in self._state_names()}
@@ -117,7 +122,10 @@ class KerasTrainer:
         with tf.GradientTape() as tape:
             out = self._forward(x, True)
             loss = self._loss(out, y)
-        grads = self._clip(tape.gradient(loss, self.vars))
+            objective = loss
+            for weight, l1, l2 in self.penalties:  # in the objective, not in the reported loss
+                objective = objective + l1 * tf.reduce_sum(tf.abs(weight)) + l2 * tf.reduce_sum(tf.square(weight))
+        grads = self._clip(tape.gradient(objective, self.vars))
         self._update(grads, h)
         return loss, out
 

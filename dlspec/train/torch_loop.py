@@ -20,6 +20,9 @@ class TorchTrainer:
                     p.requires_grad_(False)
                 self.frozen_modules.append(module)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
+        named = dict(self.net.named_parameters())
+        self.penalties = [(named[k], l1, l2) for k, (l1, l2) in model.regularizers().items()
+                          if named[k].requires_grad]
         self.opt = self._optimizer(cfg.optimizer)
         self.loss = self._loss(cfg.loss_spec())
 
@@ -70,7 +73,10 @@ class TorchTrainer:
         self.opt.zero_grad(set_to_none=True)
         out = self._forward(x)
         loss = self.loss(out, y)
-        loss.backward()
+        objective = loss
+        for weight, l1, l2 in self.penalties:  # in the objective, not in the reported loss
+            objective = objective + l1 * weight.abs().sum() + l2 * weight.square().sum()
+        objective.backward()
         clip = self.cfg.clip
         if clip is not None and clip.norm is not None:
             torch.nn.utils.clip_grad_norm_(self.params, clip.norm)
