@@ -188,6 +188,7 @@ def test_cli_train_writes_weights_and_history(tmp_path):
     assert "done after 2 epochs and 90 steps" in result.stdout
     history = json.loads((tmp_path / "history.json").read_text())
     assert len(history["step_loss"]) == 90
+    assert history["loss_includes_regularization"] is False
     assert [sorted(e) for e in history["epochs"]] == [
         ["accuracy", "epoch", "loss", "lr", "val_accuracy", "val_loss"]] * 2
     weights = dlspec.load_weights(tmp_path / "weights.safetensors", dlspec.load(SPECS / "digits_cnn.yaml"))
@@ -295,3 +296,12 @@ def test_regularizers_and_early_stopping():
                    np.zeros(0), "synthetic")
     history, _, _ = fit(stop, "torch", data, dlspec.init_weights(stop, 0), progress=False)
     assert history.stopped_early and len(history.epochs) == 2  # no epoch improves by 10
+
+
+def test_metrics():
+    from dlspec.spec.train import TopK
+    from dlspec.train.loop import _metric_values
+
+    out = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    y = np.array([1, 1, 0, 2])
+    assert _metric_values(["accuracy", TopK(k=2)], out, y) == {"accuracy": 0.25, "top_2": 0.75}

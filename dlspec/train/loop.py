@@ -27,8 +27,8 @@ class History:
 
     def to_json(self) -> str:
         """The JSON text of history.json."""
-        return json.dumps({"step_loss": self.step_loss, "epochs": self.epochs, "stopped_early": self.stopped_early},
-                          indent=1) + "\n"
+        return json.dumps({"step_loss": self.step_loss, "epochs": self.epochs, "stopped_early": self.stopped_early,
+                           "loss_includes_regularization": False}, indent=1) + "\n"
 
 
 def _metric_values(metrics, out, y) -> dict:
