@@ -304,4 +304,4 @@ def test_metrics():
 
     out = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
     y = np.array([1, 1, 0, 2])
-    assert _metric_values(["accuracy", TopK(k=2)], out, y) == {"accuracy": 0.25, "top_2": 0.75}
+    assert _metric_values(["accuracy", TopK(k=2)], out, y) == {"accuracy": 0.25, "top_2": 0.5}
