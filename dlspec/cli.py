@@ -59,7 +59,7 @@ def _weights(model, args):
     return None
 
 
-def build_files(model, backend: str, weights, opset=None) -> dict[str, bytes | str]:
+def build_files(model, backend: str, weights, opset=None, fp16=False) -> dict[str, bytes | str]:
     """Artifacts for one backend, in memory: {file name: content}."""
     from .api import generate
     from .backends import registry
@@ -69,7 +69,7 @@ def build_files(model, backend: str, weights, opset=None) -> dict[str, bytes | s
         from .weights import init_weights
 
         proto = registry.load("onnx").build(model.graph, weights if weights is not None else init_weights(model, 0),
-                                            opset=opset)
+                                            opset=opset, fp16=fp16)
         return {_artifact(name, backend): proto.SerializeToString()}
     if weights is None:
         return {_artifact(name, backend): generate(model, backend)}
@@ -84,7 +84,11 @@ def cmd_build(args) -> int:
     from .weights import write_atomic
 
     model = load(args.spec)
-    files = build_files(model, args.backend, _weights(model, args), args.opset)
+    if args.fp16 and args.backend != "onnx":
+        from .errors import UsageError
+
+        raise UsageError(f"--fp16 applies to the onnx backend only. Received: --backend {args.backend}")
+    files = build_files(model, args.backend, _weights(model, args), args.opset, args.fp16)
     for file, content in files.items():  # everything is computed before anything is written
         print(f"wrote {write_atomic(Path(args.output) / file, content)}")
     return 0
@@ -134,6 +138,44 @@ def cmd_train(args) -> int:
     print(describe_run(model, args.backend, data, args.device))
     history, _, _ = fit(model, args.backend, data, weights, epochs=args.epochs, device=args.device, out=out)
     print(summary_line(history, out))
+    return 0
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from .deploy import session
+
+    sess = session(args.model, args.provider)
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{args.input}: cannot read the input array: {err}") from None
+    inputs = sess.get_inputs()
+    if len(inputs) != 1:
+        raise DataError(f"{args.model}: the model takes {len(inputs)} inputs; --input gives one")
+    want = "int64" if "int64" in inputs[0].type else ("float16" if "float16" in inputs[0].type else "float32")
+    outputs = sess.run(None, {inputs[0].name: x.astype(want)})
+    for meta, value in zip(sess.get_outputs(), outputs):
+        print(f"{meta.name}: shape {list(value.shape)}, dtype {value.dtype}")
+    if args.output:
+        import io
+
+        from .weights import write_atomic
+
+        buffer = io.BytesIO()
+        np.save(buffer, outputs[0])
+        print(f"wrote {write_atomic(args.output, buffer.getvalue())}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .deploy import bench
+
+    r = bench(args.model, args.batch, args.provider, iterations=args.iterations)
+    print(f"{args.model}: {r['provider']}, batch {r['batch']}, {r['iterations']} runs with IO binding")
+    print(f"  throughput {r['throughput']:.1f} samples/s; latency p50 {r['p50_ms']:.2f} ms, "
+          f"p90 {r['p90_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
     return 0
 
 
@@ -221,6 +263,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", required=True, choices=BACKENDS)
     s.add_argument("-o", "--output", default=".", metavar="DIR", help="output directory (default: .)")
     s.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    s.add_argument("--fp16", action="store_true", help="onnx: float16 weights and compute, float32 where accuracy "
+                   "needs it (normalisation statistics, softmax, recurrences) and at the inputs and outputs")
     weights_args(s)
     s.set_defaults(fn=cmd_build)
 
@@ -236,6 +280,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("state_dict", metavar="STATE_DICT.pth")
     s.add_argument("-o", "--output", required=True, metavar="W.safetensors")
     s.set_defaults(fn=cmd_import_weights)
+
+    s = sub.add_parser("run", help="run an ONNX file on an input array with onnxruntime")
+    s.add_argument("model", metavar="MODEL.onnx")
+    s.add_argument("--input", required=True, metavar="X.npy")
+    s.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"))
+    s.add_argument("-o", "--output", metavar="Y.npy", help="write the first output here")
+    s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("bench", help="throughput and latency of an ONNX file (IO binding)")
+    s.add_argument("model", metavar="MODEL.onnx")
+    s.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"))
+    s.add_argument("--batch", type=int, default=1)
+    s.add_argument("--iterations", type=int, default=50)
+    s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("train", help="train with the spec's train section; writes weights and history")
     s.add_argument("spec", metavar="SPEC")

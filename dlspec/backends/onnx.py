@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import os
-
 from ..ir import Graph
 from .onnx_emit import lower_onnx
 
 __all__ = ["build", "count_params", "lower_onnx", "run"]
 
 
-def build(graph: Graph, weights: dict | None = None, opset: int | None = None):
-    """A checked ``onnx.ModelProto`` (``weights`` default: ``init_weights(seed=0)``)."""
+def build(graph: Graph, weights: dict | None = None, opset: int | None = None, fp16: bool = False):
+    """A checked ``onnx.ModelProto`` (``weights`` default: ``init_weights(seed=0)``); ``fp16``: half precision
+    inside, fp32 at the interface (see dlspec.backends.fp16)."""
     import onnx
 
     from ..weights import init_weights
 
     model = lower_onnx(graph, weights if weights is not None else init_weights(graph, 0), opset=opset)
+    if fp16:
+        from .fp16 import to_fp16
+
+        model = to_fp16(model)
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -28,15 +31,11 @@ def count_params(model) -> int:
     return sum(math.prod(t.dims) for t in model.graph.initializer if "/" not in t.name)  # helpers: <node>/<what>
 
 
-def session(model, providers=("CPUExecutionProvider",)):
-    """An onnxruntime session for a ModelProto, bytes or a path; no telemetry."""
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-    import onnxruntime as ort
+def session(model, provider: str = "cpu"):
+    """An onnxruntime session on the CPU (parity's reference); see dlspec.deploy for CUDA."""
+    from ..deploy import session as make
 
-    if hasattr(ort, "disable_telemetry_events"):
-        ort.disable_telemetry_events()
-    source = model.SerializeToString() if hasattr(model, "SerializeToString") else model
-    return ort.InferenceSession(source, providers=list(providers))
+    return make(model, provider, notice=None)
 
 
 def run(model, inputs: list) -> list:

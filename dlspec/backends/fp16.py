@@ -1,0 +1,78 @@
+"""Half-precision ONNX: fp16 weights and compute, with fp32 where accuracy needs it.
+
+Kept in fp32: BatchNormalization's scale, shift and statistics (ONNX lets them differ from X),
+LayerNormalization's statistics (stash_type 1), and whole operations whose accumulation loses
+accuracy in fp16: Softmax, InstanceNormalization (GroupNorm), the recurrent layers, and reductions.
+The model's inputs and outputs stay fp32, so callers feed and read the same arrays as before.
+"""
+
+from __future__ import annotations
+
+FP32_OPS = {"Softmax", "InstanceNormalization", "LSTM", "GRU", "ReduceMean", "GlobalAveragePool", "Erf"}
+FP32_INPUTS = {"BatchNormalization": {1, 2, 3, 4}, "Resize": {1, 2}}
+
+
+def to_fp16(model):
+    """A copy of ``model`` computing in float16 (see the module docstring for what stays float32)."""
+    import copy
+
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = copy.deepcopy(model)
+    graph = model.graph
+    keep32 = set()
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if node.op_type in FP32_OPS or i in FP32_INPUTS.get(node.op_type, ()):
+                keep32.add(name)
+    inits = []
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT and init.name not in keep32:
+            init = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name)
+        inits.append(init)
+    graph.ClearField("initializer")
+    graph.initializer.extend(inits)
+    nodes = []
+    for inp in graph.input:  # fp32 interface, fp16 inside
+        if inp.type.tensor_type.elem_type == TensorProto.FLOAT:
+            nodes.append(helper.make_node("Cast", [inp.name], [f"{inp.name}/fp16"], name=f"{inp.name}/to_fp16",
+                                          to=TensorProto.FLOAT16))
+    renamed = {i.name: f"{i.name}/fp16" for i in graph.input if i.type.tensor_type.elem_type == TensorProto.FLOAT}
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = renamed.get(name, name)
+        if node.op_type in FP32_OPS:
+            for i, name in enumerate(node.input):
+                if name and name not in keep32 or name in renamed.values():
+                    cast = f"{name}/fp32"
+                    nodes.append(helper.make_node("Cast", [name], [cast], name=f"{node.name}/in{i}_fp32",
+                                                  to=TensorProto.FLOAT))
+                    node.input[i] = cast
+            outputs = list(node.output)
+            for i, name in enumerate(outputs):
+                if name:
+                    node.output[i] = f"{name}/fp32_out"
+            nodes.append(node)
+            for name in outputs:
+                if name:
+                    nodes.append(helper.make_node("Cast", [f"{name}/fp32_out"], [name], name=f"{name}/to_fp16",
+                                                  to=TensorProto.FLOAT16))
+            continue
+        nodes.append(node)
+    for out in graph.output:
+        if out.type.tensor_type.elem_type == TensorProto.FLOAT:
+            for node in nodes:
+                for i, name in enumerate(node.output):
+                    if name == out.name:
+                        node.output[i] = f"{out.name}/fp16"
+            for node in nodes:
+                for i, name in enumerate(node.input):
+                    if name == out.name:
+                        node.input[i] = f"{out.name}/fp16"
+            nodes.append(helper.make_node("Cast", [f"{out.name}/fp16"], [out.name], name=f"{out.name}/to_fp32",
+                                          to=TensorProto.FLOAT))
+    graph.ClearField("node")
+    graph.node.extend(nodes)
+    graph.doc_string += " (float16 compute)"
+    return model

@@ -1,0 +1,92 @@
+"""Running exported ONNX files with onnxruntime: provider choice, a one-line CPU fallback notice, no
+telemetry, and a benchmark with IO binding."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+from .errors import UsageError
+
+PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+
+
+def _ort():
+    # onnxruntime writes a telemetry database under ~/.cache at import unless this is set
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime as ort
+
+    if hasattr(ort, "disable_telemetry_events"):
+        ort.disable_telemetry_events()
+    return ort
+
+
+def providers_for(provider: str, notice=sys.stderr) -> list[str]:
+    """Execution providers for ``cuda``, ``cpu`` or ``auto``; says in one line when CUDA is missing."""
+    ort = _ort()
+    if provider not in ("cuda", "cpu", "auto"):
+        raise UsageError(f"--provider must be cuda, cpu or auto. Received: {provider!r}")
+    available = ort.get_available_providers()
+    if provider == "cpu":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if notice is not None:
+        print(f"dlspec: CUDAExecutionProvider is not available in onnxruntime {ort.__version__} "
+              f"(providers: {', '.join(available)}); running on CPU. Install dlspec[gpu] for onnxruntime-gpu.",
+              file=notice or sys.stderr)
+    return ["CPUExecutionProvider"]
+
+
+def session(model, provider: str = "auto", notice=sys.stderr):
+    """An InferenceSession for a ModelProto, bytes or path; CUDA when present (else CPU, with a notice)."""
+    ort = _ort()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model) \
+        if isinstance(model, os.PathLike) else model
+    return ort.InferenceSession(source, options, providers=providers_for(provider, notice))
+
+
+def run(model, inputs: dict, provider: str = "auto"):
+    """Outputs for named numpy inputs."""
+    sess = session(model, provider)
+    return sess.run(None, inputs)
+
+
+def bench(model, batch: int, provider: str = "auto", iterations: int = 50, warmup: int = 10, seed: int = 0) -> dict:
+    """Throughput and latency percentiles with IO binding (inputs and outputs stay on the device)."""
+    import numpy as np
+
+    ort = _ort()
+    sess = session(model, provider)
+    on_cuda = sess.get_providers()[0] == "CUDAExecutionProvider"
+    device = "cuda" if on_cuda else "cpu"
+    rng = np.random.default_rng(seed)
+    binding = sess.io_binding()
+    for inp in sess.get_inputs():
+        shape = [batch if not isinstance(d, int) else d for d in inp.shape]
+        dtype = np.int64 if "int64" in inp.type else (np.float16 if "float16" in inp.type else np.float32)
+        data = rng.integers(0, 2, shape) if dtype == np.int64 else rng.standard_normal(shape)
+        data = data.astype(dtype)
+        binding.bind_ortvalue_input(inp.name, ort.OrtValue.ortvalue_from_numpy(data, device, 0))
+    for out in sess.get_outputs():
+        binding.bind_output(out.name, device)
+    for _ in range(warmup):
+        sess.run_with_iobinding(binding)
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        sess.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        times.append(time.perf_counter() - start)
+    times.sort()
+
+    def pct(p):
+        return times[min(len(times) - 1, int(round(p / 100 * (len(times) - 1))))] * 1e3
+
+    median = statistics.median(times)
+    return {"provider": sess.get_providers()[0], "batch": batch, "iterations": iterations,
+            "throughput": batch / median, "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99)}

@@ -1,0 +1,67 @@
+"""Deployment: fp16 export, dlspec run / bench, the CPU fallback notice, and no files in the user's home."""
+
+import os
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+from conftest import PYTHON, SPECS
+
+import dlspec
+from dlspec.backends import onnx as onnx_backend
+from dlspec.parity import random_inputs, random_weights
+
+FP16_BOUND = 2e-3  # max |fp16 - fp32| relative to max |fp32|, measured 3e-4 to 5e-4 on the zoo (CPU)
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn", "resnet18", "mobilenet_v2", "text_lstm", "text_transformer"])
+def test_fp16_export_is_valid_half_size_and_close(name):
+    model = dlspec.load(SPECS / f"{name}.yaml")
+    weights = random_weights(model, 0)
+    full = dlspec.build(model, "onnx", weights)
+    half = dlspec.build(model, "onnx", weights, fp16=True)
+    onnx.checker.check_model(half, full_check=True)
+    assert 0.49 < len(half.SerializeToString()) / len(full.SerializeToString()) < 0.52
+    float16 = {t.name for t in half.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16}
+    assert any(name.endswith(".weight") for name in float16)
+    for init in half.graph.initializer:  # normalisation statistics stay float32
+        if init.name.endswith(("running_mean", "running_var")):
+            assert init.data_type == onnx.TensorProto.FLOAT
+    assert [i.type.tensor_type.elem_type for i in half.graph.output] == [onnx.TensorProto.FLOAT]
+    x = random_inputs(model, 2, 0)
+    a, b = onnx_backend.run(full, x)[0], onnx_backend.run(half, x)[0]
+    assert np.max(np.abs(a - b)) / np.max(np.abs(a)) <= FP16_BOUND
+    assert np.max(np.abs(a - b)) > 0  # really computed in half precision
+
+
+def test_run_and_bench_commands_with_cpu_fallback_notice(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    subprocess.run([PYTHON, "-m", "dlspec", "build", str(SPECS / "mnist_cnn.yaml"), "--backend", "onnx", "--fp16",
+                    "-o", str(tmp_path)], check=True, capture_output=True, env=env)
+    x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = subprocess.run([PYTHON, "-m", "dlspec", "run", str(tmp_path / "mnist_cnn.onnx"), "--input",
+                             str(tmp_path / "x.npy"), "--provider", "cuda", "-o", str(tmp_path / "y.npy")],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("logits: shape [3, 10], dtype float32\n")
+    notices = [line for line in result.stderr.splitlines() if "running on CPU" in line]
+    assert len(notices) == 1 and notices[0].startswith("dlspec: CUDAExecutionProvider is not available")
+    assert np.load(tmp_path / "y.npy").shape == (3, 10)
+    bench = subprocess.run([PYTHON, "-m", "dlspec", "bench", str(tmp_path / "mnist_cnn.onnx"), "--provider", "cpu",
+                            "--batch", "4", "--iterations", "5"], capture_output=True, text=True, env=env)
+    assert bench.returncode == 0, bench.stderr
+    assert "CPUExecutionProvider, batch 4, 5 runs with IO binding" in bench.stdout and "p99" in bench.stdout
+    assert "running on CPU" not in bench.stderr  # asked for the CPU: nothing to say
+    assert list(home.rglob("*")) == []  # no telemetry database, no caches
+
+
+def test_fp16_only_for_onnx(tmp_path):
+    result = subprocess.run([PYTHON, "-m", "dlspec", "build", str(SPECS / "mnist_mlp.yaml"), "--backend", "torch",
+                             "--fp16", "-o", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == "error: --fp16 applies to the onnx backend only. Received: --backend torch\n"
