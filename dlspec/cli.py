@@ -59,7 +59,7 @@ def _weights(model, args):
     return None
 
 
-def build_files(model, backend: str, weights, opset=None, fp16=False) -> dict[str, bytes | str]:
+def build_files(model, backend: str, weights, opset=None, fp16=False, optimize=False) -> dict[str, bytes | str]:
     """Artifacts for one backend, in memory: {file name: content}."""
     from .api import generate
     from .backends import registry
@@ -69,7 +69,7 @@ def build_files(model, backend: str, weights, opset=None, fp16=False) -> dict[st
         from .weights import init_weights
 
         proto = registry.load("onnx").build(model.graph, weights if weights is not None else init_weights(model, 0),
-                                            opset=opset, fp16=fp16)
+                                            opset=opset, fp16=fp16, optimize=optimize)
         return {_artifact(name, backend): proto.SerializeToString()}
     if weights is None:
         return {_artifact(name, backend): generate(model, backend)}
@@ -88,7 +88,7 @@ def cmd_build(args) -> int:
         from .errors import UsageError
 
         raise UsageError(f"--fp16 applies to the onnx backend only. Received: --backend {args.backend}")
-    files = build_files(model, args.backend, _weights(model, args), args.opset, args.fp16)
+    files = build_files(model, args.backend, _weights(model, args), args.opset, args.fp16, args.optimize)
     for file, content in files.items():  # everything is computed before anything is written
         print(f"wrote {write_atomic(Path(args.output) / file, content)}")
     return 0
@@ -263,6 +263,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", required=True, choices=BACKENDS)
     s.add_argument("-o", "--output", default=".", metavar="DIR", help="output directory (default: .)")
     s.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    s.add_argument("--optimize", action="store_true", help="onnx: fold BatchNorm into convolutions offline "
+                   "(inference graph that loads and runs faster)")
     s.add_argument("--fp16", action="store_true", help="onnx: float16 weights and compute, float32 where accuracy "
                    "needs it (normalisation statistics, softmax, recurrences) and at the inputs and outputs")
     weights_args(s)

@@ -65,3 +65,19 @@ def test_fp16_only_for_onnx(tmp_path):
                              "--fp16", "-o", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr == "error: --fp16 applies to the onnx backend only. Received: --backend torch\n"
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn", "resnet18", "mobilenet_v2"])
+def test_optimized_export_folds_batchnorm(name):
+    model = dlspec.load(SPECS / f"{name}.yaml")
+    weights = random_weights(model, 0)
+    plain = dlspec.build(model, "onnx", weights)
+    folded = dlspec.build(model, "onnx", weights, optimize=True)
+    onnx.checker.check_model(folded, full_check=True)
+    assert not any(n.op_type == "BatchNormalization" for n in folded.graph.node)
+    assert len(folded.graph.node) < len(plain.graph.node)
+    x = random_inputs(model, 2, 0)
+    a, b = onnx_backend.run(plain, x)[0], onnx_backend.run(folded, x)[0]
+    assert np.max(np.abs(a - b)) <= 1e-5 * max(1.0, float(np.max(np.abs(a))))
+    half = dlspec.build(model, "onnx", weights, optimize=True, fp16=True)
+    assert np.max(np.abs(onnx_backend.run(half, x)[0] - a)) / np.max(np.abs(a)) <= FP16_BOUND

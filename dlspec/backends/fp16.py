@@ -1,15 +1,18 @@
 """Half-precision ONNX: fp16 weights and compute, with fp32 where accuracy needs it.
 
-Kept in fp32: BatchNormalization's scale, shift and statistics (ONNX lets them differ from X),
-LayerNormalization's statistics (stash_type 1), and whole operations whose accumulation loses
-accuracy in fp16: Softmax, InstanceNormalization (GroupNorm), the recurrent layers, and reductions.
+Kept in fp32: BatchNormalization (statistics and arithmetic), LayerNormalization's statistics
+(stash_type 1), and whole operations whose accumulation loses accuracy in fp16: Softmax,
+InstanceNormalization (GroupNorm), the recurrent layers, and reductions.
 The model's inputs and outputs stay fp32, so callers feed and read the same arrays as before.
 """
 
 from __future__ import annotations
 
-FP32_OPS = {"Softmax", "InstanceNormalization", "LSTM", "GRU", "ReduceMean", "GlobalAveragePool", "Erf"}
-FP32_INPUTS = {"BatchNormalization": {1, 2, 3, 4}, "Resize": {1, 2}}
+# BatchNormalization runs in float32 too: onnxruntime's CUDA kernel needs one type for all its inputs, and
+# an optimised export (--optimize) folds it into the convolution before the conversion anyway.
+FP32_OPS = {"Softmax", "InstanceNormalization", "LSTM", "GRU", "ReduceMean", "GlobalAveragePool", "Erf",
+            "BatchNormalization"}
+FP32_INPUTS = {"Resize": {1, 2}}
 
 
 def to_fp16(model):

@@ -8,14 +8,20 @@ from .onnx_emit import lower_onnx
 __all__ = ["build", "count_params", "lower_onnx", "run"]
 
 
-def build(graph: Graph, weights: dict | None = None, opset: int | None = None, fp16: bool = False):
+def build(graph: Graph, weights: dict | None = None, opset: int | None = None, fp16: bool = False,
+          optimize: bool = False):
     """A checked ``onnx.ModelProto`` (``weights`` default: ``init_weights(seed=0)``); ``fp16``: half precision
-    inside, fp32 at the interface (see dlspec.backends.fp16)."""
+    inside, fp32 at the interface (see dlspec.backends.fp16); ``optimize``: BatchNorm folded into convolutions
+    offline (dlspec.backends.optimize)."""
     import onnx
 
     from ..weights import init_weights
 
     model = lower_onnx(graph, weights if weights is not None else init_weights(graph, 0), opset=opset)
+    if optimize:
+        from .optimize import fold_batchnorm
+
+        model = fold_batchnorm(model)
     if fp16:
         from .fp16 import to_fp16
 
