@@ -74,7 +74,8 @@ def inference(torch, dlspec, np, batch=256, iterations=30):
     print(f"ResNet-50 inference, batch {batch}, {torch.cuda.get_device_name()}")
     print(f"  dlspec ONNX fp16 (optimized) on ORT   {ort['throughput']:9.0f} img/s  (p50 {ort['p50_ms']:.1f} ms)")
     print(f"  torch fp16 channels_last eager        {torch_rate:9.0f} img/s")
-    print(f"  same, CUDA provider prefer_nhwc        {ort_nhwc['throughput']:9.0f} img/s  (p50 {ort_nhwc['p50_ms']:.1f} ms)")
+    print(f"  same, CUDA provider prefer_nhwc        {ort_nhwc['throughput']:9.0f} img/s  "
+          f"(p50 {ort_nhwc['p50_ms']:.1f} ms)")
     print(f"  ratio (best ORT / torch): {max(ort['throughput'], ort_nhwc['throughput']) / torch_rate:.2f}x")
 
 
