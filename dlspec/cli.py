@@ -135,9 +135,16 @@ def cmd_train(args) -> int:
               (f"; drawn fresh (new or reshaped layers): {', '.join(fresh)}" if fresh else ""))
     data = prepare(model, args.data)
     out = Path(args.output)
-    print(describe_run(model, args.backend, data, args.device))
+    import os
+
+    main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks for all
+    if main:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        print(describe_run(model, args.backend, data, args.device) + (f", {world} processes (DDP)" if world > 1
+                                                                          else ""))
     history, _, _ = fit(model, args.backend, data, weights, epochs=args.epochs, device=args.device, out=out)
-    print(summary_line(history, out))
+    if main:
+        print(summary_line(history, out))
     return 0
 
 

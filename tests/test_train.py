@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -305,3 +306,52 @@ def test_metrics():
     out = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
     y = np.array([1, 1, 0, 2])
     assert _metric_values(["accuracy", TopK(k=2)], out, y) == {"accuracy": 0.25, "top_2": 0.5}
+
+
+def test_ddp_with_two_processes_equals_one(tmp_path):
+    """torchrun --nproc-per-node 2 (gloo on the CPU) gives the single process's weights for the same global batch."""
+    import shutil
+
+    spec = tmp_path / "mlp.yaml"
+    spec.write_text("dlspec: 1\nname: ddp_mlp\ninputs: {x: {shape: [1, 8, 8]}}\nlayers:\n  - {type: flatten}\n"
+                    "  - {type: dense, units: 32, activation: relu}\n  - {type: dense, units: 10}\n"
+                    "train:\n  loss: cross_entropy\n  optimizer: {type: adam, lr: 1.0e-2, weight_decay: 1.0e-4}\n"
+                    "  schedule: {type: step, step_size: 1, gamma: 0.5}\n  epochs: 2\n  batch_size: 50\n"
+                    "  validation_split: 0.1\n  metrics: [accuracy]\n")
+    torchrun = shutil.which("torchrun", path=str(Path(PYTHON).parent))
+    one = subprocess.run([PYTHON, "-m", "dlspec", "train", str(spec), "--backend", "torch", "-o", str(tmp_path / "one")],
+                         capture_output=True, text=True)
+    two = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "dlspec", "train", str(spec), "--backend", "torch",
+                          "-o", str(tmp_path / "two")], capture_output=True, text=True, cwd=tmp_path)
+    assert one.returncode == 0 and two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
+    assert "2 processes (DDP)" in two.stdout and two.stdout.count("done after 2 epochs") == 1  # rank 0 speaks
+    a = dlspec.load_weights(tmp_path / "one" / "weights.safetensors")
+    b = dlspec.load_weights(tmp_path / "two" / "weights.safetensors")
+    assert max(float(np.max(np.abs(a[k] - b[k]))) for k in a) <= 1e-5
+    h1, h2 = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("one", "two"))
+    assert np.allclose(h1["step_loss"], h2["step_loss"], rtol=1e-5)
+    assert h1["epochs"][-1]["accuracy"] == h2["epochs"][-1]["accuracy"]
+
+
+def test_keras_trains_embeddings_with_torch_rules():
+    model = dlspec.load(SPECS / "text_transformer.yaml")
+    cfg = dlspec.loads("dlspec: 1\nname: t\ninputs: {x: {shape: [2]}}\nlayers: [{type: dense, units: 2}]\ntrain:\n"
+                       "  loss: cross_entropy\n  optimizer: {type: sgd, lr: 0.05, momentum: 0.9}\n  batch_size: 8\n").spec.train
+    report = train_parity(model, cfg=cfg, steps=20, plot=False)
+    assert report.max_rel_loss <= 1e-5 and report.max_weight_diff <= 1e-5, report.table()
+
+
+def test_train_section_errors_are_located(spec_file):
+    head = "dlspec: 1\nname: m\ninputs: {x: {shape: [4]}}\nlayers: [{type: dense, units: 2}]\ntrain:\n  loss: mse\n"
+    cases = {
+        "  optimizer: {type: sgd, lr: 0.1, nesterov: true}\n":
+            "7:45: train.optimizer.nesterov: needs momentum > 0 and dampening 0 (as torch requires). Received: True",
+        "  optimizer: {type: sgd, lr: -1}\n": "7:30: train.optimizer.lr: must be a positive number. Received: -1",
+        "  optimizer: {type: adam}\n  schedule: {type: step}\n":
+            "8:13: train.schedule: missing required key 'step_size'. Received: {'type': 'step'}",
+    }
+    for body, message in cases.items():
+        path = spec_file(head + body)
+        with pytest.raises(dlspec.SpecError) as info:
+            dlspec.load(path)
+        assert str(info.value) == f"{path}:{message}"

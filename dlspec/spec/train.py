@@ -70,6 +70,12 @@ class SGD(Strict):
     weight_decay: NonNegative = 0.0
     """Coupled L2: wd * p added to the gradient."""
 
+    @model_validator(mode="after")
+    def _nesterov(self):
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            invalid("nesterov", "needs momentum > 0 and dampening 0 (as torch requires)")
+        return self
+
 
 class Adam(Strict):
     """torch.optim.Adam; weight_decay is coupled (L2 added to the gradient)."""

@@ -40,7 +40,8 @@ def _walk(doc: Document, loc: tuple) -> tuple:
     """Map a pydantic error location onto a path in the document (dropping union tags)."""
     path, node = [], doc.data
     for part in loc:
-        if path and isinstance(path[-1], int) and isinstance(node, dict) and part == node.get("type"):
+        if isinstance(node, dict) and part == node.get("type") and (
+                part not in node or (path and isinstance(path[-1], int))):
             continue  # discriminated-union tag, not a key
         if isinstance(part, str) and not (isinstance(node, dict) and part in node) and (
                 "[" in part or "-" in part or part in ("int", "str", "float", "bool", "list", "dict")):
@@ -92,7 +93,9 @@ def _to_spec_error(doc: Document, err: dict) -> SpecError:
 def _value_at(doc: Document, path: tuple):
     node = doc.data
     for part in path:
-        node = node[part]
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) \
+                and part < len(node):
+            node = node[part]
     return node
 
 

@@ -53,9 +53,12 @@ def check(model, arrays: dict, source: str, classes: int | None, loss: str):
     inp = model.graph.inputs[0]
     x = np.asarray(arrays["x_train"])
     y = np.asarray(arrays["y_train"])
+    if x.ndim == 0 or len(x) == 0:
+        raise DataError(f"{source}: x_train holds no samples")
     want = (len(x), *inp.shape)
-    if x.ndim >= 1 and x.shape[1:] != tuple(inp.shape) and x[0].size == int(np.prod(inp.shape)):
-        x = x.reshape(want)  # flat pixels for a [784] input, or 28x28 images for a [1, 28, 28] one
+    flat = x.ndim == 2 or (x.ndim == 3 and len(inp.shape) == 3 and inp.shape[0] == 1)
+    if x.shape[1:] != tuple(inp.shape) and flat and x[0].size == int(np.prod(inp.shape)):
+        x = x.reshape(want)  # flat pixels, or one-channel HxW images, for a [C, H, W] input
     if x.shape[1:] != tuple(inp.shape):
         raise DataError(f"{source}: x_train has samples of shape {list(x.shape[1:])}, but input "
                         f"{inp.name!r} takes {list(inp.shape)}")
@@ -76,6 +79,12 @@ def check(model, arrays: dict, source: str, classes: int | None, loss: str):
             raise DataError(f"{source}: label {int(bad)} is out of range: the model has {classes} classes "
                             f"(labels 0..{classes - 1})")
     else:
+        out = model.graph.shape_of(model.graph.outputs[0])
+        if y.shape[1:] != tuple(out) and y[0].size == int(np.prod(out)):
+            y = y.reshape(len(y), *out)
+        if y.shape[1:] != tuple(out):
+            raise DataError(f"{source}: y_train has targets of shape {list(y.shape[1:])}, but the output "
+                            f"{model.graph.outputs[0]!r} has shape {list(out)}")
         y = y.astype(np.float32)
     return x, y
 

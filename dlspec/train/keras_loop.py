@@ -71,6 +71,7 @@ class KerasTrainer:
         tf, clip = self.tf, self.cfg.clip
         if clip is None:
             return grads
+        grads = [tf.convert_to_tensor(g) for g in grads]
         if clip.value is not None:
             return [tf.clip_by_value(g, -clip.value, clip.value) for g in grads]
         total = tf.norm(tf.stack([tf.norm(g) for g in grads]))
@@ -81,6 +82,7 @@ class KerasTrainer:
         """torch's update rules; ``h`` holds this step's scalars computed in Python as torch does."""
         o, s = self.o, self.state
         for i, (p, g) in enumerate(zip(self.vars, grads)):
+            g = self.tf.convert_to_tensor(g)  # embeddings give sparse IndexedSlices; torch's rules are dense
             if o.type == "adamw":
                 p.assign(p * h["decay"])
             elif o.weight_decay:
@@ -133,6 +135,8 @@ class KerasTrainer:
         out = self._forward(x, False)
         return self._loss(out, y), out
 
+    is_main = True
+
     def tensors(self, x, y):
         """Data as TensorFlow constants."""
         return self.tf.constant(x), self.tf.constant(y)
@@ -169,6 +173,9 @@ class KerasTrainer:
     def numpy(self, tensor):
         """A tensor as a numpy array."""
         return tensor.numpy()
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def save_native(self, out) -> None:
         """The trained model in Keras' format: ``model.keras``."""

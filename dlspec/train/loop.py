@@ -105,6 +105,8 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
     cfg = cfg or model.spec.train
     epochs = epochs or cfg.epochs
     trainer = make_trainer(model, backend, weights, cfg, device, model.frozen())
+    if not trainer.is_main:  # other torchrun processes compute, rank 0 reports and writes
+        out, progress = None, False
     x, y = trainer.tensors(dataset.x_train, dataset.y_train)
     has_val = len(dataset.x_val) > 0
     xv, yv = trainer.tensors(dataset.x_val, dataset.y_val) if has_val else (None, None)
@@ -112,7 +114,7 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     schedule = Schedule(cfg.schedule, cfg.optimizer.lr, steps_per_epoch)
     bar = Progress(epochs, steps_per_epoch, enabled=progress)
-    history, step, best, waited = History(), 0, math.inf, 0
+    history, step, best, waited, best_stop = History(), 0, math.inf, 0, math.inf
     for epoch in range(epochs):
         start, seen, loss_sum, outs, labels = time.perf_counter(), 0, 0.0, [], []
         lr = schedule.lr(epoch, step)
@@ -148,14 +150,14 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
             if logs[monitor] < best:
                 save_weights(trainer.weights(), out / "best.safetensors")
             write_atomic(out / "history.json", history.to_json())
-        best_before = best
         best = min(best, logs[monitor])
         if max_steps is not None and step >= max_steps:
             break
         stop = cfg.early_stopping
         if stop is not None:
-            key = stop.monitor if stop.monitor in logs else "loss"
-            waited = 0 if logs[key] < best_before - stop.min_delta else waited + 1
+            value = logs.get(stop.monitor, logs["loss"])
+            waited = 0 if value < best_stop - stop.min_delta else waited + 1
+            best_stop = min(best_stop, value)
             if waited >= stop.patience:
                 history.stopped_early = True
                 break
@@ -164,6 +166,7 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
         save_weights(final, out / "weights.safetensors")
         trainer.save_native(out)
         write_atomic(out / "history.json", history.to_json())
+    trainer.close()
     return history, final, trainer
 
 

@@ -39,7 +39,7 @@ class Schedule:
         s = self.spec
         if s is None or s.type != "reduce_on_plateau":
             return
-        value = logs[s.monitor]
+        value = logs[s.monitor] if s.monitor in logs else logs["loss"]  # no validation data: training loss
         if value < self.best * (1 - s.threshold):
             self.best, self.bad_epochs = value, 0
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ..api import Model, build
 
 
@@ -12,6 +14,10 @@ class TorchTrainer:
         import torch
 
         self.torch, self.device, self.cfg = torch, torch.device(device), cfg
+        self.world, self.rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+        if self.world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
         self.net = build(model, "torch", weights).to(self.device)
         self.frozen_modules = []
         for name, module in self.net.named_modules():
@@ -25,6 +31,25 @@ class TorchTrainer:
                           if named[k].requires_grad]
         self.opt = self._optimizer(cfg.optimizer)
         self.loss = self._loss(cfg.loss_spec())
+        self.forward_net = self.net
+        if self.world > 1:
+            self._distribute()
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process reports and writes files (rank 0 under torchrun)."""
+        return self.rank == 0
+
+    def _distribute(self):
+        """DDP under torchrun: gloo on the CPU, NCCL on GPUs. Each process takes a contiguous share of
+        every global batch; losses are weighted so that the averaged gradient is the global batch's."""
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.dist = dist
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.forward_net = self.torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
 
     def _optimizer(self, o):
         optim = self.torch.optim
@@ -58,8 +83,8 @@ class TorchTrainer:
         """Rows ``index`` (a numpy array) of a tensor."""
         return tensor[self.torch.from_numpy(index).to(tensor.device)]
 
-    def _forward(self, x):
-        out = self.net(x)
+    def _forward(self, x, net=None):
+        out = (net or self.net)(x)
         return out[0] if isinstance(out, tuple) else out
 
     def step(self, x, y, lr: float):
@@ -71,9 +96,16 @@ class TorchTrainer:
         for group in self.opt.param_groups:
             group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
-        out = self._forward(x)
+        n = len(x)
+        if self.world > 1:
+            if n < self.world:
+                raise ValueError(f"a batch of {n} samples cannot be shared by {self.world} processes")
+            start, stop = n * self.rank // self.world, n * (self.rank + 1) // self.world
+            x, y = x[start:stop], y[start:stop]
+        out = self._forward(x, self.forward_net)
         loss = self.loss(out, y)
-        objective = loss
+        # DDP averages gradients over processes: weight each share so the average is the global mean
+        objective = loss * (len(x) * self.world / n) if self.world > 1 else loss
         for weight, l1, l2 in self.penalties:  # in the objective, not in the reported loss
             objective = objective + l1 * weight.abs().sum() + l2 * weight.square().sum()
         objective.backward()
@@ -83,6 +115,14 @@ class TorchTrainer:
         elif clip is not None:
             torch.nn.utils.clip_grad_value_(self.params, clip.value)
         self.opt.step()
+        if self.world > 1:
+            total = loss.detach() * len(x)
+            self.dist.all_reduce(total)
+            loss = total / n
+            if self.cfg.metrics:
+                shares = [None] * self.world
+                self.dist.all_gather_object(shares, out.detach().cpu())
+                out = torch.cat(shares)
         return loss.detach(), out.detach()
 
     def evaluate(self, x, y, batch_size: int):
@@ -100,6 +140,12 @@ class TorchTrainer:
     def numpy(self, tensor):
         """A tensor as a numpy array."""
         return tensor.detach().cpu().numpy()
+
+    def close(self) -> None:
+        """End the process group of a torchrun run (every process waits for the others)."""
+        if self.world > 1 and self.dist.is_initialized():
+            self.dist.barrier()
+            self.dist.destroy_process_group()
 
     def save_native(self, out) -> None:
         """The trained model as a torch state dict: ``model.pt``."""
