@@ -319,8 +319,8 @@ def test_ddp_with_two_processes_equals_one(tmp_path):
                     "  schedule: {type: step, step_size: 1, gamma: 0.5}\n  epochs: 2\n  batch_size: 50\n"
                     "  validation_split: 0.1\n  metrics: [accuracy]\n")
     torchrun = shutil.which("torchrun", path=str(Path(PYTHON).parent))
-    one = subprocess.run([PYTHON, "-m", "dlspec", "train", str(spec), "--backend", "torch", "-o", str(tmp_path / "one")],
-                         capture_output=True, text=True)
+    one = subprocess.run([PYTHON, "-m", "dlspec", "train", str(spec), "--backend", "torch", "-o",
+                          str(tmp_path / "one")], capture_output=True, text=True)
     two = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "dlspec", "train", str(spec), "--backend", "torch",
                           "-o", str(tmp_path / "two")], capture_output=True, text=True, cwd=tmp_path)
     assert one.returncode == 0 and two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
@@ -335,8 +335,10 @@ def test_ddp_with_two_processes_equals_one(tmp_path):
 
 def test_keras_trains_embeddings_with_torch_rules():
     model = dlspec.load(SPECS / "text_transformer.yaml")
+    # SGD: under Adam the key bias, whose gradient is zero in exact arithmetic, turns rounding noise into steps
     cfg = dlspec.loads("dlspec: 1\nname: t\ninputs: {x: {shape: [2]}}\nlayers: [{type: dense, units: 2}]\ntrain:\n"
-                       "  loss: cross_entropy\n  optimizer: {type: sgd, lr: 0.05, momentum: 0.9}\n  batch_size: 8\n").spec.train
+                       "  loss: cross_entropy\n  optimizer: {type: sgd, lr: 0.05, momentum: 0.9}\n"
+                       "  batch_size: 8\n").spec.train
     report = train_parity(model, cfg=cfg, steps=20, plot=False)
     assert report.max_rel_loss <= 1e-5 and report.max_weight_diff <= 1e-5, report.table()
 
