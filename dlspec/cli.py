@@ -142,7 +142,8 @@ def cmd_train(args) -> int:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         print(describe_run(model, args.backend, data, args.device) + (f", {world} processes (DDP)" if world > 1
                                                                           else ""))
-    history, _, _ = fit(model, args.backend, data, weights, epochs=args.epochs, device=args.device, out=out)
+    history, _, _ = fit(model, args.backend, data, weights, epochs=args.epochs, device=args.device, out=out,
+                        amp=args.amp, channels_last=args.channels_last, compile=args.compile)
     if main:
         print(summary_line(history, out))
     return 0
@@ -314,6 +315,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, help="draw the initial weights with this seed instead")
     s.add_argument("--epochs", type=int, help="override the train section's epochs")
     s.add_argument("--device", default="cpu", help="cpu or cuda (torch backend)")
+    s.add_argument("--amp", choices=("bf16", "fp16"), help="torch: mixed precision (fp16 with loss scaling)")
+    s.add_argument("--channels-last", action="store_true", help="torch: NHWC memory format for convolutions")
+    s.add_argument("--compile", action="store_true", help="torch: torch.compile the model")
     s.add_argument("-o", "--output", required=True, metavar="DIR")
     s.set_defaults(fn=cmd_train)
 

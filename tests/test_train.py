@@ -357,3 +357,20 @@ def test_train_section_errors_are_located(spec_file):
         with pytest.raises(dlspec.SpecError) as info:
             dlspec.load(path)
         assert str(info.value) == f"{path}:{message}"
+
+
+@pytest.mark.parametrize("options, tolerance", [({"channels_last": True}, 1e-5), ({"amp": "bf16"}, 3e-2)])
+def test_gpu_training_options_run_on_cpu_too(options, tolerance):
+    """channels_last changes only the memory layout; bf16 autocast stays within bf16's precision."""
+    model = dlspec.load(SPECS / "digits_cnn.yaml")
+    from dlspec.train.parity import synthetic_data, without_dropout
+
+    plain = without_dropout(model)
+    cfg = model.spec.train.model_copy(update={"validation_split": 0.0})
+    data = synthetic_data(model, cfg, 20, 0)
+    weights = dlspec.init_weights(model, 0)
+    base, _, _ = fit(plain, "torch", data, weights, cfg=cfg, epochs=1, progress=False, max_steps=20)
+    other, _, _ = fit(plain, "torch", data, weights, cfg=cfg, epochs=1, progress=False, max_steps=20, **options)
+    diff = np.max(np.abs(np.asarray(base.step_loss) - other.step_loss) / np.asarray(base.step_loss))
+    assert diff <= tolerance
+    assert len(other.step_loss) == 20

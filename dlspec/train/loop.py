@@ -81,12 +81,15 @@ class Progress:
         self.stream.flush()
 
 
-def make_trainer(model: Model, backend: str, weights: dict, cfg, device: str, frozen):
-    """The backend's step engine."""
+def make_trainer(model: Model, backend: str, weights: dict, cfg, device: str, frozen, **gpu):
+    """The backend's step engine (``gpu``: the torch backend's amp, channels_last and compile options)."""
     if backend == "torch":
         from .torch_loop import TorchTrainer
 
-        return TorchTrainer(model, weights, cfg, device, frozen)
+        return TorchTrainer(model, weights, cfg, device, frozen, **gpu)
+    if any(gpu.values()):
+        raise SpecError(model.graph.inputs[0].loc, "", "--amp, --channels-last and --compile apply to the torch "
+                        "backend", backend)
     if backend == "keras":
         if device != "cpu":
             raise SpecError(model.graph.inputs[0].loc, "", "the keras backend trains on the CPU here "
@@ -98,13 +101,15 @@ def make_trainer(model: Model, backend: str, weights: dict, cfg, device: str, fr
 
 
 def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs: int | None = None,
-        device: str = "cpu", out: Path | None = None, progress: bool = True, max_steps: int | None = None):
+        device: str = "cpu", out: Path | None = None, progress: bool = True, max_steps: int | None = None,
+        amp: str | None = None, channels_last: bool = False, compile: bool = False):
     """Train; returns (history, final canonical weights). Writes checkpoints into ``out`` if given."""
     import numpy as np
 
     cfg = cfg or model.spec.train
     epochs = epochs or cfg.epochs
-    trainer = make_trainer(model, backend, weights, cfg, device, model.frozen())
+    trainer = make_trainer(model, backend, weights, cfg, device, model.frozen(), amp=amp,
+                           channels_last=channels_last, compile=compile)
     if not trainer.is_main:  # other torchrun processes compute, rank 0 reports and writes
         out, progress = None, False
     x, y = trainer.tensors(dataset.x_train, dataset.y_train)

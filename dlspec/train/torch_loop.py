@@ -10,7 +10,8 @@ from ..api import Model, build
 class TorchTrainer:
     """One optimizer step at a time on the generated torch model; the driver supplies batches and rates."""
 
-    def __init__(self, model: Model, weights: dict, cfg, device: str = "cpu", frozen=frozenset()):
+    def __init__(self, model: Model, weights: dict, cfg, device: str = "cpu", frozen=frozenset(),
+                 amp: str | None = None, channels_last: bool = False, compile: bool = False):
         import torch
 
         self.torch, self.device, self.cfg = torch, torch.device(device), cfg
@@ -32,8 +33,15 @@ class TorchTrainer:
         self.opt = self._optimizer(cfg.optimizer)
         self.loss = self._loss(cfg.loss_spec())
         self.forward_net = self.net
+        if channels_last:  # NHWC tensor-core convolutions on GPUs; weights keep their canonical values
+            self.net.to(memory_format=torch.channels_last)
+        self.amp = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[amp]
+        self.channels_last = channels_last
+        self.scaler = torch.amp.GradScaler(self.device.type) if amp == "fp16" else None
         if self.world > 1:
             self._distribute()
+        if compile:
+            self.forward_net = torch.compile(self.forward_net)
 
     @property
     def is_main(self) -> bool:
@@ -102,19 +110,30 @@ class TorchTrainer:
                 raise ValueError(f"a batch of {n} samples cannot be shared by {self.world} processes")
             start, stop = n * self.rank // self.world, n * (self.rank + 1) // self.world
             x, y = x[start:stop], y[start:stop]
-        out = self._forward(x, self.forward_net)
-        loss = self.loss(out, y)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+            out = self._forward(x, self.forward_net)
+            loss = self.loss(out.float(), y)
         # DDP averages gradients over processes: weight each share so the average is the global mean
         objective = loss * (len(x) * self.world / n) if self.world > 1 else loss
         for weight, l1, l2 in self.penalties:  # in the objective, not in the reported loss
             objective = objective + l1 * weight.abs().sum() + l2 * weight.square().sum()
-        objective.backward()
+        if self.scaler is not None:  # fp16: scale the loss so small gradients survive, unscale before clipping
+            self.scaler.scale(objective).backward()
+            self.scaler.unscale_(self.opt)
+        else:
+            objective.backward()
         clip = self.cfg.clip
         if clip is not None and clip.norm is not None:
             torch.nn.utils.clip_grad_norm_(self.params, clip.norm)
         elif clip is not None:
             torch.nn.utils.clip_grad_value_(self.params, clip.value)
-        self.opt.step()
+        if self.scaler is not None:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
         if self.world > 1:
             total = loss.detach() * len(x)
             self.dist.all_reduce(total)
@@ -123,7 +142,7 @@ class TorchTrainer:
                 shares = [None] * self.world
                 self.dist.all_gather_object(shares, out.detach().cpu())
                 out = torch.cat(shares)
-        return loss.detach(), out.detach()
+        return loss.detach(), out.detach().float()
 
     def evaluate(self, x, y, batch_size: int):
         """Mean loss and outputs in inference mode."""
