@@ -81,3 +81,20 @@ def test_optimized_export_folds_batchnorm(name):
     assert np.max(np.abs(a - b)) <= 1e-5 * max(1.0, float(np.max(np.abs(a))))
     half = dlspec.build(model, "onnx", weights, optimize=True, fp16=True)
     assert np.max(np.abs(onnx_backend.run(half, x)[0] - a)) / np.max(np.abs(a)) <= FP16_BOUND
+
+
+def test_fp16_islands_compute_in_float32():
+    model = dlspec.from_dict({"dlspec": 1, "name": "g", "inputs": {"x": {"shape": [4, 5, 5]}}, "layers": [
+        {"type": "groupnorm", "groups": 2}, {"type": "global_avgpool"},
+        {"type": "dense", "units": 3, "activation": "softmax"}]})
+    half = dlspec.build(model, "onnx", random_weights(model, 0), fp16=True)
+    onnx.checker.check_model(half, full_check=True)
+    producers = {out: node for node in half.graph.node for out in node.output}
+    for node in half.graph.node:
+        if node.op_type in ("Softmax", "InstanceNormalization", "GlobalAveragePool"):
+            cast = producers[node.input[0]]
+            assert cast.op_type == "Cast" and cast.attribute[0].i == onnx.TensorProto.FLOAT, node.name
+    x = random_inputs(model, 3, 0)
+    full = dlspec.build(model, "onnx", random_weights(model, 0))
+    a, b = onnx_backend.run(full, x)[0], onnx_backend.run(half, x)[0]
+    assert np.max(np.abs(a - b)) <= FP16_BOUND

@@ -24,11 +24,13 @@ def to_fp16(model):
 
     model = copy.deepcopy(model)
     graph = model.graph
-    keep32 = set()
+    floats = {t.name for t in graph.initializer if t.data_type == TensorProto.FLOAT}
+    keep32 = set()  # float32 initializers read by float32 operations
     for node in graph.node:
         for i, name in enumerate(node.input):
-            if node.op_type in FP32_OPS or i in FP32_INPUTS.get(node.op_type, ()):
+            if name in floats and (node.op_type in FP32_OPS or i in FP32_INPUTS.get(node.op_type, ())):
                 keep32.add(name)
+    constants = {t.name for t in graph.initializer}
     inits = []
     for init in graph.initializer:
         if init.data_type == TensorProto.FLOAT and init.name not in keep32:
@@ -47,7 +49,7 @@ def to_fp16(model):
             node.input[i] = renamed.get(name, name)
         if node.op_type in FP32_OPS:
             for i, name in enumerate(node.input):
-                if name and name not in keep32 or name in renamed.values():
+                if name and name not in constants:  # a float16 activation: compute this op in float32
                     cast = f"{name}/fp32"
                     nodes.append(helper.make_node("Cast", [name], [cast], name=f"{node.name}/in{i}_fp32",
                                                   to=TensorProto.FLOAT))

@@ -57,13 +57,9 @@ class LayerBase(Strict):
         return self.model_dump(exclude={"type", "name", "inputs", "trainable", "regularizer"})
 
 
-@layer
-class Dense(LayerBase):
-    """Fully connected layer over the last axis: y = x @ W.T + b, then the activation."""
+class WeightedLayer(LayerBase):
+    """Fields of layers with a weight and a bias (dense, convolutions): activation, bias, initialisers."""
 
-    type: Literal["dense"] = "dense"
-    units: PositiveInt
-    """Number of output features."""
     activation: ActivationName = "linear"
     """Activation applied to the output, with the defaults of the `activation` layer."""
     use_bias: Bool = True
@@ -73,12 +69,21 @@ class Dense(LayerBase):
     bias_initializer: Initializer = "zeros"
     """Initial distribution of the bias (dlspec's default: zeros)."""
     regularizer: Regularizer | None = None
-    """Penalty on the weight during training."""
+    """Penalty on the weight during training (l1 * sum|w| + l2 * sum w^2)."""
 
     def lower_attrs(self) -> dict:
         attrs = super().lower_attrs()
         attrs["activation"] = Activation(activation=self.activation).lower_attrs()
         return attrs
+
+
+@layer
+class Dense(WeightedLayer):
+    """Fully connected layer over the last axis: y = x @ W.T + b, then the activation."""
+
+    type: Literal["dense"] = "dense"
+    units: PositiveInt
+    """Number of output features."""
 
 
 @layer

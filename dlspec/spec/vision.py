@@ -8,7 +8,7 @@ from pydantic import Field, PlainValidator, model_validator
 from pydantic_core import PydanticCustomError
 
 from .base import invalid
-from .layers import Activation, ActivationName, Initializer, LayerBase, Regularizer, layer
+from .layers import Initializer, LayerBase, WeightedLayer, layer
 from .types import Bool, PositiveFloat, PositiveInt
 
 
@@ -36,7 +36,7 @@ Padding = Annotated[str | int | list[int], _ints(0, "a non-negative integer", ("
 NonNegative = Annotated[int, Field(strict=True, ge=0)]
 
 
-class _Conv(LayerBase):
+class _Conv(WeightedLayer):
     filters: PositiveInt
     """Number of output channels."""
     kernel: Pair
@@ -50,21 +50,6 @@ class _Conv(LayerBase):
     padding: Padding = "valid"
     """`valid` (none), `same` (TF's rule: output = ceil(input / stride), the odd pixel padded at the end,
     for every stride), or explicit symmetric amounts per axis."""
-    use_bias: Bool = True
-    """Whether to add a bias."""
-    activation: ActivationName = "linear"
-    """Activation applied to the output."""
-    kernel_initializer: Initializer = "glorot_uniform"
-    """Initial distribution of the weight (dlspec's default: glorot_uniform)."""
-    bias_initializer: Initializer = "zeros"
-    """Initial distribution of the bias (dlspec's default: zeros)."""
-    regularizer: Regularizer | None = None
-    """Penalty on the weight during training (l1 * sum|w| + l2 * sum w^2)."""
-
-    def lower_attrs(self) -> dict:
-        attrs = super().lower_attrs()
-        attrs["activation"] = Activation(activation=self.activation).lower_attrs()
-        return attrs
 
 
 @layer
