@@ -175,3 +175,8 @@ def test_cli_missing_file(tmp_path):
     assert result.returncode == 2
     assert result.stderr == (f"error: {tmp_path / 'nope.yaml'}:1:1: cannot read the spec file: "
                              f"No such file or directory. Received: '{tmp_path / 'nope.yaml'}'\n")
+
+
+def test_numeric_bounds_use_dlspec_wording(spec_file):
+    text = HEAD + "  - {type: dense, units: 2, regularizer: {l2: -1.0}}\n"
+    assert error_of(spec_file, text) == "bad.yaml:6:47: layers[0].regularizer.l2: must be at least 0. Received: -1.0"

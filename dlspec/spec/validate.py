@@ -67,6 +67,11 @@ def _rule(err: dict) -> tuple[str, bool]:
     if kind == "union_tag_not_found":
         return (f"a layer needs a 'type': one of {len(LAYER_TYPES) + 1} layer types such as dense, conv2d, lstm "
                 "or block (docs/spec.md lists them)"), False
+    bounds = {"greater_than": "greater than {gt}", "greater_than_equal": "at least {ge}",
+              "less_than": "less than {lt}", "less_than_equal": "at most {le}"}
+    if kind in bounds:
+        shown = {k: f"{v:g}" if isinstance(v, float) else v for k, v in ctx.items()}
+        return "must be " + bounds[kind].format(**shown), False
     if kind in ("too_short", "too_long"):
         return f"must have {'at least' if kind == 'too_short' else 'at most'} " \
                f"{ctx.get('min_length', ctx.get('max_length'))} entries", False
