@@ -141,6 +141,14 @@ class KerasTrainer:
         """Data as TensorFlow constants."""
         return self.tf.constant(x), self.tf.constant(y)
 
+    def indices(self, order: list) -> list:
+        """An epoch's batch indices (numpy; gathered by TensorFlow)."""
+        return order
+
+    def scalars(self, values: list) -> list[float]:
+        """Loss tensors as floats."""
+        return [float(v) for v in values]
+
     def take(self, tensor, index):
         """Rows ``index`` (a numpy array) of a tensor."""
         return self.tf.gather(tensor, index)

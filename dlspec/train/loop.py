@@ -121,23 +121,26 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
     bar = Progress(epochs, steps_per_epoch, enabled=progress)
     history, step, best, waited, best_stop = History(), 0, math.inf, 0, math.inf
     for epoch in range(epochs):
-        start, seen, loss_sum, outs, labels = time.perf_counter(), 0, 0.0, [], []
+        start, outs, labels, losses, sizes = time.perf_counter(), [], [], [], []
         lr = schedule.lr(epoch, step)
-        for i, idx in enumerate(data_mod.batches(n, cfg.batch_size, epoch, cfg.seed, cfg.shuffle)):
+        order = data_mod.batches(n, cfg.batch_size, epoch, cfg.seed, cfg.shuffle)
+        # losses stay on the device until the epoch ends: no host synchronisation per step
+        for i, (idx, device_idx) in enumerate(zip(order, trainer.indices(order))):
             lr = schedule.lr(epoch, step)
-            loss, output = trainer.step(trainer.take(x, idx), trainer.take(y, idx), lr)
-            value = float(loss)
-            history.step_loss.append(value)
-            loss_sum += value * len(idx)
-            seen += len(idx)
+            loss, output = trainer.step(trainer.take(x, device_idx), trainer.take(y, device_idx), lr)
+            losses.append(loss)
+            sizes.append(len(idx))
             if cfg.metrics:
                 outs.append(trainer.numpy(output))
                 labels.append(dataset.y_train[idx])
-            bar.step(epoch, i, value)
+            if bar.tty and (i % 10 == 0 or i == len(order) - 1):
+                bar.step(epoch, i, float(loss))
             step += 1
             if max_steps is not None and step >= max_steps:
                 break
-        logs = {"epoch": epoch + 1, "loss": loss_sum / seen}
+        values = trainer.scalars(losses)
+        history.step_loss.extend(values)
+        logs = {"epoch": epoch + 1, "loss": sum(v * k for v, k in zip(values, sizes)) / sum(sizes)}
         if cfg.metrics:
             logs.update(_metric_values(cfg.metrics, np.concatenate(outs), np.concatenate(labels)))
         if has_val:

@@ -87,9 +87,21 @@ class TorchTrainer:
         """Data on the training device, once."""
         return self.torch.from_numpy(x).to(self.device), self.torch.from_numpy(y).to(self.device)
 
+    def indices(self, order: list) -> list:
+        """An epoch's batch indices on the device, copied in one transfer."""
+        import numpy as np
+
+        torch = self.torch
+        flat = torch.from_numpy(np.concatenate(order)).to(self.device)
+        return list(torch.split(flat, [len(i) for i in order]))
+
     def take(self, tensor, index):
-        """Rows ``index`` (a numpy array) of a tensor."""
-        return tensor[self.torch.from_numpy(index).to(tensor.device)]
+        """Rows ``index`` (on the device) of a tensor."""
+        return tensor[index]
+
+    def scalars(self, values: list) -> list[float]:
+        """Loss tensors as floats, fetched together."""
+        return self.torch.stack(values).float().cpu().tolist() if values else []
 
     def _forward(self, x, net=None):
         out = (net or self.net)(x)
