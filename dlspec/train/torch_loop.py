@@ -104,7 +104,7 @@ class TorchTrainer:
         return self.torch.stack(values).float().cpu().tolist() if values else []
 
     def _forward(self, x, net=None):
-        out = (net or self.net)(x)
+        out = (self.net if net is None else net)(x)
         return out[0] if isinstance(out, tuple) else out
 
     def step(self, x, y, lr: float):
