@@ -133,6 +133,9 @@ def cmd_train(args) -> int:
         weights, loaded, fresh = merge_weights(weights, load_weights(args.weights), str(args.weights))
         print(f"initial weights: {len(loaded)} tensors from {args.weights}" +
               (f"; drawn fresh (new or reshaped layers): {', '.join(fresh)}" if fresh else ""))
+    from .train.loop import check_options
+
+    check_options(args.backend, args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile)
     data = prepare(model, args.data)
     out = Path(args.output)
     import os

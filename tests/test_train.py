@@ -374,3 +374,11 @@ def test_gpu_training_options_run_on_cpu_too(options, tolerance):
     diff = np.max(np.abs(np.asarray(base.step_loss) - other.step_loss) / np.asarray(base.step_loss))
     assert diff <= tolerance
     assert len(other.step_loss) == 20
+
+
+def test_backend_options_are_checked_first(tmp_path):
+    result = subprocess.run([PYTHON, "-m", "dlspec", "train", str(SPECS / "digits_cnn.yaml"), "--backend", "keras",
+                             "--device", "cuda", "-o", str(tmp_path / "o")], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == ("error: --device cuda: the keras backend trains on the CPU (dlspec's GPU machines have no "
+                             "TensorFlow, so Keras on GPUs is untested). Received: --backend keras\n")

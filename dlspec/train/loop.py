@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..api import Model
-from ..errors import SpecError
+from ..errors import UsageError
 from ..weights import save_weights, write_atomic
 from . import data as data_mod
 from .schedule import Schedule
@@ -81,19 +81,24 @@ class Progress:
         self.stream.flush()
 
 
+def check_options(backend: str, device: str, **gpu) -> None:
+    """Reject options the backend does not have, before any data is read."""
+    if backend != "torch" and any(gpu.values()):
+        raise UsageError(f"--amp, --channels-last and --compile apply to the torch backend. Received: --backend "
+                         f"{backend}")
+    if backend == "keras" and device != "cpu":
+        raise UsageError(f"--device {device}: the keras backend trains on the CPU (dlspec's GPU machines have "
+                         "no TensorFlow, so Keras on GPUs is untested). Received: --backend keras")
+
+
 def make_trainer(model: Model, backend: str, weights: dict, cfg, device: str, frozen, **gpu):
     """The backend's step engine (``gpu``: the torch backend's amp, channels_last and compile options)."""
+    check_options(backend, device, **gpu)
     if backend == "torch":
         from .torch_loop import TorchTrainer
 
         return TorchTrainer(model, weights, cfg, device, frozen, **gpu)
-    if any(gpu.values()):
-        raise SpecError(model.graph.inputs[0].loc, "", "--amp, --channels-last and --compile apply to the torch "
-                        "backend", backend)
     if backend == "keras":
-        if device != "cpu":
-            raise SpecError(model.graph.inputs[0].loc, "", "the keras backend trains on the CPU here "
-                            "(TensorFlow is not on the GPU machine)", device)
         from .keras_loop import KerasTrainer
 
         return KerasTrainer(model, weights, cfg, frozen)
