@@ -248,6 +248,26 @@ def _demo_training(out: Path, epochs: int) -> bool:
     return report.ok
 
 
+def _number(kind, minimum, what):
+    """An argparse type: ``kind`` of at least ``minimum``, with dlspec's wording when it is not."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}. Received: {text!r}") from None
+        if value < minimum or (minimum == 0 and kind is float and value == 0):
+            raise argparse.ArgumentTypeError(f"must be {what}. Received: {text!r}")
+        return value
+
+    return parse
+
+
+COUNT = _number(int, 1, "a positive integer")
+SEED = _number(int, 0, "a non-negative integer")
+TOL = _number(float, 0, "a positive number")
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (one subcommand per task)."""
     p = argparse.ArgumentParser(prog="dlspec", description="Compile one model spec to PyTorch, Keras and ONNX.")
@@ -267,7 +287,7 @@ def parser() -> argparse.ArgumentParser:
 
     def weights_args(s):
         s.add_argument("--weights", metavar="W.safetensors", help="canonical weights to use")
-        s.add_argument("--seed", type=int, help="draw initial weights with dlspec's seeded initialiser")
+        s.add_argument("--seed", type=SEED, help="draw initial weights with dlspec's seeded initialiser")
 
     s = sub.add_parser("build", help="write PyTorch or Keras source, or an ONNX file")
     s.add_argument("spec", metavar="SPEC")
@@ -284,7 +304,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("weights", help="write initial canonical weights drawn with a seed")
     s.add_argument("spec", metavar="SPEC")
     s.add_argument("-o", "--output", required=True, metavar="W.safetensors")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=SEED, default=0)
     s.set_defaults(fn=cmd_weights)
 
     s = sub.add_parser("import-weights", help="convert another framework's weights to canonical safetensors")
@@ -304,8 +324,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="throughput and latency of an ONNX file (IO binding)")
     s.add_argument("model", metavar="MODEL.onnx")
     s.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"))
-    s.add_argument("--batch", type=int, default=1)
-    s.add_argument("--iterations", type=int, default=50)
+    s.add_argument("--batch", type=COUNT, default=1)
+    s.add_argument("--iterations", type=COUNT, default=50)
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("train", help="train with the spec's train section; writes weights and history")
@@ -315,8 +335,8 @@ def parser() -> argparse.ArgumentParser:
                    help="x_train/y_train arrays, a CSV with the label last, or an embedded dataset (default digits)")
     s.add_argument("--init", dest="weights", metavar="W.safetensors", help="initial weights (default: drawn with "
                    "the train section's seed)")
-    s.add_argument("--seed", type=int, help="draw the initial weights with this seed instead")
-    s.add_argument("--epochs", type=int, help="override the train section's epochs")
+    s.add_argument("--seed", type=SEED, help="draw the initial weights with this seed instead")
+    s.add_argument("--epochs", type=COUNT, help="override the train section's epochs")
     s.add_argument("--device", default="cpu", help="cpu or cuda (torch backend)")
     s.add_argument("--amp", choices=("bf16", "fp16"), help="torch: mixed precision (fp16 with loss scaling)")
     s.add_argument("--channels-last", action="store_true", help="torch: NHWC memory format for convolutions")
@@ -326,14 +346,14 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("parity", help="compare torch, Keras and onnxruntime outputs")
     s.add_argument("spec", metavar="SPEC")
-    s.add_argument("--tol", type=float, help="tolerance (default 1e-5)")
-    s.add_argument("--batch", type=int, default=8)
+    s.add_argument("--tol", type=TOL, help="tolerance (default 1e-5)")
+    s.add_argument("--batch", type=COUNT, default=8)
     s.add_argument("--train", action="store_true", help="compare training (torch vs Keras) instead of inference")
-    s.add_argument("--steps", type=int, default=100, help="training steps with --train (default 100)")
+    s.add_argument("--steps", type=COUNT, default=100, help="training steps with --train (default 100)")
     s.add_argument("--plot", metavar="PNG", help="with --train: where to write the loss curves "
                    "(default: <name>_train_parity.png)")
     s.add_argument("--weights", metavar="W.safetensors", help="weights to use (default: random, see --seed)")
-    s.add_argument("--seed", type=int, help="seed of the random weights and inputs (default 0)")
+    s.add_argument("--seed", type=SEED, help="seed of the random weights and inputs (default 0)")
     s.set_defaults(fn=cmd_parity)
 
     s = sub.add_parser("demo", help="validate, summarise, build all backends, check parity, train on the "
@@ -341,7 +361,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("spec", nargs="?", default=str(DEMO_SPEC), metavar="SPEC",
                    help="default: the embedded mnist_mlp spec")
     s.add_argument("-o", "--output", default="out", metavar="DIR", help="output directory (default: out)")
-    s.add_argument("--epochs", type=int, default=5, help="epochs of the digits training demo (default 5)")
+    s.add_argument("--epochs", type=COUNT, default=5, help="epochs of the digits training demo (default 5)")
     s.set_defaults(fn=cmd_demo)
     return p
 

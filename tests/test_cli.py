@@ -123,3 +123,17 @@ def test_demo_runs_the_main_job(tmp_path):
         "mnist_mlp_torch.py", "train_keras", "train_torch"]
     assert "\nparity: ok\n" in result.stdout and result.stdout.endswith("training parity: ok\n")
     assert (tmp_path / "out" / "train_keras" / "model.keras").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", MLP, "--backend", "torch", "--epochs", "0", "-o", "x"],
+     "argument --epochs: must be a positive integer. Received: '0'"),
+    (["parity", MLP, "--tol", "-1e-5"], "argument --tol: must be a positive number. Received: '-1e-5'"),
+    (["parity", MLP, "--train", "--steps", "ten"], "argument --steps: must be a positive integer. Received: 'ten'"),
+    (["weights", MLP, "--seed", "-2", "-o", "w"], "argument --seed: must be a non-negative integer. Received: '-2'"),
+])
+def test_numeric_options_reject_nonsense(args, message):
+    result = dlspec(*args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].endswith(message)
+    assert "Traceback" not in result.stderr

@@ -98,7 +98,7 @@ def test_epoch_schedules_match_torch(text, make):
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     scheduler = make(opt)
     model = dlspec.loads(NET.format(optimizer="{type: sgd, lr: 0.1}", schedule=text, loss="mse", clip="null"))
-    ours = Schedule(model.spec.train.schedule, 0.1, 10)
+    ours = Schedule(model.spec.train.schedule, 0.1)
     for epoch in range(10):
         assert ours.lr(epoch, 0) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9, abs=1e-12), epoch
         opt.step()
@@ -110,7 +110,7 @@ def test_reduce_on_plateau_matches_torch():
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1, threshold=1e-2, cooldown=1)
     model = dlspec.loads(NET.format(optimizer="{type: sgd, lr: 0.1}", loss="mse", clip="null", schedule=(
         "{type: reduce_on_plateau, monitor: val_loss, factor: 0.5, patience: 1, threshold: 1.0e-2, cooldown: 1}")))
-    ours = Schedule(model.spec.train.schedule, 0.1, 10)
+    ours = Schedule(model.spec.train.schedule, 0.1)
     for value in [1.0, 0.9, 0.95, 0.91, 0.899, 0.9, 0.9, 0.8, 0.85, 0.86, 0.87, 0.88]:
         scheduler.step(value)
         ours.epoch_end({"val_loss": value})

@@ -91,16 +91,10 @@ class Adam(Strict):
     """Coupled L2: wd * p added to the gradient."""
 
 
-class AdamW(Strict):
+class AdamW(Adam):
     """torch.optim.AdamW; weight_decay is decoupled: p *= 1 - lr * wd before the Adam step."""
 
     type: Literal["adamw"] = "adamw"
-    lr: PositiveFloat = 1e-3
-    """Learning rate."""
-    betas: tuple[Beta, Beta] = (0.9, 0.999)
-    """Decay rates of the moment estimates."""
-    eps: PositiveFloat = 1e-8
-    """Added to sqrt(v_hat)."""
     weight_decay: NonNegative = 0.01
     """Decoupled decay (torch's default 0.01)."""
 

@@ -122,7 +122,7 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
     xv, yv = trainer.tensors(dataset.x_val, dataset.y_val) if has_val else (None, None)
     n = len(dataset.x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    schedule = Schedule(cfg.schedule, cfg.optimizer.lr, steps_per_epoch)
+    schedule = Schedule(cfg.schedule, cfg.optimizer.lr)
     bar = Progress(epochs, steps_per_epoch, enabled=progress)
     history, step, best, waited, best_stop = History(), 0, math.inf, 0, math.inf
     for epoch in range(epochs):

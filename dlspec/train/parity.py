@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +93,8 @@ def train_parity(model: Model, *, weights: dict | None = None, steps: int = 100,
     plain = without_dropout(model)
     weights = weights if weights is not None else init_weights(model, seed)
     data = dataset or synthetic_data(model, cfg, steps, seed)
-    epochs = -(-steps // -(-len(data.x_train) // cfg.batch_size))
+    steps_per_epoch = math.ceil(len(data.x_train) / cfg.batch_size)
+    epochs = math.ceil(steps / steps_per_epoch)
     runs = {b: fit(plain, b, data, weights, cfg=cfg, epochs=epochs, progress=False, max_steps=steps)[:2]
             for b in ("torch", "keras")}
     lt, lk = (np.asarray(runs[b][0].step_loss) for b in ("torch", "keras"))

@@ -9,8 +9,8 @@ import math
 class Schedule:
     """The learning rate for each step; ``epoch_end`` feeds ReduceOnPlateau its monitored value."""
 
-    def __init__(self, spec, base_lr: float, steps_per_epoch: int):
-        self.spec, self.base, self.steps_per_epoch = spec, base_lr, steps_per_epoch
+    def __init__(self, spec, base_lr: float):
+        self.spec, self.base = spec, base_lr
         self.plateau_lr, self.best, self.bad_epochs, self.cooldown = base_lr, math.inf, 0, 0
 
     def lr(self, epoch: int, step: int) -> float:
