@@ -128,7 +128,7 @@ def test_demo_runs_the_main_job(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["train", MLP, "--backend", "torch", "--epochs", "0", "-o", "x"],
      "argument --epochs: must be a positive integer. Received: '0'"),
-    (["parity", MLP, "--tol", "-1e-5"], "argument --tol: must be a positive number. Received: '-1e-5'"),
+    (["parity", MLP, "--tol=-1e-5"], "argument --tol: must be a positive number. Received: '-1e-5'"),
     (["parity", MLP, "--train", "--steps", "ten"], "argument --steps: must be a positive integer. Received: 'ten'"),
     (["weights", MLP, "--seed", "-2", "-o", "w"], "argument --seed: must be a non-negative integer. Received: '-2'"),
 ])
