@@ -135,7 +135,9 @@ def cmd_train(args) -> int:
               (f"; drawn fresh (new or reshaped layers): {', '.join(fresh)}" if fresh else ""))
     from .train.loop import check_options
 
-    check_options(args.backend, args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile)
+    engine = {"amp": args.amp, "channels_last": args.channels_last, "compile": args.compile,
+              "cuda_graph": args.cuda_graph, "replicas": args.replicas}
+    check_options(args.backend, args.device, **engine)
     data = prepare(model, args.data)
     out = Path(args.output)
     import os
@@ -143,10 +145,10 @@ def cmd_train(args) -> int:
     main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks for all
     if main:
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        print(describe_run(model, args.backend, data, args.device) + (f", {world} processes (DDP)" if world > 1
-                                                                          else ""))
-    history, _, _ = fit(model, args.backend, data, weights, epochs=args.epochs, device=args.device, out=out,
-                        amp=args.amp, channels_last=args.channels_last, compile=args.compile)
+        extra = f", {world} processes (DDP)" if world > 1 else ""
+        extra += f", {args.replicas} replicas (MirroredStrategy)" if args.replicas > 1 else ""
+        print(describe_run(model, args.backend, data, args.device) + extra)
+    history, _, _ = fit(model, args.backend, data, weights, epochs=args.epochs, device=args.device, out=out, **engine)
     if main:
         print(summary_line(history, out))
     return 0
@@ -341,6 +343,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--amp", choices=("bf16", "fp16"), help="torch: mixed precision (fp16 with loss scaling)")
     s.add_argument("--channels-last", action="store_true", help="torch: NHWC memory format for convolutions")
     s.add_argument("--compile", action="store_true", help="torch: torch.compile the model")
+    s.add_argument("--cuda-graph", action="store_true", help="torch on cuda: replay each training step as one "
+                   "captured CUDA graph (for small models, whose kernel launches dominate)")
+    s.add_argument("--replicas", type=COUNT, default=1, help="keras: train on N replicas with "
+                   "tf.distribute.MirroredStrategy (N logical CPU devices on the CPU)")
     s.add_argument("-o", "--output", required=True, metavar="DIR")
     s.set_defaults(fn=cmd_train)
 

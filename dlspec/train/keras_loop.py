@@ -13,7 +13,7 @@ from ..api import Model, build
 class KerasTrainer:
     """One optimizer step at a time on the generated Keras model."""
 
-    def __init__(self, model: Model, weights: dict, cfg, frozen=frozenset()):
+    def __init__(self, model: Model, weights: dict, cfg, frozen=frozenset(), replicas: int = 1):
         from ..backends.keras import import_keras
 
         import_keras()
@@ -177,6 +177,10 @@ class KerasTrainer:
             total += float(loss) * int(out.shape[0])
             outs.append(out)
         return total / n, tf.concat(outs, axis=0)
+
+    def fetch(self, outputs: list):
+        """Outputs of several steps as one numpy array."""
+        return self.tf.concat(outputs, axis=0).numpy()
 
     def numpy(self, tensor):
         """A tensor as a numpy array."""

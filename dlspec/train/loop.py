@@ -16,6 +16,8 @@ from ..weights import save_weights, write_atomic
 from . import data as data_mod
 from .schedule import Schedule
 
+PENDING_VALUES = 1 << 22  # training outputs kept on the device before one transfer for the metrics
+
 
 @dataclass
 class History:
@@ -81,40 +83,51 @@ class Progress:
         self.stream.flush()
 
 
-def check_options(backend: str, device: str, **gpu) -> None:
-    """Reject options the backend does not have, before any data is read."""
-    if backend != "torch" and any(gpu.values()):
-        raise UsageError(f"--amp, --channels-last and --compile apply to the torch backend. Received: --backend "
-                         f"{backend}")
+TORCH_OPTIONS = ("amp", "channels_last", "compile", "cuda_graph")
+
+
+def check_options(backend: str, device: str, replicas: int = 1, **torch_options) -> None:
+    """Reject options the backend does not have, before any data is read. ``torch_options``: amp,
+    channels_last, compile, cuda_graph (torch backend); ``replicas``: Keras' MirroredStrategy."""
+    if backend != "torch" and any(torch_options.values()):
+        raise UsageError(f"--amp, --channels-last, --compile and --cuda-graph apply to the torch backend. Received: "
+                         f"--backend {backend}")
     if backend == "keras" and device != "cpu":
         raise UsageError(f"--device {device}: the keras backend trains on the CPU (dlspec's GPU machines have "
                          "no TensorFlow, so Keras on GPUs is untested). Received: --backend keras")
+    if backend != "keras" and replicas != 1:
+        raise UsageError(f"--replicas applies to the keras backend (torch runs several processes with torchrun "
+                         f"--nproc-per-node N). Received: --backend {backend} --replicas {replicas}")
+    if torch_options.get("cuda_graph") and not device.startswith("cuda"):
+        raise UsageError(f"--cuda-graph needs --device cuda. Received: --device {device}")
 
 
-def make_trainer(model: Model, backend: str, weights: dict, cfg, device: str, frozen, **gpu):
-    """The backend's step engine (``gpu``: the torch backend's amp, channels_last and compile options)."""
-    check_options(backend, device, **gpu)
+def make_trainer(model: Model, backend: str, weights: dict, cfg, device: str, frozen, replicas: int = 1,
+                 **torch_options):
+    """The backend's step engine (``torch_options``: the torch backend's amp, channels_last, compile and
+    cuda_graph; ``replicas``: Keras replicas under MirroredStrategy)."""
+    check_options(backend, device, replicas, **torch_options)
     if backend == "torch":
         from .torch_loop import TorchTrainer
 
-        return TorchTrainer(model, weights, cfg, device, frozen, **gpu)
+        return TorchTrainer(model, weights, cfg, device, frozen, **torch_options)
     if backend == "keras":
         from .keras_loop import KerasTrainer
 
-        return KerasTrainer(model, weights, cfg, frozen)
+        return KerasTrainer(model, weights, cfg, frozen, replicas=replicas)
     raise ValueError(f"training needs the torch or keras backend, not {backend!r}")
 
 
 def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs: int | None = None,
         device: str = "cpu", out: Path | None = None, progress: bool = True, max_steps: int | None = None,
-        amp: str | None = None, channels_last: bool = False, compile: bool = False):
-    """Train; returns (history, final canonical weights). Writes checkpoints into ``out`` if given."""
+        **engine):
+    """Train; returns (history, final canonical weights, trainer). Writes checkpoints into ``out`` if given.
+    ``engine``: amp, channels_last, compile, cuda_graph (torch) or replicas (keras); see check_options."""
     import numpy as np
 
     cfg = cfg or model.spec.train
     epochs = epochs or cfg.epochs
-    trainer = make_trainer(model, backend, weights, cfg, device, model.frozen(), amp=amp,
-                           channels_last=channels_last, compile=compile)
+    trainer = make_trainer(model, backend, weights, cfg, device, model.frozen(), **engine)
     if not trainer.is_main:  # other torchrun processes compute, rank 0 reports and writes
         out, progress = None, False
     x, y = trainer.tensors(dataset.x_train, dataset.y_train)
@@ -126,7 +139,7 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
     bar = Progress(epochs, steps_per_epoch, enabled=progress)
     history, step, best, waited, best_stop = History(), 0, math.inf, 0, math.inf
     for epoch in range(epochs):
-        start, outs, labels, losses, sizes = time.perf_counter(), [], [], [], []
+        start, outs, pending, labels, losses, sizes = time.perf_counter(), [], [], [], [], []
         lr = schedule.lr(epoch, step)
         order = data_mod.batches(n, cfg.batch_size, epoch, cfg.seed, cfg.shuffle)
         # losses stay on the device until the epoch ends: no host synchronisation per step
@@ -135,14 +148,19 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
             loss, output = trainer.step(trainer.take(x, device_idx), trainer.take(y, device_idx), lr)
             losses.append(loss)
             sizes.append(len(idx))
-            if cfg.metrics:
-                outs.append(trainer.numpy(output))
+            if cfg.metrics:  # outputs stay on the device for a while: one transfer per few MB, not per step
+                pending.append(output)
                 labels.append(dataset.y_train[idx])
+                if len(pending) * math.prod(output.shape) >= PENDING_VALUES:
+                    outs.append(trainer.fetch(pending))
+                    pending = []
             if bar.tty and (i % 10 == 0 or i == len(order) - 1):
                 bar.step(epoch, i, float(loss))
             step += 1
             if max_steps is not None and step >= max_steps:
                 break
+        if pending:
+            outs.append(trainer.fetch(pending))
         values = trainer.scalars(losses)
         history.step_loss.extend(values)
         logs = {"epoch": epoch + 1, "loss": sum(v * k for v, k in zip(values, sizes)) / sum(sizes)}

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 
 from ..api import Model, build
+from ..errors import UsageError
 
 
 class TorchTrainer:
     """One optimizer step at a time on the generated torch model; the driver supplies batches and rates."""
 
     def __init__(self, model: Model, weights: dict, cfg, device: str = "cpu", frozen=frozenset(),
-                 amp: str | None = None, channels_last: bool = False, compile: bool = False):
+                 amp: str | None = None, channels_last: bool = False, compile: bool = False,
+                 cuda_graph: bool = False):
         import torch
 
         self.torch, self.device, self.cfg = torch, torch.device(device), cfg
@@ -30,7 +32,11 @@ class TorchTrainer:
         named = dict(self.net.named_parameters())
         self.penalties = [(named[k], l1, l2) for k, (l1, l2) in model.regularizers().items()
                           if named[k].requires_grad]
+        self.graphed, self.cuda_graph, self.steps = None, cuda_graph, 0
+        if cuda_graph:
+            self._check_graphable(amp, compile)
         self.opt = self._optimizer(cfg.optimizer)
+        self.lr = cfg.optimizer.lr
         self.loss = self._loss(cfg.loss_spec())
         self.forward_net = self.net
         if channels_last:  # NHWC tensor-core convolutions on GPUs; weights keep their canonical values
@@ -59,18 +65,41 @@ class TorchTrainer:
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.forward_net = self.torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
 
+    def _check_graphable(self, amp, compile):
+        if self.device.type != "cuda":
+            raise UsageError(f"--cuda-graph needs --device cuda. Received: --device {self.device.type}")
+        for bad, why in ((self.world > 1, "runs in one process, not under torchrun"),
+                         (amp == "fp16", "cannot capture fp16 loss scaling (it checks for overflow on the host); "
+                                         "use --amp bf16"),
+                         (compile, "and --compile both capture the step; choose one")):
+            if bad:
+                raise UsageError(f"--cuda-graph {why}. Received: --cuda-graph" + (f" --amp {amp}" if amp else "")
+                                 + (" --compile" if compile else ""))
+
     def _optimizer(self, o):
         optim = self.torch.optim
         # fused kernels (one per step instead of a few per tensor) compute the same formulas, faster
         fused = {"fused": True} if self.params else {}
+        # a captured step reads the learning rate from device memory, so schedules write it there
+        lr = self.torch.tensor(o.lr, device=self.device) if self.cuda_graph else o.lr
+        capturable = {"capturable": True} if self.cuda_graph else {}
         if o.type == "sgd":
-            return optim.SGD(self.params, lr=o.lr, momentum=o.momentum, dampening=o.dampening, nesterov=o.nesterov,
+            return optim.SGD(self.params, lr=lr, momentum=o.momentum, dampening=o.dampening, nesterov=o.nesterov,
                              weight_decay=o.weight_decay, **fused)
         if o.type in ("adam", "adamw"):
             cls = optim.Adam if o.type == "adam" else optim.AdamW
-            return cls(self.params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused)
-        return optim.RMSprop(self.params, lr=o.lr, alpha=o.alpha, eps=o.eps, momentum=o.momentum,
-                             centered=o.centered, weight_decay=o.weight_decay)
+            return cls(self.params, lr=lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused,
+                       **capturable)
+        return optim.RMSprop(self.params, lr=lr, alpha=o.alpha, eps=o.eps, momentum=o.momentum,
+                             centered=o.centered, weight_decay=o.weight_decay, **capturable)
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            if not isinstance(group["lr"], self.torch.Tensor):
+                group["lr"] = lr
+            elif lr != self.lr:
+                group["lr"].fill_(lr)
+        self.lr = lr
 
     def _loss(self, spec):
         f = self.torch.nn.functional
@@ -110,12 +139,7 @@ class TorchTrainer:
     def step(self, x, y, lr: float):
         """One optimizer step; returns (loss, outputs) as tensors."""
         torch = self.torch
-        self.net.train()
-        for module in self.frozen_modules:  # frozen = inference mode: BatchNorm keeps its statistics
-            module.eval()
-        for group in self.opt.param_groups:
-            group["lr"] = lr
-        self.opt.zero_grad(set_to_none=True)
+        self._set_lr(lr)
         n = len(x)
         if self.world > 1:
             if n < self.world:
@@ -124,13 +148,44 @@ class TorchTrainer:
             x, y = x[start:stop], y[start:stop]
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+        # DDP averages gradients over processes: weight each share so the average is the global mean
+        weight = len(x) * self.world / n
+        if self.cuda_graph and self.graphed is None and self.steps >= 1 and n == self.cfg.batch_size:
+            # captured after one eager step, when optimizer state (momentum buffers) exists
+            from .cuda_graph import GraphedStep, state_tensors
+
+            self.graphed = GraphedStep(torch, lambda a, b: self._compute(a, b, weight),
+                                       state_tensors(self.net, self.opt), x, y, bool(self.cfg.metrics))
+        self.steps += 1
+        if self.graphed is not None and self.graphed.fits(x):
+            loss, out = self.graphed(x, y)
+        else:
+            loss, out = self._compute(x, y, weight)
+        if self.world > 1:
+            total = loss * len(x)
+            self.dist.all_reduce(total)
+            loss = total / n
+            if self.cfg.metrics:
+                shares = [None] * self.world
+                self.dist.all_gather_object(shares, out.cpu())
+                out = torch.cat(shares)
+        return loss, out
+
+    def _compute(self, x, y, weight: float):
+        """Forward, loss, backward, clipping and the optimizer update on one (share of a) batch."""
+        torch = self.torch
+        self.net.train()
+        for module in self.frozen_modules:  # frozen = inference mode: BatchNorm keeps its statistics
+            module.eval()
+        self.opt.zero_grad(set_to_none=True)
+        # a captured graph cannot keep autocast's weight cache between replays
+        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None,
+                            cache_enabled=not self.cuda_graph):
             out = self._forward(x, self.forward_net)
             loss = self.loss(out.float(), y)
-        # DDP averages gradients over processes: weight each share so the average is the global mean
-        objective = loss * (len(x) * self.world / n) if self.world > 1 else loss
-        for weight, l1, l2 in self.penalties:  # in the objective, not in the reported loss
-            objective = objective + l1 * weight.abs().sum() + l2 * weight.square().sum()
+        objective = loss * weight if weight != 1 else loss
+        for param, l1, l2 in self.penalties:  # in the objective, not in the reported loss
+            objective = objective + l1 * param.abs().sum() + l2 * param.square().sum()
         if self.scaler is not None:  # fp16: scale the loss so small gradients survive, unscale before clipping
             self.scaler.scale(objective).backward()
             self.scaler.unscale_(self.opt)
@@ -146,14 +201,6 @@ class TorchTrainer:
             self.scaler.update()
         else:
             self.opt.step()
-        if self.world > 1:
-            total = loss.detach() * len(x)
-            self.dist.all_reduce(total)
-            loss = total / n
-            if self.cfg.metrics:
-                shares = [None] * self.world
-                self.dist.all_gather_object(shares, out.detach().cpu())
-                out = torch.cat(shares)
         return loss.detach(), out.detach().float()
 
     def evaluate(self, x, y, batch_size: int):
@@ -167,6 +214,10 @@ class TorchTrainer:
                 total += float(self.loss(out, y[i:i + batch_size])) * len(out)
                 outs.append(out)
         return total / len(x), torch.cat(outs)
+
+    def fetch(self, outputs: list):
+        """Outputs of several steps as one numpy array, in one transfer."""
+        return self.torch.cat(outputs).cpu().numpy()
 
     def numpy(self, tensor):
         """A tensor as a numpy array."""
