@@ -13,6 +13,9 @@ from .errors import UsageError
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 
 
+TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64"}
+
+
 def _ort():
     # onnxruntime writes a telemetry database under ~/.cache at import unless this is set
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -23,8 +26,13 @@ def _ort():
     return ort
 
 
-def providers_for(provider: str, notice=sys.stderr, nhwc: bool = False) -> list:
-    """Execution providers for ``cuda``, ``cpu`` or ``auto``; says in one line when CUDA is missing."""
+# TF32 off: float32 means float32 (onnxruntime enables TF32 convolutions and matmuls by default)
+CUDA_OPTIONS = {"use_tf32": "0"}
+
+
+def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = None) -> list:
+    """Execution providers for ``cuda``, ``cpu`` or ``auto``; says in one line when CUDA is missing.
+    ``cuda_options`` add to (or override) the CUDA provider's options in CUDA_OPTIONS."""
     ort = _ort()
     if provider not in ("cuda", "cpu", "auto"):
         raise UsageError(f"--provider must be cuda, cpu or auto. Received: {provider!r}")
@@ -32,9 +40,7 @@ def providers_for(provider: str, notice=sys.stderr, nhwc: bool = False) -> list:
     if provider == "cpu":
         return ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" in available:
-        # TF32 off: float32 means float32 (onnxruntime enables TF32 convolutions and matmuls by default)
-        options = {"use_tf32": "0", **({"prefer_nhwc": "1"} if nhwc else {})}
-        return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
+        return [("CUDAExecutionProvider", {**CUDA_OPTIONS, **(cuda_options or {})}), "CPUExecutionProvider"]
     if notice is not None:
         print(f"dlspec: CUDAExecutionProvider is not available in onnxruntime {ort.__version__} "
               f"(providers: {', '.join(available)}); running on CPU. Install dlspec[gpu] for onnxruntime-gpu.",
@@ -42,15 +48,17 @@ def providers_for(provider: str, notice=sys.stderr, nhwc: bool = False) -> list:
     return ["CPUExecutionProvider"]
 
 
-def session(model, provider: str = "auto", notice=sys.stderr, nhwc: bool = False):
+def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict | None = None, profile=None):
     """An InferenceSession for a ModelProto, bytes or path; CUDA when present (else CPU, with a notice).
-    ``nhwc``: let the CUDA provider run convolutions channels-last (faster on tensor cores)."""
+    ``cuda_options``: extra CUDA provider options; ``profile``: a file prefix for onnxruntime's profile."""
     ort = _ort()
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if profile:
+        options.enable_profiling, options.profile_file_prefix = True, str(profile)
     source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model) \
         if isinstance(model, os.PathLike) else model
-    return ort.InferenceSession(source, options, providers=providers_for(provider, notice, nhwc))
+    return ort.InferenceSession(source, options, providers=providers_for(provider, notice, cuda_options))
 
 
 def run(model, inputs: dict, provider: str = "auto"):
@@ -60,24 +68,29 @@ def run(model, inputs: dict, provider: str = "auto"):
 
 
 def bench(model, batch: int, provider: str = "auto", iterations: int = 50, warmup: int = 10, seed: int = 0,
-          nhwc: bool = False) -> dict:
+          cuda_options: dict | None = None, profile=None) -> dict:
     """Throughput and latency percentiles with IO binding (inputs and outputs stay on the device)."""
     import numpy as np
 
     ort = _ort()
-    sess = session(model, provider, nhwc=nhwc)
+    sess = session(model, provider, cuda_options=cuda_options, profile=profile)
     on_cuda = sess.get_providers()[0] == "CUDAExecutionProvider"
     device = "cuda" if on_cuda else "cpu"
     rng = np.random.default_rng(seed)
     binding = sess.io_binding()
     for inp in sess.get_inputs():
         shape = [batch if not isinstance(d, int) else d for d in inp.shape]
-        dtype = np.int64 if "int64" in inp.type else (np.float16 if "float16" in inp.type else np.float32)
+        dtype = np.dtype(TYPES.get(inp.type, "float32"))
         data = rng.integers(0, 2, shape) if dtype == np.int64 else rng.standard_normal(shape)
         data = data.astype(dtype)
         binding.bind_ortvalue_input(inp.name, ort.OrtValue.ortvalue_from_numpy(data, device, 0))
     for out in sess.get_outputs():
-        binding.bind_output(out.name, device)
+        shape = [batch if isinstance(d, str) else d for d in out.shape]
+        if all(isinstance(d, int) for d in shape) and out.type in TYPES:  # fixed addresses, as CUDA graphs need
+            value = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.dtype(TYPES[out.type]), device, 0)
+            binding.bind_ortvalue_output(out.name, value)
+        else:
+            binding.bind_output(out.name, device)
     for _ in range(warmup):
         sess.run_with_iobinding(binding)
     times = []
@@ -92,5 +105,8 @@ def bench(model, batch: int, provider: str = "auto", iterations: int = 50, warmu
         return times[min(len(times) - 1, int(round(p / 100 * (len(times) - 1))))] * 1e3
 
     median = statistics.median(times)
-    return {"provider": sess.get_providers()[0], "batch": batch, "iterations": iterations,
-            "throughput": batch / median, "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99)}
+    result = {"provider": sess.get_providers()[0], "batch": batch, "iterations": iterations,
+              "throughput": batch / median, "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99)}
+    if profile:
+        result["profile"] = sess.end_profiling()
+    return result

@@ -382,3 +382,23 @@ def test_backend_options_are_checked_first(tmp_path):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == ("error: --device cuda: the keras backend trains on the CPU (dlspec's GPU machines have no "
                              "TensorFlow, so Keras on GPUs is untested). Received: --backend keras\n")
+
+
+@pytest.mark.parametrize("backend, device, options, message", [
+    ("keras", "cpu", {"cuda_graph": True}, "--amp, --channels-last, --compile and --cuda-graph apply to the torch "
+                                           "backend. Received: --backend keras"),
+    ("torch", "cpu", {"cuda_graph": True}, "--cuda-graph needs --device cuda. Received: --cuda-graph --device cpu"),
+    ("torch", "cuda", {"cuda_graph": True, "amp": "fp16"}, "--cuda-graph cannot capture fp16 loss scaling (it checks "
+     "for overflow on the host); use --amp bf16. Received: --cuda-graph --device cuda --amp fp16"),
+    ("torch", "cuda", {"cuda_graph": True, "compile": True}, "--cuda-graph and --compile both capture the step; "
+     "choose one. Received: --cuda-graph --device cuda --compile"),
+    ("torch", "cpu", {"replicas": 2}, "--replicas applies to the keras backend (torch runs several processes with "
+                                      "torchrun --nproc-per-node N). Received: --backend torch --replicas 2"),
+])
+def test_engine_options_are_checked(backend, device, options, message):
+    from dlspec.errors import UsageError
+    from dlspec.train.loop import check_options
+
+    with pytest.raises(UsageError) as err:
+        check_options(backend, device, **options)
+    assert str(err.value) == message

@@ -98,8 +98,21 @@ def check_options(backend: str, device: str, replicas: int = 1, **torch_options)
     if backend != "keras" and replicas != 1:
         raise UsageError(f"--replicas applies to the keras backend (torch runs several processes with torchrun "
                          f"--nproc-per-node N). Received: --backend {backend} --replicas {replicas}")
-    if torch_options.get("cuda_graph") and not device.startswith("cuda"):
-        raise UsageError(f"--cuda-graph needs --device cuda. Received: --device {device}")
+    if torch_options.get("cuda_graph"):
+        _check_cuda_graph(device, **torch_options)
+
+
+def _check_cuda_graph(device: str, amp=None, compile=False, **_) -> None:
+    import os
+
+    for bad, why in ((int(os.environ.get("WORLD_SIZE", "1")) > 1, "runs in one process, not under torchrun"),
+                     (amp == "fp16", "cannot capture fp16 loss scaling (it checks for overflow on the host); use "
+                                     "--amp bf16"),
+                     (compile, "and --compile both capture the step; choose one"),
+                     (not device.startswith("cuda"), "needs --device cuda")):
+        if bad:
+            raise UsageError(f"--cuda-graph {why}. Received: --cuda-graph --device {device}" +
+                             (f" --amp {amp}" if amp else "") + (" --compile" if compile else ""))
 
 
 def make_trainer(model: Model, backend: str, weights: dict, cfg, device: str, frozen, replicas: int = 1,

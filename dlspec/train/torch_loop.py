@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from ..api import Model, build
-from ..errors import UsageError
 
 
 class TorchTrainer:
@@ -21,6 +20,7 @@ class TorchTrainer:
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
+        torch.manual_seed(cfg.seed)  # dropout masks repeat from run to run (CPU and CUDA generators)
         self.net = build(model, "torch", weights).to(self.device)
         self.frozen_modules = []
         for name, module in self.net.named_modules():
@@ -32,9 +32,7 @@ class TorchTrainer:
         named = dict(self.net.named_parameters())
         self.penalties = [(named[k], l1, l2) for k, (l1, l2) in model.regularizers().items()
                           if named[k].requires_grad]
-        self.graphed, self.cuda_graph, self.steps = None, cuda_graph, 0
-        if cuda_graph:
-            self._check_graphable(amp, compile)
+        self.graphed, self.cuda_graph, self.steps = None, cuda_graph, 0  # check_options vetted cuda_graph
         self.opt = self._optimizer(cfg.optimizer)
         self.lr = cfg.optimizer.lr
         self.loss = self._loss(cfg.loss_spec())
@@ -64,17 +62,6 @@ class TorchTrainer:
         self.dist = dist
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.forward_net = self.torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
-
-    def _check_graphable(self, amp, compile):
-        if self.device.type != "cuda":
-            raise UsageError(f"--cuda-graph needs --device cuda. Received: --device {self.device.type}")
-        for bad, why in ((self.world > 1, "runs in one process, not under torchrun"),
-                         (amp == "fp16", "cannot capture fp16 loss scaling (it checks for overflow on the host); "
-                                         "use --amp bf16"),
-                         (compile, "and --compile both capture the step; choose one")):
-            if bad:
-                raise UsageError(f"--cuda-graph {why}. Received: --cuda-graph" + (f" --amp {amp}" if amp else "")
-                                 + (" --compile" if compile else ""))
 
     def _optimizer(self, o):
         optim = self.torch.optim
