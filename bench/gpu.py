@@ -48,12 +48,15 @@ def parity(torch, dlspec, np):
     print(f"  {'onnxruntime CUDA fp32 vs torch CUDA fp32':<42} max abs {d:.3e}  relative {d / scale:.3e}")
 
 
-CONFIGS = {  # CUDA provider options tried side by side (on top of dlspec's use_tf32=0)
-    "defaults (NCHW)": {},
+CONFIGS = {  # CUDA provider options tried side by side, on top of dlspec's defaults for fp16 models
+    "dlspec defaults (NCHW)": {},
+    "use_tf32=0 (no tensor cores in cuDNN frontend)": {"use_tf32": "0"},
     "prefer_nhwc": {"prefer_nhwc": "1"},
+    "prefer_nhwc, use_tf32=0": {"prefer_nhwc": "1", "use_tf32": "0"},
     "prefer_nhwc, fuse_conv_bias": {"prefer_nhwc": "1", "fuse_conv_bias": "1"},
     "prefer_nhwc, HEURISTIC conv algos": {"prefer_nhwc": "1", "cudnn_conv_algo_search": "HEURISTIC"},
     "prefer_nhwc, CUDA graph": {"prefer_nhwc": "1", "enable_cuda_graph": "1"},
+    "prefer_nhwc, fuse_conv_bias, CUDA graph": {"prefer_nhwc": "1", "fuse_conv_bias": "1", "enable_cuda_graph": "1"},
 }
 
 
@@ -116,22 +119,26 @@ def inference(torch, dlspec, np, batch=256, iterations=30):
           "onnxruntime-gpu with IO binding")
     base = torch_rate()
     print(f"  torch fp16 channels_last eager                {base:9.0f} img/s")
-    best = 0.0
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(4)  # cuDNN-frontend fallbacks log one error line per convolution
+    best, best_options = 0.0, {}
     for label, options in CONFIGS.items():
         try:
             r = bench(path, batch, "cuda", iterations=iterations, warmup=10, cuda_options=options)
         except Exception as e:  # an option this onnxruntime build lacks: say so, go on
             print(f"  ORT {label:<42} failed: {str(e).splitlines()[0][:100]}")
             continue
-        best = max(best, r["throughput"])
+        if r["throughput"] > best:
+            best, best_options = r["throughput"], options
         print(f"  ORT {label:<42} {r['throughput']:9.0f} img/s  p50 {r['p50_ms']:.1f} ms  "
               f"({r['throughput'] / base:.2f}x)")
     again = torch_rate()
     print(f"  torch again (drift check)                     {again:9.0f} img/s")
     print(f"  best ORT / torch: {best / max(base, again):.2f}x")
     if "--profile" in sys.argv:
-        ort_ops = ort_profile(path, batch, {"prefer_nhwc": "1"})
-        print("  onnxruntime prefer_nhwc, ms per run by operator: " +
+        ort_ops = ort_profile(path, batch, best_options)
+        print(f"  onnxruntime {best_options}, ms per run by operator: " +
               ", ".join(f"{k} {v:.2f}" for k, v in sorted(ort_ops.items(), key=lambda kv: -kv[1])))
         print(f"    total {sum(ort_ops.values()):.2f} ms")
         ops = torch_profile(torch, net, x)

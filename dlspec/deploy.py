@@ -26,13 +26,27 @@ def _ort():
     return ort
 
 
-# TF32 off: float32 means float32 (onnxruntime enables TF32 convolutions and matmuls by default)
-CUDA_OPTIONS = {"use_tf32": "0"}
+def cuda_defaults(half: bool) -> dict:
+    """dlspec's CUDA provider options. float32 models: TF32 off, so float32 means float32 (onnxruntime
+    enables TF32 by default). fp16 models: TF32 stays allowed, because onnxruntime's cuDNN-frontend
+    convolutions read use_tf32=0 as "no tensor-core engines at all", fp16 included (3x slower), and
+    TF32 is no less precise than the fp16 around it."""
+    return {"use_tf32": "1" if half else "0"}
 
 
-def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = None) -> list:
+def computes_in_half(model) -> bool:
+    """Whether a ModelProto, bytes or path holds float16 weights (an export with --fp16)."""
+    import onnx
+
+    if not hasattr(model, "graph"):
+        model = onnx.load_model_from_string(model) if isinstance(model, bytes) else \
+            onnx.load(str(model), load_external_data=False)
+    return any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+
+
+def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = None, half: bool = False) -> list:
     """Execution providers for ``cuda``, ``cpu`` or ``auto``; says in one line when CUDA is missing.
-    ``cuda_options`` add to (or override) the CUDA provider's options in CUDA_OPTIONS."""
+    ``cuda_options`` add to (or override) ``cuda_defaults(half)``."""
     ort = _ort()
     if provider not in ("cuda", "cpu", "auto"):
         raise UsageError(f"--provider must be cuda, cpu or auto. Received: {provider!r}")
@@ -40,7 +54,7 @@ def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = 
     if provider == "cpu":
         return ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" in available:
-        return [("CUDAExecutionProvider", {**CUDA_OPTIONS, **(cuda_options or {})}), "CPUExecutionProvider"]
+        return [("CUDAExecutionProvider", {**cuda_defaults(half), **(cuda_options or {})}), "CPUExecutionProvider"]
     if notice is not None:
         print(f"dlspec: CUDAExecutionProvider is not available in onnxruntime {ort.__version__} "
               f"(providers: {', '.join(available)}); running on CPU. Install dlspec[gpu] for onnxruntime-gpu.",
@@ -58,7 +72,8 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
         options.enable_profiling, options.profile_file_prefix = True, str(profile)
     source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model) \
         if isinstance(model, os.PathLike) else model
-    return ort.InferenceSession(source, options, providers=providers_for(provider, notice, cuda_options))
+    providers = providers_for(provider, notice, cuda_options, provider != "cpu" and computes_in_half(model))
+    return ort.InferenceSession(source, options, providers=providers)
 
 
 def run(model, inputs: dict, provider: str = "auto"):

@@ -98,3 +98,17 @@ def test_fp16_islands_compute_in_float32():
     full = dlspec.build(model, "onnx", random_weights(model, 0))
     a, b = onnx_backend.run(full, x)[0], onnx_backend.run(half, x)[0]
     assert np.max(np.abs(a - b)) <= FP16_BOUND
+
+
+def test_cuda_options_keep_float32_exact_and_fp16_on_tensor_cores(tmp_path):
+    """float32 exports run with TF32 off; fp16 exports keep it on (onnxruntime's cuDNN-frontend convolutions
+    take use_tf32=0 as "no tensor cores", fp16 included), whether given as a proto, bytes or a path."""
+    from dlspec.deploy import computes_in_half, cuda_defaults
+
+    model = dlspec.load(SPECS / "mnist_cnn.yaml")
+    weights = dlspec.init_weights(model, 0)
+    full, half = dlspec.build(model, "onnx", weights), dlspec.build(model, "onnx", weights, fp16=True)
+    (tmp_path / "half.onnx").write_bytes(half.SerializeToString())
+    assert [computes_in_half(m) for m in (full, half, half.SerializeToString(), tmp_path / "half.onnx",
+                                          str(tmp_path / "half.onnx"))] == [False, True, True, True, True]
+    assert cuda_defaults(False) == {"use_tf32": "0"} and cuda_defaults(True) == {"use_tf32": "1"}
