@@ -111,4 +111,5 @@ def test_cuda_options_keep_float32_exact_and_fp16_on_tensor_cores(tmp_path):
     (tmp_path / "half.onnx").write_bytes(half.SerializeToString())
     assert [computes_in_half(m) for m in (full, half, half.SerializeToString(), tmp_path / "half.onnx",
                                           str(tmp_path / "half.onnx"))] == [False, True, True, True, True]
-    assert cuda_defaults(False) == {"use_tf32": "0"} and cuda_defaults(True) == {"use_tf32": "1"}
+    assert cuda_defaults(False) == {"use_tf32": "0"}
+    assert cuda_defaults(True) == {"use_tf32": "1", "prefer_nhwc": "1", "fuse_conv_bias": "1"}

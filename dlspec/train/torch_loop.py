@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from ..api import Model, build
 
@@ -22,6 +23,8 @@ class TorchTrainer:
             torch.cuda.set_device(self.device)
         torch.manual_seed(cfg.seed)  # dropout masks repeat from run to run (CPU and CUDA generators)
         self.net = build(model, "torch", weights).to(self.device)
+        if self.world > 1:
+            self._share_batch_statistics()
         self.frozen_modules = []
         for name, module in self.net.named_modules():
             if name in frozen:
@@ -51,6 +54,19 @@ class TorchTrainer:
     def is_main(self) -> bool:
         """Whether this process reports and writes files (rank 0 under torchrun)."""
         return self.rank == 0
+
+    def _share_batch_statistics(self):
+        """BatchNorm over the global batch under DDP, as one process computes it: SyncBatchNorm (CUDA only
+        in torch). On the CPU each process normalises its own share, which torch's DDP does too."""
+        norms = (self.torch.nn.BatchNorm1d, self.torch.nn.BatchNorm2d, self.torch.nn.BatchNorm3d)
+        if not any(isinstance(m, norms) for m in self.net.modules()):
+            return
+        if self.device.type == "cuda":
+            self.net = self.torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.net)
+        elif self.rank == 0:
+            print("dlspec: BatchNorm under DDP on the CPU uses each process's share of the batch for its "
+                  "statistics (SyncBatchNorm needs CUDA), so results differ slightly from one process",
+                  file=sys.stderr)
 
     def _distribute(self):
         """DDP under torchrun: gloo on the CPU, NCCL on GPUs. Each process takes a contiguous share of
