@@ -23,6 +23,10 @@ def _ort():
 
     if hasattr(ort, "disable_telemetry_events"):
         ort.disable_telemetry_events()
+    # cuDNN's graph API reports every convolution it cannot fuse as an error, then onnxruntime falls back
+    # to an unfused kernel: dozens of red lines per session that mean nothing went wrong. Failures still
+    # raise, and a CUDA provider that did not load is reported by session().
+    ort.set_default_logger_severity(4)
     return ort
 
 
@@ -69,13 +73,17 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
     ``cuda_options``: extra CUDA provider options; ``profile``: a file prefix for onnxruntime's profile."""
     ort = _ort()
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4
     if profile:
         options.enable_profiling, options.profile_file_prefix = True, str(profile)
     source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model) \
         if isinstance(model, os.PathLike) else model
     providers = providers_for(provider, notice, cuda_options, provider != "cpu" and computes_in_half(model))
-    return ort.InferenceSession(source, options, providers=providers)
+    sess = ort.InferenceSession(source, options, providers=providers)
+    if len(providers) > 1 and sess.get_providers()[0] != "CUDAExecutionProvider" and notice is not None:
+        print("dlspec: onnxruntime lists CUDAExecutionProvider but could not start it (CUDA or cuDNN libraries "
+              "missing or mismatched); running on CPU.", file=notice)
+    return sess
 
 
 def run(model, inputs: dict, provider: str = "auto"):

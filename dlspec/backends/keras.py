@@ -38,18 +38,26 @@ def quiet_tensorflow():
             sys.stderr.flush()
 
 
-def import_keras():
-    """Import Keras on TensorFlow without writing to the user's home."""
-    # Keras writes keras.json under KERAS_HOME at import; keep it out of the user's home.
-    os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "dlspec-keras"))
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def import_tensorflow():
+    """Import TensorFlow safely and quietly, without starting its runtime (devices can still be configured)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # read once, at import
     import importlib.util
 
     if "triton" not in sys.modules and importlib.util.find_spec("triton") is not None:
         # triton (pulled in by torch's optimizers and torchvision) crashes the process when it is first
         # imported after TensorFlow (seen with torch 2.14.1 and TF 2.21); importing it first is safe
         import triton  # noqa: F401
+    with quiet_tensorflow():
+        import tensorflow as tf
+    return tf
+
+
+def import_keras():
+    """Import Keras on TensorFlow without writing to the user's home."""
+    # Keras writes keras.json under KERAS_HOME at import; keep it out of the user's home.
+    os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "dlspec-keras"))
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import_tensorflow()
     with quiet_tensorflow():
         import keras
 

@@ -3,24 +3,41 @@
 Keras' own optimizers differ from torch's (Adam adds epsilon before bias correction; weight decay is
 decoupled; RMSprop's defaults differ), so the step below implements torch's update rules exactly
 with TensorFlow operations.
+
+With ``replicas > 1`` the step runs under ``tf.distribute.MirroredStrategy``: one replica per GPU that
+TensorFlow sees, otherwise the CPU split into that many logical devices. Each replica takes a contiguous
+share of the global batch and weights its mean loss by share / batch, so the all-reduced (summed)
+gradient is the global batch's mean-loss gradient and N replicas train like one, up to rounding.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 from ..api import Model, build
+from ..errors import UsageError
 
 
 class KerasTrainer:
     """One optimizer step at a time on the generated Keras model."""
 
     def __init__(self, model: Model, weights: dict, cfg, frozen=frozenset(), replicas: int = 1):
-        from ..backends.keras import import_keras
-
-        import_keras()
-        import tensorflow as tf
-
-        self.tf, self.cfg, self.graph = tf, cfg, model.graph
+        """``replicas > 1``: train under MirroredStrategy (see the module docstring)."""
+        check_replicas(model, cfg, frozen, replicas)
+        tf = _import_tensorflow(replicas)
+        self.tf, self.cfg, self.graph, self.replicas = tf, cfg, model.graph, replicas
+        self.strategy = _strategy(tf, replicas) if replicas > 1 else None
         tf.random.set_seed(cfg.seed)
+        with self.strategy.scope() if self.strategy else contextlib.nullcontext():  # variables become mirrored
+            self._build(model, weights, frozen)
+        self.t = 0
+        self.loss_spec = cfg.loss_spec()
+        self._step = tf.function(self._distributed_step_fn if self.strategy else self._step_fn,
+                                 reduce_retracing=True)
+        self._eval = tf.function(self._eval_fn, reduce_retracing=True)
+
+    def _build(self, model: Model, weights: dict, frozen) -> None:
+        tf = self.tf
         self.net = build(model, "keras", weights)
         for layer in self.net.layers:
             if layer.name in frozen:
@@ -31,13 +48,19 @@ class KerasTrainer:
             layer = self.net.get_layer(key.rsplit(".", 1)[0])
             if layer.trainable:
                 self.penalties.append((layer.trainable_weights[0], l1, l2))
-        self.o = cfg.optimizer
+        self.o = self.cfg.optimizer
         self.state = {name: [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.vars]
                       for name in self._state_names()}
-        self.t = 0
-        self.loss_spec = cfg.loss_spec()
-        self._step = tf.function(self._step_fn, reduce_retracing=True)
-        self._eval = tf.function(self._eval_fn, reduce_retracing=True)
+        if self.strategy:
+            self._decorrelate_dropout()
+
+    def _decorrelate_dropout(self) -> None:
+        # Mirrored copies of a dropout layer's seed state are equal, so every replica would drop the same
+        # positions of its share; a distinct key per replica gives independent masks, as one batch has.
+        for var in self.net.non_trainable_variables:
+            if var.path.endswith("seed_generator_state"):
+                for r, copy in enumerate(var.value.values):
+                    copy.assign(copy + self.tf.constant([r * 1_000_003, 0], copy.dtype))
 
     def _state_names(self):
         o = self.o
@@ -80,56 +103,101 @@ class KerasTrainer:
 
     def _update(self, grads, h):
         """torch's update rules; ``h`` holds this step's scalars computed in Python as torch does."""
-        o, s = self.o, self.state
         for i, (p, g) in enumerate(zip(self.vars, grads)):
-            g = self.tf.convert_to_tensor(g)  # embeddings give sparse IndexedSlices; torch's rules are dense
-            if o.type == "adamw":
-                p.assign(p * h["decay"])
-            elif o.weight_decay:
-                g = g + o.weight_decay * p
-            if o.type in ("adam", "adamw"):
-                m, v = s["m"][i], s["v"][i]
-                m.assign(m + (g - m) * (1 - o.betas[0]))
-                v.assign(v * o.betas[1] + g * g * (1 - o.betas[1]))
-                denom = self.tf.sqrt(v) / h["bc2_sqrt"] + o.eps
-                p.assign(p - h["step_size"] * (m / denom))
-            elif o.type == "sgd":
-                if o.momentum:
-                    buf = s["buf"][i]
-                    buf.assign(h["first"] * g + (1 - h["first"]) * (buf * o.momentum + g * (1 - o.dampening)))
-                    g = g + o.momentum * buf if o.nesterov else buf
-                p.assign(p - h["lr"] * g)
-            else:
-                sq = s["square"][i]
-                sq.assign(sq * o.alpha + g * g * (1 - o.alpha))
-                if o.centered:
-                    ga = s["grad_avg"][i]
-                    ga.assign(ga + (g - ga) * (1 - o.alpha))
-                    avg = self.tf.sqrt(sq - ga * ga) + o.eps
-                else:
-                    avg = self.tf.sqrt(sq) + o.eps
-                if o.momentum:
-                    buf = s["buf"][i]
-                    buf.assign(buf * o.momentum + g / avg)
-                    p.assign(p - h["lr"] * buf)
-                else:
-                    p.assign(p - h["lr"] * (g / avg))
+            self._update_one(i, p, g, h)
+
+    def _update_one(self, i: int, p, g, h):
+        # ``p``: variable i, or one replica's copy of it (its optimizer state then reads and writes that
+        # replica's copies too, because MirroredStrategy's update context makes them local)
+        o = self.o
+        g = self.tf.convert_to_tensor(g)  # embeddings give sparse IndexedSlices; torch's rules are dense
+        if o.type == "adamw":
+            p.assign(p * h["decay"])
+        elif o.weight_decay:
+            g = g + o.weight_decay * p
+        if o.type in ("adam", "adamw"):
+            self._adam(i, p, g, h)
+        elif o.type == "sgd":
+            self._sgd(i, p, g, h)
+        else:
+            self._rmsprop(i, p, g, h)
+
+    def _adam(self, i, p, g, h):
+        o, m, v = self.o, self.state["m"][i], self.state["v"][i]
+        m.assign(m + (g - m) * (1 - o.betas[0]))
+        v.assign(v * o.betas[1] + g * g * (1 - o.betas[1]))
+        denom = self.tf.sqrt(v) / h["bc2_sqrt"] + o.eps
+        p.assign(p - h["step_size"] * (m / denom))
+
+    def _sgd(self, i, p, g, h):
+        o = self.o
+        if o.momentum:
+            buf = self.state["buf"][i]
+            buf.assign(h["first"] * g + (1 - h["first"]) * (buf * o.momentum + g * (1 - o.dampening)))
+            g = g + o.momentum * buf if o.nesterov else buf
+        p.assign(p - h["lr"] * g)
+
+    def _rmsprop(self, i, p, g, h):
+        o, s = self.o, self.state
+        sq = s["square"][i]
+        sq.assign(sq * o.alpha + g * g * (1 - o.alpha))
+        if o.centered:
+            ga = s["grad_avg"][i]
+            ga.assign(ga + (g - ga) * (1 - o.alpha))
+            avg = self.tf.sqrt(sq - ga * ga) + o.eps
+        else:
+            avg = self.tf.sqrt(sq) + o.eps
+        if o.momentum:
+            buf = s["buf"][i]
+            buf.assign(buf * o.momentum + g / avg)
+            p.assign(p - h["lr"] * buf)
+        else:
+            p.assign(p - h["lr"] * (g / avg))
 
     def _forward(self, x, training):
         out = self.net(x, training=training)
         return out[0] if isinstance(out, (list, tuple)) else out
 
+    def _penalty(self):
+        tf, total = self.tf, 0.0
+        for weight, l1, l2 in self.penalties:  # in the objective, not in the reported loss
+            total = total + l1 * tf.reduce_sum(tf.abs(weight)) + l2 * tf.reduce_sum(tf.square(weight))
+        return total
+
     def _step_fn(self, x, y, h):
-        tf = self.tf
-        with tf.GradientTape() as tape:
+        with self.tf.GradientTape() as tape:
             out = self._forward(x, True)
             loss = self._loss(out, y)
-            objective = loss
-            for weight, l1, l2 in self.penalties:  # in the objective, not in the reported loss
-                objective = objective + l1 * tf.reduce_sum(tf.abs(weight)) + l2 * tf.reduce_sum(tf.square(weight))
+            objective = loss + self._penalty()
         grads = self._clip(tape.gradient(objective, self.vars))
         self._update(grads, h)
         return loss, out
+
+    def _distributed_step_fn(self, x, y, h):
+        s = self.strategy
+        losses, outs = s.run(self._replica_step, args=(x, y, h))
+        # the replicas' losses are already weighted by their shares: their sum is the global mean loss
+        return s.reduce("SUM", losses, axis=None), self.tf.concat(s.experimental_local_results(outs), axis=0)
+
+    def _replica_step(self, x, y, h):
+        tf, ctx = self.tf, self.tf.distribute.get_replica_context()
+        r, count, n = ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync, tf.shape(x)[0]
+        lo, hi = n * r // count, n * (r + 1) // count  # contiguous shares, in the global batch's order
+        with tf.GradientTape() as tape:
+            out = self._forward(x[lo:hi], True)
+            loss = self._loss(out, y[lo:hi]) * tf.cast(hi - lo, out.dtype) / tf.cast(n, out.dtype)
+            first = tf.cast(tf.equal(r, 0), out.dtype)  # replica 0 alone adds the penalties: counted once
+            objective = loss + first * self._penalty()
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(objective, self.vars)]
+        grads = self._clip(ctx.all_reduce("SUM", grads))  # clipping sees the global gradient
+        ctx.merge_call(lambda strategy, reduced: self._apply(strategy, reduced, h), args=(grads,))
+        return loss, out
+
+    def _apply(self, strategy, grads, h):
+        # each replica applies the same reduced gradient to its own copies of the variables
+        for i, (p, g) in enumerate(zip(self.vars, grads)):
+            strategy.extended.update(p.value, lambda copy, grad, i=i: self._update_one(i, copy, grad, h),
+                                     args=(g,), group=False)
 
     def _eval_fn(self, x, y):
         out = self._forward(x, False)
@@ -142,8 +210,18 @@ class KerasTrainer:
         return self.tf.constant(x), self.tf.constant(y)
 
     def indices(self, order: list) -> list:
-        """An epoch's batch indices (numpy; gathered by TensorFlow)."""
+        """An epoch's batch indices (numpy; gathered by TensorFlow). With replicas, checks before the epoch
+        starts that every batch can be shared out."""
+        sizes = [len(idx) for idx in order]
+        self._check_batch(min(sizes, default=self.replicas), sum(sizes))
         return order
+
+    def _check_batch(self, size: int, samples: int | None = None) -> None:
+        if size < self.replicas:
+            where = f" (the last batch of {samples} training samples)" if samples else ""
+            raise UsageError(f"--replicas {self.replicas} splits every batch into {self.replicas} shares, so a batch "
+                             f"needs at least {self.replicas} samples; change batch_size or the number of samples. "
+                             f"Received: a batch of {size}{where}")
 
     def scalars(self, values: list) -> list[float]:
         """Loss tensors as floats."""
@@ -157,6 +235,7 @@ class KerasTrainer:
         """One optimizer step; returns (loss, outputs)."""
         import math
 
+        self._check_batch(int(x.shape[0]))
         self.t += 1
         o, t = self.o, self.t
         h = {"lr": lr, "first": 1.0 if t == 1 else 0.0}
@@ -198,3 +277,67 @@ class KerasTrainer:
         from ..backends.keras import export_weights
 
         return export_weights(self.net, self.graph)
+
+
+def check_replicas(model: Model, cfg, frozen, replicas: int) -> None:
+    """Reject what MirroredStrategy cannot train exactly like one replica, before TensorFlow starts."""
+    if replicas < 1:
+        raise UsageError(f"--replicas must be a positive whole number. Received: {replicas}")
+    if replicas > 1 and cfg.batch_size < replicas:
+        raise UsageError(f"--replicas {replicas} splits every batch into {replicas} shares, so batch_size must be "
+                         f"at least {replicas}. Received: batch_size {cfg.batch_size}")
+    norms = [n.name for n in model.graph.nodes if n.op == "batchnorm" and n.name not in frozen]
+    if replicas > 1 and norms:
+        raise UsageError(f"--replicas {replicas}: batchnorm would normalise each replica's share with that share's "
+                         "statistics, not the global batch's (dlspec has no synchronised batchnorm), so training "
+                         "would differ from one replica; train with one replica or freeze these layers. Received: "
+                         f"batchnorm layers {', '.join(norms)}")
+
+
+def _import_tensorflow(replicas: int):
+    """TensorFlow, after Keras' import (``import_keras``); with replicas and no GPU, first the CPU split into
+    that many logical devices, which must happen before TensorFlow's runtime starts."""
+    from ..backends.keras import import_keras, import_tensorflow, quiet_tensorflow
+
+    if replicas > 1:
+        tf = import_tensorflow()
+        with quiet_tensorflow():
+            _split_cpu(tf, replicas)
+    import_keras()
+    import tensorflow as tf
+
+    return tf
+
+
+def _split_cpu(tf, replicas: int) -> None:
+    if tf.config.list_physical_devices("GPU"):
+        return  # one replica per GPU
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    with contextlib.suppress(RuntimeError):  # the runtime has started: its devices are fixed (checked below)
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+    found = len(tf.config.list_logical_devices("CPU"))
+    if found != replicas:
+        raise UsageError(f"--replicas {replicas} needs the CPU split into {replicas} logical devices before "
+                         f"TensorFlow starts, and TensorFlow already runs in this process with {found}; train "
+                         f"in a new process (dlspec train does). Received: {found} logical CPU devices")
+
+
+_STRATEGIES: dict = {}
+
+
+def _strategy(tf, replicas: int):
+    """MirroredStrategy over the first ``replicas`` GPUs, or the logical CPU devices; one per process and
+    device count, because every new MirroredStrategy numbers its collective operations from the same keys,
+    and the runtime then mixes them up with an earlier strategy's (a shape mismatch when models differ)."""
+    if replicas not in _STRATEGIES:
+        _STRATEGIES[replicas] = _new_strategy(tf, replicas)
+    return _STRATEGIES[replicas]
+
+
+def _new_strategy(tf, replicas: int):
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = gpus if gpus else tf.config.list_logical_devices("CPU")
+    if len(devices) < replicas:
+        kind = "GPUs" if gpus else "logical CPU devices"
+        raise UsageError(f"--replicas {replicas} needs {replicas} devices. Received: {len(devices)} {kind}")
+    return tf.distribute.MirroredStrategy([d.name for d in devices[:replicas]])
