@@ -21,7 +21,9 @@ class TorchTrainer:
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
-        torch.manual_seed(cfg.seed)  # dropout masks repeat from run to run (CPU and CUDA generators)
+        # dropout masks repeat from run to run; under DDP each process draws its own (the same seed
+        # everywhere would drop the same positions in every process's share)
+        torch.manual_seed(cfg.seed + 1_000_003 * self.rank)
         self.net = build(model, "torch", weights).to(self.device)
         if self.world > 1:
             self._share_batch_statistics()
