@@ -402,3 +402,21 @@ def test_engine_options_are_checked(backend, device, options, message):
     with pytest.raises(UsageError) as err:
         check_options(backend, device, **options)
     assert str(err.value) == message
+
+
+def test_torch_device_is_checked_before_training(tmp_path):
+    import torch
+
+    from dlspec.errors import UsageError
+    from dlspec.train.loop import check_options
+
+    for device in ("tpu", "mps"):
+        with pytest.raises(UsageError) as err:
+            check_options("torch", device)
+        assert str(err.value) == f"--device must be cpu, cuda or cuda:N. Received: '{device}'"
+    if not torch.cuda.is_available():
+        result = subprocess.run([PYTHON, "-m", "dlspec", "train", str(SPECS / "digits_cnn.yaml"), "--backend", "torch",
+                                 "--device", "cuda", "-o", str(tmp_path / "o")], capture_output=True, text=True)
+        assert result.returncode == 2 and not (tmp_path / "o").exists()
+        assert result.stderr == (f"error: --device cuda: torch {torch.__version__} finds no CUDA device (no GPU or "
+                                 "driver, or a CPU-only build); train with --device cpu. Received: --device cuda\n")

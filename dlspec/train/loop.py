@@ -100,6 +100,25 @@ def check_options(backend: str, device: str, replicas: int = 1, **torch_options)
                          f"--nproc-per-node N). Received: --backend {backend} --replicas {replicas}")
     if torch_options.get("cuda_graph"):
         _check_cuda_graph(device, **torch_options)
+    if backend == "torch":
+        _check_torch_device(device)
+
+
+def _check_torch_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"--device must be cpu, cuda or cuda:N. Received: {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: torch {torch.__version__} finds no CUDA device (no GPU or driver, or "
+                         "a CPU-only build); train with --device cpu. Received: --device " + device)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices (cuda:0 to "
+                         f"cuda:{torch.cuda.device_count() - 1}). Received: --device {device}")
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device must be cpu, cuda or cuda:N. Received: {device!r}")
 
 
 def _check_cuda_graph(device: str, amp=None, compile=False, **_) -> None:
