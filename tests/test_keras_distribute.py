@@ -80,9 +80,6 @@ def test_replica_usage_errors(tmp_path):
     """Each refusal exits with status 2 and one error line that names the rule and what was received."""
     spec = tmp_path / "mlp.yaml"
     spec.write_text(SPEC)
-    norm = tmp_path / "bn.yaml"
-    norm.write_text(SPEC.replace("  - {type: dense, units: 10}\n",
-                                 "  - {type: batchnorm, name: bn}\n  - {type: dense, units: 10}\n"))
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text(SPEC.replace("batch_size: 45", "batch_size: 1"))
     ragged = tmp_path / "ragged.yaml"
@@ -91,10 +88,6 @@ def test_replica_usage_errors(tmp_path):
     cases = {
         (spec, data, "torch", "2"): "--replicas applies to the keras backend (torch runs several processes with "
                                     "torchrun --nproc-per-node N). Received: --backend torch --replicas 2",
-        (norm, data, "keras", "2"): "--replicas 2: batchnorm would normalise each replica's share with that "
-                                    "share's statistics, not the global batch's (dlspec has no synchronised "
-                                    "batchnorm), so training would differ from one replica; train with one "
-                                    "replica or freeze these layers. Received: batchnorm layers bn",
         (tiny, data, "keras", "2"): "--replicas 2 splits every batch into 2 shares, so batch_size must be at "
                                     "least 2. Received: batch_size 1",
         (ragged, odd, "keras", "2"): "--replicas 2 splits every batch into 2 shares, so a batch needs at least 2 "
@@ -107,6 +100,45 @@ def test_replica_usage_errors(tmp_path):
         rc, _, stderr = _finish(runs[case])
         assert (rc, stderr.strip().splitlines()[-1]) == (2, f"error: {message}"), stderr[-2000:]
     assert not list(tmp_path.glob("out*/*.safetensors"))
+
+
+BN_SPEC = """\
+dlspec: 1
+name: mirrored_bn
+inputs: {x: {shape: [1, 8, 8]}}
+layers:
+  - {type: conv2d, filters: 8, kernel: 3, padding: same, use_bias: false}
+  - {type: batchnorm, name: bn}
+  - {type: activation, activation: relu}
+  - {type: flatten}
+  - {type: dense, units: 16, use_bias: false}
+  - {type: batchnorm, name: bn2}
+  - {type: dense, units: 10}
+train:
+  loss: cross_entropy
+  optimizer: {type: sgd, lr: 0.05, momentum: 0.9}
+  epochs: 2
+  batch_size: 45
+  validation_split: 0.1
+"""
+
+
+def test_batchnorm_statistics_span_the_replicas(tmp_path):
+    """BatchNorm normalises with the global batch's statistics (summed over replicas), so 2 replicas train
+    like 1, running statistics included; per-replica statistics would differ at the first step."""
+    spec = tmp_path / "bn.yaml"
+    spec.write_text(BN_SPEC)
+    data = _data(tmp_path / "data.npz", 240)
+    runs = [_train(spec, data, tmp_path / "one", "--backend", "keras"),
+            _train(spec, data, tmp_path / "two", "--backend", "keras", "--replicas", "2")]
+    (rc1, _, err1), (rc2, _, err2) = (_finish(p) for p in runs)
+    assert rc1 == 0 and rc2 == 0, err1[-2000:] + err2[-2000:]
+    a = dlspec.load_weights(tmp_path / "one" / "weights.safetensors")
+    b = dlspec.load_weights(tmp_path / "two" / "weights.safetensors")
+    assert {"bn.running_mean", "bn.running_var", "bn2.running_var"} <= a.keys()
+    assert max(float(np.max(np.abs(a[k] - b[k]))) for k in a) <= 1e-5
+    h1, h2 = (json.loads((tmp_path / d / "history.json").read_text())["step_loss"] for d in ("one", "two"))
+    assert len(h1) == 10 and float(np.max(np.abs(np.subtract(h1, h2)))) <= 1e-6
 
 
 def _python(code: str):

@@ -165,9 +165,7 @@ class BatchNorm(keras.layers.Layer):
 
     def call(self, x, training=False):
         if training and self.trainable:
-            axes = list(range(len(x.shape) - 1))
-            mean, variance = keras.ops.mean(x, axis=axes), keras.ops.var(x, axis=axes)
-            n = keras.ops.cast(keras.ops.size(x) // x.shape[-1], x.dtype)
+            mean, variance, n = self.batch_moments(x)
             m = self.momentum
             self.moving_mean.assign((1 - m) * self.moving_mean + m * mean)
             self.moving_variance.assign((1 - m) * self.moving_variance + m * variance * n / (n - 1))
@@ -175,8 +173,31 @@ class BatchNorm(keras.layers.Layer):
             mean, variance = self.moving_mean, self.moving_variance
         return (x - mean) * keras.ops.rsqrt(variance + self.epsilon) * self.gamma + self.beta
 
+    def batch_moments(self, x):
+        """Mean, biased variance and sample count over all axes but the last. Under tf.distribute with
+        several replicas, those of the whole batch, summed over the replicas (as one device sees them)."""
+        axes = list(range(len(x.shape) - 1))
+        n = keras.ops.cast(keras.ops.size(x) // x.shape[-1], x.dtype)
+        replicas = _replica_context()
+        if replicas is None:
+            return keras.ops.mean(x, axis=axes), keras.ops.var(x, axis=axes), n
+        n = replicas.all_reduce("SUM", n)
+        mean = replicas.all_reduce("SUM", keras.ops.sum(x, axis=axes)) / n
+        variance = replicas.all_reduce("SUM", keras.ops.sum(keras.ops.square(x - mean), axis=axes)) / n
+        return mean, variance, n
+
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+def _replica_context():
+    """TensorFlow's replica context while training on several tf.distribute replicas, else None."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    return context if context is not None and context.num_replicas_in_sync > 1 else None
 '''
 
 

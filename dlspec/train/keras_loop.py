@@ -286,12 +286,6 @@ def check_replicas(model: Model, cfg, frozen, replicas: int) -> None:
     if replicas > 1 and cfg.batch_size < replicas:
         raise UsageError(f"--replicas {replicas} splits every batch into {replicas} shares, so batch_size must be "
                          f"at least {replicas}. Received: batch_size {cfg.batch_size}")
-    norms = [n.name for n in model.graph.nodes if n.op == "batchnorm" and n.name not in frozen]
-    if replicas > 1 and norms:
-        raise UsageError(f"--replicas {replicas}: batchnorm would normalise each replica's share with that share's "
-                         "statistics, not the global batch's (dlspec has no synchronised batchnorm), so training "
-                         "would differ from one replica; train with one replica or freeze these layers. Received: "
-                         f"batchnorm layers {', '.join(norms)}")
 
 
 def _import_tensorflow(replicas: int):
