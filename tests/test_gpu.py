@@ -84,3 +84,23 @@ def test_cuda_graph_training_matches_eager(optimizer):
     assert [e["lr"] for e in runs[True][0].epochs] == pytest.approx([lr, lr / 2, lr / 4], rel=1e-12)
     # capturable RMSprop keeps its step count on the device: 2.2e-6 on the H100 (the others: below 1e-6)
     assert max(float(np.max(np.abs(runs[False][1][k] - runs[True][1][k]))) for k in weights) <= 5e-6
+
+
+def test_data_larger_than_the_device_share_trains_from_host_memory(monkeypatch):
+    """Data that does not fit (here: a device share of 0) stays in pinned host memory, batch by batch: same run."""
+    from dlspec.train import torch_loop
+
+    text = (SPECS / "mnist_mlp.yaml").read_text() + (
+        "train:\n  loss: cross_entropy\n  optimizer: {type: adam, lr: 1.0e-3}\n  metrics: [accuracy]\n  epochs: 2\n"
+        "  batch_size: 32\n  validation_split: 0.2\n")
+    model = dlspec.loads(text, "mlp.yaml")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((250, 784), dtype=np.float32), rng.integers(0, 10, 250)
+    data = Dataset(x[:200], y[:200], x[200:], y[200:], "synthetic")
+    weights = dlspec.init_weights(model, 0)
+    device = fit(model, "torch", data, weights, device="cuda", progress=False)
+    monkeypatch.setattr(torch_loop, "DEVICE_SHARE", 0.0)
+    host = fit(model, "torch", data, weights, device="cuda", progress=False)
+    assert host[2].host_data and not device[2].host_data
+    assert np.max(np.abs(np.subtract(device[0].step_loss, host[0].step_loss))) <= 1e-7
+    assert [e["val_loss"] for e in device[0].epochs] == pytest.approx([e["val_loss"] for e in host[0].epochs], abs=1e-7)

@@ -7,6 +7,8 @@ import sys
 
 from ..api import Model, build
 
+DEVICE_SHARE = 0.5  # the most of a GPU's free memory that the training and validation data may take
+
 
 class TorchTrainer:
     """One optimizer step at a time on the generated torch model; the driver supplies batches and rates."""
@@ -118,20 +120,31 @@ class TorchTrainer:
         return lambda out, y: fn(out, y.reshape(out.shape))
 
     def tensors(self, x, y):
-        """Data on the training device, once."""
-        return self.torch.from_numpy(x).to(self.device), self.torch.from_numpy(y).to(self.device)
+        """Data on the training device, copied once, when it takes at most DEVICE_SHARE of the device's free
+        memory; otherwise in pinned host memory, each batch copied when it is used."""
+        torch = self.torch
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if x.nbytes + y.nbytes > DEVICE_SHARE * free:
+                self.host_data = True
+                return x.pin_memory(), y.pin_memory()
+        return x.to(self.device), y.to(self.device)
+
+    host_data = False
 
     def indices(self, order: list) -> list:
-        """An epoch's batch indices on the device, copied in one transfer."""
+        """An epoch's batch indices where the data is (the device: copied in one transfer)."""
         import numpy as np
 
         torch = self.torch
-        flat = torch.from_numpy(np.concatenate(order)).to(self.device)
+        flat = torch.from_numpy(np.concatenate(order))
+        flat = flat if self.host_data else flat.to(self.device)
         return list(torch.split(flat, [len(i) for i in order]))
 
     def take(self, tensor, index):
-        """Rows ``index`` (on the device) of a tensor."""
-        return tensor[index]
+        """Rows ``index`` of a tensor, on the training device."""
+        return tensor[index].to(self.device, non_blocking=True)
 
     def scalars(self, values: list) -> list[float]:
         """Loss tensors as floats, fetched together."""
@@ -215,10 +228,11 @@ class TorchTrainer:
         outs, total = [], 0.0
         with torch.no_grad():
             for i in range(0, len(x), batch_size):
-                out = self._forward(x[i:i + batch_size])
-                total += float(self.loss(out, y[i:i + batch_size])) * len(out)
+                xb, yb = (t[i:i + batch_size].to(self.device, non_blocking=True) for t in (x, y))
+                out = self._forward(xb)
+                total += self.loss(out, yb).double() * len(out)  # summed on the device: one transfer at the end
                 outs.append(out)
-        return total / len(x), torch.cat(outs)
+        return float(total) / len(x), torch.cat(outs)
 
     def fetch(self, outputs: list):
         """Outputs of several steps as one numpy array, in one transfer."""
