@@ -308,13 +308,21 @@ def test_metrics():
     assert _metric_values(["accuracy", TopK(k=2)], out, y) == {"accuracy": 0.25, "top_2": 0.5}
 
 
-def test_ddp_with_two_processes_equals_one(tmp_path):
+DDP_LAYERS = {
+    "mlp": "  - {type: flatten}\n  - {type: dense, units: 32, activation: relu}\n  - {type: dense, units: 10}\n",
+    # BatchNorm statistics of the global batch, summed over the processes (GlobalBatchNorm on the CPU)
+    "batchnorm": "  - {type: conv2d, filters: 8, kernel: 3, padding: same, use_bias: false}\n  - {type: batchnorm}\n"
+                 "  - {type: activation, activation: relu}\n  - {type: flatten}\n  - {type: dense, units: 10}\n",
+}
+
+
+@pytest.mark.parametrize("layers", DDP_LAYERS)
+def test_ddp_with_two_processes_equals_one(tmp_path, layers):
     """torchrun --nproc-per-node 2 (gloo on the CPU) gives the single process's weights for the same global batch."""
     import shutil
 
-    spec = tmp_path / "mlp.yaml"
-    spec.write_text("dlspec: 1\nname: ddp_mlp\ninputs: {x: {shape: [1, 8, 8]}}\nlayers:\n  - {type: flatten}\n"
-                    "  - {type: dense, units: 32, activation: relu}\n  - {type: dense, units: 10}\n"
+    spec = tmp_path / "ddp.yaml"
+    spec.write_text("dlspec: 1\nname: ddp_net\ninputs: {x: {shape: [1, 8, 8]}}\nlayers:\n" + DDP_LAYERS[layers] +
                     "train:\n  loss: cross_entropy\n  optimizer: {type: adam, lr: 1.0e-2, weight_decay: 1.0e-4}\n"
                     "  schedule: {type: step, step_size: 1, gamma: 0.5}\n  epochs: 2\n  batch_size: 50\n"
                     "  validation_split: 0.1\n  metrics: [accuracy]\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 from ..api import Model, build
 
@@ -60,17 +59,16 @@ class TorchTrainer:
         return self.rank == 0
 
     def _share_batch_statistics(self):
-        """BatchNorm over the global batch under DDP, as one process computes it: SyncBatchNorm (CUDA only
-        in torch). On the CPU each process normalises its own share, which torch's DDP does too."""
-        norms = (self.torch.nn.BatchNorm1d, self.torch.nn.BatchNorm2d, self.torch.nn.BatchNorm3d)
-        if not any(isinstance(m, norms) for m in self.net.modules()):
+        """BatchNorm over the global batch under DDP, as one process computes it: torch's SyncBatchNorm on
+        CUDA, dlspec's GlobalBatchNorm on the CPU (SyncBatchNorm has no CPU kernels)."""
+        from .torch_batchnorm import NORMS, globalise
+
+        if not any(isinstance(m, NORMS) for m in self.net.modules()):
             return
         if self.device.type == "cuda":
             self.net = self.torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.net)
-        elif self.rank == 0:
-            print("dlspec: BatchNorm under DDP on the CPU uses each process's share of the batch for its "
-                  "statistics (SyncBatchNorm needs CUDA), so results differ slightly from one process",
-                  file=sys.stderr)
+        else:
+            self.net = globalise(self.net)
 
     def _distribute(self):
         """DDP under torchrun: gloo on the CPU, NCCL on GPUs. Each process takes a contiguous share of
