@@ -16,7 +16,7 @@ class GraphedStep:
     WARMUP = 3
 
     def __init__(self, torch, compute, state: list, x, y, keep_outputs: bool):
-        self.torch, self.keep_outputs = torch, keep_outputs
+        self.keep_outputs = keep_outputs
         self.x, self.y = x.clone(), y.clone()
         saved = [t.detach().clone() for t in state]
         rng = torch.cuda.get_rng_state()

@@ -83,9 +83,6 @@ class Progress:
         self.stream.flush()
 
 
-TORCH_OPTIONS = ("amp", "channels_last", "compile", "cuda_graph")
-
-
 def check_options(backend: str, device: str, replicas: int = 1, **torch_options) -> None:
     """Reject options the backend does not have, before any data is read. ``torch_options``: amp,
     channels_last, compile, cuda_graph (torch backend); ``replicas``: Keras' MirroredStrategy."""
