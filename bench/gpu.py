@@ -3,9 +3,11 @@ dependencies and onnxruntime-gpu. Prints a table per part; everything is measure
 
 1. GPU parity on ResNet-50 (random weights, calibrated BatchNorm): onnxruntime CUDA fp32 and torch CUDA
    fp32 with TF32 off, each against the CPU reference; the fp16 export on CUDA against the fp32 reference.
-2. ResNet-50 inference, batch 256: dlspec's fp16 ONNX on onnxruntime-gpu (IO binding) against torch fp16
-   channels_last eager on the same card.
-3. Seed MLP training, batch 32: `dlspec train --device cuda` against the seed's hand-written loop.
+2. ResNet-50 inference, batch 256: dlspec's fp16 ONNX on onnxruntime-gpu (IO binding), with dlspec's
+   CUDA provider defaults and with the alternatives in CONFIGS, against torch fp16 channels_last eager on
+   the same card (``inference --profile`` adds per-operator and per-kernel times).
+3. Seed MLP training, batch 32: `dlspec train --device cuda`, eager and with --cuda-graph, against the
+   seed's hand-written loop (timed before and after).
 """
 
 from __future__ import annotations
