@@ -100,16 +100,18 @@ def test_schema_validates_the_zoo_and_documents_keys(tmp_path):
     dense = schema["$defs"]["Dense"]["properties"]
     assert dense["units"]["description"] == "Number of output features."
     assert schema["$defs"]["Dense"]["additionalProperties"] is False
-    for spec in SPECS.glob("*.yaml"):
-        data = yaml.safe_load(spec.read_text())
-        if "base" in data:  # a derived spec holds only what it changes
-            schema_for_derived = {**schema, "required": ["dlspec", "name", "base"]}
-            jsonschema.validate(data, schema_for_derived)
-        else:
-            jsonschema.validate(data, schema)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"dlspec": 1, "name": "m", "inputs": {"x": {"shape": [3]}},
-                             "layers": [{"type": "dense", "unit": 3}]}, schema)
+    specs = [yaml.safe_load(spec.read_text()) for spec in SPECS.glob("*.yaml")]
+    assert sum("base" in data for data in specs) >= 1  # derived specs hold only what they change
+    for data in specs:
+        jsonschema.validate(data, schema)
+    jsonschema.validate({"dlspec": 1, "base": "resnet18.yaml", "freeze": ["conv1"]}, schema)
+    head = {"dlspec": 1, "name": "m", "inputs": {"x": {"shape": [3]}}}
+    for bad, message in [({**head, "layers": [{"type": "dense", "unit": 3}]}, None),
+                         (head, "'layers' is a required property"),
+                         ({"name": "m", "base": "resnet18.yaml"}, "'dlspec' is a required property")]:
+        with pytest.raises(jsonschema.ValidationError) as err:
+            jsonschema.validate(bad, schema)
+        assert message is None or err.value.message == message
 
 
 def test_demo_runs_the_main_job(tmp_path):
