@@ -20,19 +20,22 @@ class GraphedStep:
         self.x, self.y = x.clone(), y.clone()
         saved = [t.detach().clone() for t in state]
         rng = torch.cuda.get_rng_state()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(self.WARMUP):
-                compute(self.x, self.y)
-        torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.loss, self.out = compute(self.x, self.y)
-        with torch.no_grad():
-            for tensor, value in zip(state, saved):
-                tensor.copy_(value)
-        torch.cuda.set_rng_state(rng)
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(self.WARMUP):
+                    compute(self.x, self.y)
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.loss, self.out = compute(self.x, self.y)
+        finally:  # captured or not, training goes on from the state before the warm-up
+            torch.cuda.synchronize()
+            with torch.no_grad():
+                for tensor, value in zip(state, saved):
+                    tensor.copy_(value)
+            torch.cuda.set_rng_state(rng)
 
     def fits(self, x) -> bool:
         """Whether a batch has the captured shape (a short last batch runs eagerly)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from ..api import Model, build
 
@@ -167,11 +168,7 @@ class TorchTrainer:
         # DDP averages gradients over processes: weight each share so the average is the global mean
         weight = len(x) * self.world / n
         if self.cuda_graph and self.graphed is None and self.steps >= 1 and n == self.cfg.batch_size:
-            # captured after one eager step, when optimizer state (momentum buffers) exists
-            from .cuda_graph import GraphedStep, state_tensors
-
-            self.graphed = GraphedStep(torch, lambda a, b: self._compute(a, b, weight),
-                                       state_tensors(self.net, self.opt), x, y, bool(self.cfg.metrics))
+            self._capture(x, y, weight)
         self.steps += 1
         if self.graphed is not None and self.graphed.fits(x):
             loss, out = self.graphed(x, y)
@@ -186,6 +183,22 @@ class TorchTrainer:
                 self.dist.all_gather_object(shares, out.cpu())
                 out = torch.cat(shares)
         return loss, out
+
+    def _capture(self, x, y, weight: float) -> None:
+        """The step as a CUDA graph, captured after one eager step (when optimizer state such as momentum
+        buffers exists); a model whose step cannot be captured trains eagerly, with a notice."""
+        from .cuda_graph import GraphedStep, state_tensors
+
+        try:
+            self.graphed = GraphedStep(self.torch, lambda a, b: self._compute(a, b, weight),
+                                       state_tensors(self.net, self.opt), x, y, bool(self.cfg.metrics))
+        except RuntimeError as e:
+            self.cuda_graph = False
+            self.opt.zero_grad(set_to_none=True)
+            if self.is_main:
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                print(f"dlspec: --cuda-graph: this model's training step cannot be captured as a CUDA graph "
+                      f"({reason}); training on with eager steps", file=sys.stderr)
 
     def _compute(self, x, y, weight: float):
         """Forward, loss, backward, clipping and the optimizer update on one (share of a) batch."""
