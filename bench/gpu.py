@@ -150,6 +150,34 @@ def inference(torch, dlspec, np, batch=256, iterations=30):
         print(f"    total {sum(ops.values()):.2f} ms")
 
 
+def latency(torch, dlspec, np, iterations=200):
+    """ResNet-50 fp16 latency at small and large batches: onnxruntime with and without CUDA graph replay
+    (``dlspec bench --cuda-graph``), and torch fp16 channels_last eager, side by side."""
+    from dlspec.deploy import bench
+
+    model = dlspec.load(ROOT / "specs" / "resnet50.yaml")
+    weights = dlspec.init_weights(model, 0)
+    path = Path("/tmp/resnet50_fp16.onnx")
+    path.write_bytes(dlspec.build(model, "onnx", weights, fp16=True, optimize=True).SerializeToString())
+    net = dlspec.build(model, "torch", weights).eval().cuda().half().to(memory_format=torch.channels_last)
+    print(f"ResNet-50 fp16 latency (p50, ms), {torch.cuda.get_device_name()}, {iterations} runs after warm-up")
+    print(f"  {'batch':>5}  {'ORT':>8}  {'ORT + CUDA graph':>16}  {'torch eager':>11}")
+    for batch in (1, 8, 64, 256):
+        plain = bench(path, batch, "cuda", iterations=iterations, warmup=20)
+        graph = bench(path, batch, "cuda", iterations=iterations, warmup=20, cuda_options={"enable_cuda_graph": "1"})
+        x = torch.randn(batch, 3, 224, 224, device="cuda").half().to(memory_format=torch.channels_last)
+        times = []
+        with torch.no_grad():
+            for i in range(20 + iterations):
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                net(x)
+                torch.cuda.synchronize()
+                if i >= 20:
+                    times.append(time.perf_counter() - start)
+        print(f"  {batch:>5}  {plain['p50_ms']:8.2f}  {graph['p50_ms']:16.2f}  {statistics.median(times) * 1e3:11.2f}")
+
+
 def training(torch, dlspec, np):
     from dlspec.train import fit
     from dlspec.train.data import Dataset
@@ -209,7 +237,7 @@ def main():
     import dlspec
 
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}")
-    parts = {"parity": parity, "inference": inference, "training": training}
+    parts = {"parity": parity, "inference": inference, "latency": latency, "training": training}
     for name in [a for a in sys.argv[1:] if not a.startswith("--")] or parts:
         parts[name](torch, dlspec, np)
 

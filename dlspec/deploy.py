@@ -114,6 +114,9 @@ def bench(model, batch: int, provider: str = "auto", iterations: int = 50, warmu
         if all(isinstance(d, int) for d in shape) and out.type in TYPES:  # fixed addresses, as CUDA graphs need
             value = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.dtype(TYPES[out.type]), device, 0)
             binding.bind_ortvalue_output(out.name, value)
+        elif (cuda_options or {}).get("enable_cuda_graph") == "1" and on_cuda:
+            raise UsageError(f"a CUDA graph replays fixed buffers, so every output's shape must follow from the "
+                             f"batch. Received: output {out.name!r} of shape {out.shape}")
         else:
             binding.bind_output(out.name, device)
     for _ in range(warmup):

@@ -57,6 +57,10 @@ def test_run_and_bench_commands_with_cpu_fallback_notice(tmp_path):
     assert bench.returncode == 0, bench.stderr
     assert "CPUExecutionProvider, batch 4, 5 runs with IO binding" in bench.stdout and "p99" in bench.stdout
     assert "running on CPU" not in bench.stderr  # asked for the CPU: nothing to say
+    graph = subprocess.run([PYTHON, "-m", "dlspec", "bench", str(tmp_path / "mnist_cnn.onnx"), "--provider", "cpu",
+                            "--cuda-graph"], capture_output=True, text=True)
+    assert (graph.returncode, graph.stdout) == (2, "")
+    assert graph.stderr == "error: --cuda-graph needs --provider cuda. Received: --provider cpu\n"
     assert list(home.rglob("*")) == []  # no telemetry database, no caches
 
 
