@@ -50,9 +50,9 @@ def computes_in_half(model) -> bool:
     return any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
 
 
-def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = None, half: bool = False) -> list:
+def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = None, model=None) -> list:
     """Execution providers for ``cuda``, ``cpu`` or ``auto``; says in one line when CUDA is missing.
-    ``cuda_options`` add to (or override) ``cuda_defaults(half)``."""
+    ``cuda_options`` add to (or override) ``cuda_defaults``, chosen by ``model``'s precision."""
     ort = _ort()
     if provider not in ("cuda", "cpu", "auto"):
         raise UsageError(f"--provider must be cuda, cpu or auto. Received: {provider!r}")
@@ -60,6 +60,7 @@ def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = 
     if provider == "cpu":
         return ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" in available:
+        half = model is not None and computes_in_half(model)  # read only when CUDA will run it
         return [("CUDAExecutionProvider", {**cuda_defaults(half), **(cuda_options or {})}), "CPUExecutionProvider"]
     if notice is not None:
         print(f"dlspec: CUDAExecutionProvider is not available in onnxruntime {ort.__version__} "
@@ -78,7 +79,7 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
         options.enable_profiling, options.profile_file_prefix = True, str(profile)
     source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model) \
         if isinstance(model, os.PathLike) else model
-    providers = providers_for(provider, notice, cuda_options, provider != "cpu" and computes_in_half(model))
+    providers = providers_for(provider, notice, cuda_options, model)
     sess = ort.InferenceSession(source, options, providers=providers)
     if len(providers) > 1 and sess.get_providers()[0] != "CUDAExecutionProvider" and notice is not None:
         print("dlspec: onnxruntime lists CUDAExecutionProvider but could not start it (CUDA or cuDNN libraries "

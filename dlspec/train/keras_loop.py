@@ -23,7 +23,7 @@ class KerasTrainer:
 
     def __init__(self, model: Model, weights: dict, cfg, frozen=frozenset(), replicas: int = 1):
         """``replicas > 1``: train under MirroredStrategy (see the module docstring)."""
-        check_replicas(model, cfg, frozen, replicas)
+        check_replicas(cfg, replicas)
         tf = _import_tensorflow(replicas)
         self.tf, self.cfg, self.graph, self.replicas = tf, cfg, model.graph, replicas
         self.strategy = _strategy(tf, replicas) if replicas > 1 else None
@@ -279,7 +279,7 @@ class KerasTrainer:
         return export_weights(self.net, self.graph)
 
 
-def check_replicas(model: Model, cfg, frozen, replicas: int) -> None:
+def check_replicas(cfg, replicas: int) -> None:
     """Reject what MirroredStrategy cannot train exactly like one replica, before TensorFlow starts."""
     if replicas < 1:
         raise UsageError(f"--replicas must be a positive whole number. Received: {replicas}")

@@ -13,6 +13,8 @@ DEVICE_SHARE = 0.5  # the most of a GPU's free memory that the training and vali
 class TorchTrainer:
     """One optimizer step at a time on the generated torch model; the driver supplies batches and rates."""
 
+    host_data = False  # set by tensors() when the data stays in host memory
+
     def __init__(self, model: Model, weights: dict, cfg, device: str = "cpu", frozen=frozenset(),
                  amp: str | None = None, channels_last: bool = False, compile: bool = False,
                  cuda_graph: bool = False):
@@ -129,8 +131,6 @@ class TorchTrainer:
                 self.host_data = True
                 return x.pin_memory(), y.pin_memory()
         return x.to(self.device), y.to(self.device)
-
-    host_data = False
 
     def indices(self, order: list) -> list:
         """An epoch's batch indices where the data is (the device: copied in one transfer)."""
