@@ -104,7 +104,7 @@ def test_fp16_islands_compute_in_float32():
     assert np.max(np.abs(a - b)) <= FP16_BOUND
 
 
-def test_cuda_options_keep_float32_exact_and_fp16_on_tensor_cores(tmp_path):
+def test_cuda_options_keep_float32_exact_and_fp16_on_tensor_cores(tmp_path, monkeypatch):
     """float32 exports run with TF32 off; fp16 exports keep it on (onnxruntime's cuDNN-frontend convolutions
     take use_tf32=0 as "no tensor cores", fp16 included), whether given as a proto, bytes or a path."""
     from dlspec.deploy import computes_in_half, cuda_defaults
@@ -117,3 +117,12 @@ def test_cuda_options_keep_float32_exact_and_fp16_on_tensor_cores(tmp_path):
                                           str(tmp_path / "half.onnx"))] == [False, True, True, True, True]
     assert cuda_defaults(False) == {"use_tf32": "0"}
     assert cuda_defaults(True) == {"use_tf32": "1", "prefer_nhwc": "1", "fuse_conv_bias": "1"}
+    import onnxruntime
+
+    from dlspec.deploy import providers_for
+
+    both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: both)
+    for proto, defaults in ((full, cuda_defaults(False)), (half, cuda_defaults(True))):
+        assert providers_for("cuda", None, {"enable_cuda_graph": "1"}, proto) == [
+            ("CUDAExecutionProvider", {**defaults, "enable_cuda_graph": "1"}), "CPUExecutionProvider"]
