@@ -150,3 +150,24 @@ CASES += [
 ]
 UNSUPPORTED["conv2d_stride_and_dilation"] = (
     "keras", "conv2d_1: the keras backend cannot combine stride > 1 with dilation > 1")
+
+
+def _group_cases():
+    """Rows from every ``parity_cases_<group>.py`` beside this file, found without a list to keep.
+
+    A group module defines CASES (float32 input) and may define TOKEN_CASES (int64 input) and
+    UNSUPPORTED. Group rows run at batch 1 and 3, so batch-dependent lowerings are caught.
+    """
+    import importlib
+    from pathlib import Path
+
+    cases, tokens = [], []
+    for path in sorted(Path(__file__).parent.glob("parity_cases_*.py")):
+        module = importlib.import_module(path.stem)
+        cases += getattr(module, "CASES", [])
+        tokens += getattr(module, "TOKEN_CASES", [])
+        UNSUPPORTED.update(getattr(module, "UNSUPPORTED", {}))
+    return cases, tokens
+
+
+GROUP_CASES, GROUP_TOKEN_CASES = _group_cases()

@@ -5,13 +5,14 @@ import re
 
 import numpy as np
 import pytest
-from parity_cases import CASES, TOKEN_CASES, UNSUPPORTED
+from parity_cases import CASES, GROUP_CASES, GROUP_TOKEN_CASES, TOKEN_CASES, UNSUPPORTED
 
 import dlspec
 from dlspec.parity import parity
 from dlspec.spec import LAYER_TYPES
 
-TOKENS = {case[0] for case in TOKEN_CASES}
+TOKENS = {case[0] for case in TOKEN_CASES + GROUP_TOKEN_CASES}
+ALL_CASES = CASES + TOKEN_CASES + GROUP_CASES + GROUP_TOKEN_CASES
 
 
 def spec_for(case_id, shape, layers):
@@ -22,6 +23,18 @@ def spec_for(case_id, shape, layers):
 
 @pytest.mark.parametrize("case_id, shape, layers", CASES + TOKEN_CASES, ids=[c[0] for c in CASES + TOKEN_CASES])
 def test_parity(case_id, shape, layers):
+    check_case(case_id, shape, layers, batch=5)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("case_id, shape, layers", GROUP_CASES + GROUP_TOKEN_CASES,
+                         ids=[c[0] for c in GROUP_CASES + GROUP_TOKEN_CASES])
+def test_group_parity(case_id, shape, layers, batch):
+    check_case(case_id, shape, layers, batch=batch)
+
+
+def check_case(case_id, shape, layers, batch):
+    """Torch, Keras and onnxruntime agree within 1e-5 relative to max(1, |reference|)."""
     model = spec_for(case_id, shape, layers)
     backends = ["torch", "keras", "onnx"]
     if case_id in UNSUPPORTED:
@@ -29,9 +42,9 @@ def test_parity(case_id, shape, layers):
         with pytest.raises(dlspec.UsageError, match="^" + re.escape(message)):
             dlspec.build(model, backend)
         backends.remove(backend)
-    report = parity(model, batch=5, seed=3, backends=tuple(backends))
+    report = parity(model, batch=batch, seed=3, backends=tuple(backends))
     outputs = report.outputs["torch"][0]
-    assert outputs.shape[0] == 5
+    assert outputs.shape[0] == batch
     assert np.std(outputs) > 1e-3, "degenerate output: the case would not detect a difference"
     for pair in report.pairs:
         assert pair.max_abs <= 1e-5 * max(1.0, pair.scale), report.table()
@@ -39,7 +52,7 @@ def test_parity(case_id, shape, layers):
 
 
 def test_table_covers_every_layer_type():
-    covered = {layer["type"] for _, _, layers in CASES + TOKEN_CASES for layer in layers}
+    covered = {layer["type"] for _, _, layers in ALL_CASES for layer in layers}
     assert covered == set(LAYER_TYPES)
 
 
