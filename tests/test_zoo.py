@@ -1,9 +1,13 @@
 """The zoo: every spec builds in every backend and passes parity; the torchvision-structured
 models equal torchvision's own, weight for weight, in torch, Keras and onnxruntime."""
 
+import atexit
 import importlib.util
 import json
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +20,12 @@ from dlspec.backends import torch as torch_backend
 from dlspec.parity import parity
 
 ZOO = sorted(p.stem for p in SPECS.glob("*.yaml"))
-LARGE = {"resnet18", "resnet50", "mobilenet_v2"}
-TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet50": 25_557_032, "mobilenet_v2": 3_504_872}
+# Trainable parameters as torchvision counts them (sum of p.numel() over model.parameters()).
+TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet50": 25_557_032, "mobilenet_v2": 3_504_872,
+                      "convnext_tiny": 28_589_128, "vit_b_16": 86_567_656, "mobilenet_v3_small": 2_542_856,
+                      "mobilenet_v3_large": 5_483_032, "shufflenet_v2_x1_0": 2_278_604,
+                      "efficientnet_b0": 5_288_548, "efficientnet_v2_s": 21_458_488, "regnet_y_400mf": 4_344_144}
+LARGE = set(TORCHVISION_PARAMS) & set(ZOO)  # checked against torchvision itself, not by random parity
 
 
 @pytest.mark.parametrize("name", sorted(set(ZOO) - LARGE))
@@ -60,13 +68,23 @@ print(json.dumps(list(model.state_dict())))
 """
 
 
+_REFERENCES = Path(tempfile.mkdtemp(prefix="dlspec-torchvision-"))  # one dump per model, shared by the tests
+atexit.register(shutil.rmtree, _REFERENCES, ignore_errors=True)
+
+
 def torchvision_reference(name, directory):
-    """Writes <name>.pth (state dict) and <name>.npz (input x, output y); returns the state-dict keys."""
+    """Copies <name>.pth (state dict) and <name>.npz (input x, output y) into ``directory``; returns the
+    state-dict keys. torchvision runs once per model and test session; later calls reuse its dump."""
     if importlib.util.find_spec("torchvision") is None:
         pytest.skip("torchvision is not installed")
-    result = subprocess.run([PYTHON, "-c", REFERENCE, name, str(directory)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)
+    keys = _REFERENCES / f"{name}.json"
+    if not keys.exists():
+        result = subprocess.run([PYTHON, "-c", REFERENCE, name, str(_REFERENCES)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        keys.write_text(result.stdout)
+    for suffix in (".pth", ".npz"):
+        shutil.copyfile(_REFERENCES / f"{name}{suffix}", Path(directory) / f"{name}{suffix}")
+    return json.loads(keys.read_text())
 
 
 def check_against_torchvision(name, tmp_path, backends=("torch", "keras", "onnx")):
