@@ -41,7 +41,15 @@ def error_of(spec_file, text, name="bad.yaml"):
      "block (docs/spec.md lists them). Received: {'units': 3}"),
     ("  - {type: dense, units: 3, activation: relu7}\n",
      "bad.yaml:6:41: layers[0].activation: must be one of 'linear', 'relu', 'relu6', 'leaky_relu', 'elu', "
-     "'gelu', 'silu', 'sigmoid', 'tanh' or 'softmax'. Received: 'relu7'"),
+     "'gelu', 'silu', 'sigmoid', 'tanh', 'softmax', 'hardswish', 'hardsigmoid', 'mish' or 'softplus'. "
+     "Received: 'relu7'"),
+    # unknown name in an activation layer: located at .activation, not at the layer
+    ("  - {type: activation, activation: relu7}\n",
+     "bad.yaml:6:36: layers[0].activation: must be one of 'linear', 'relu', 'relu6', 'leaky_relu', 'elu', "
+     "'gelu', 'silu', 'sigmoid', 'tanh', 'softmax', 'hardswish', 'hardsigmoid', 'mish' or 'softplus'. "
+     "Received: 'relu7'"),
+    ("  - {type: activation, activation: relu, beta: 2.0}\n",
+     "bad.yaml:6:48: layers[0].beta: applies only to activation 'softplus', not 'relu'. Received: 2.0"),
     ("  - {type: activation, activation: relu, negative_slope: 0.1}\n",
      "bad.yaml:6:58: layers[0].negative_slope: applies only to activation 'leaky_relu', not 'relu'. Received: 0.1"),
     ("  - {type: batchnorm, momentum: 0}\n",
@@ -180,3 +188,23 @@ def test_cli_missing_file(tmp_path):
 def test_numeric_bounds_use_dlspec_wording(spec_file):
     text = HEAD + "  - {type: dense, units: 2, regularizer: {l2: -1.0}}\n"
     assert error_of(spec_file, text) == "bad.yaml:6:47: layers[0].regularizer.l2: must be at least 0. Received: -1.0"
+
+
+def test_groupnorm_with_single_value_groups_is_refused(spec_file):
+    """torch's group_norm raises on such groups at batch 1; the output would be the bias alone anyway."""
+    text = "dlspec: 1\nname: m\ninputs:\n  x: {shape: [4, 1, 1]}\nlayers:\n  - {type: groupnorm, groups: 4}\n"
+    assert error_of(spec_file, text) == (
+        "bad.yaml:6:31: layers[0].groups: groupnorm_1 (groupnorm) on input shape (4, 1, 1): each group must hold "
+        "at least 2 values (channels / groups x spatial positions of (4, 1, 1) gives 1). Received: 4")
+
+
+TRAIN_HEAD = HEAD + "  - {type: dense, units: 2}\ntrain:\n  loss: {type: cross_entropy}\n"
+
+
+def test_adam_betas_are_written_as_a_yaml_list(spec_file):
+    model = dlspec.load(spec_file(TRAIN_HEAD + "  optimizer: {type: adam, betas: [0.8, 0.99]}\n"))
+    assert list(model.spec.train.optimizer.betas) == [0.8, 0.99]
+    assert error_of(spec_file, TRAIN_HEAD + "  optimizer: {type: adam, betas: [0.8]}\n") == (
+        "bad.yaml:9:34: train.optimizer.betas: must have at least 2 entries. Received: [0.8]")
+    assert error_of(spec_file, TRAIN_HEAD + "  optimizer: {type: adam, betas: [0.8, 1.0]}\n") == (
+        "bad.yaml:9:40: train.optimizer.betas[1]: must be less than 1. Received: 1.0")
