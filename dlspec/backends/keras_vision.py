@@ -188,19 +188,3 @@ def _upsample(ctx: KerasContext) -> KerasLayer:
     args = kwargs(size=scale, interpolation=a["mode"], name=ctx.node.name)
     return KerasLayer(f"keras.layers.UpSampling2D({args})", wants=CHANNELS_LAST)
 
-
-@emitter("keras", "add")
-def _add(ctx: KerasContext) -> KerasLayer:
-    return KerasLayer(f"keras.layers.Add({kwargs(name=ctx.node.name)})", wants=FIRST)
-
-
-@emitter("keras", "multiply")
-def _multiply(ctx: KerasContext) -> KerasLayer:
-    return KerasLayer(f"keras.layers.Multiply({kwargs(name=ctx.node.name)})", wants=FIRST)
-
-
-@emitter("keras", "concat")
-def _concat(ctx: KerasContext) -> KerasLayer:
-    args = kwargs(axis=ctx.axis(ctx.node.attrs["axis"]), name=ctx.node.name)
-    return KerasLayer(f"keras.layers.Concatenate({args})", wants=FIRST)
-
