@@ -30,7 +30,7 @@ def infer_shapes(graph: Graph) -> Graph:
             raise SpecError(loc, path, f"{node.name} ({node.op}){on}: {err.rule}{node.context}",
                             err.received) from None
         shapes[node.name], batched[node.name] = node.shape, node.batched
-    for k, value in enumerate(graph.outputs):
+    for value in graph.outputs:
         if not batched[value]:
             node = graph.node(value)
             raise SpecError(node.loc, node.path, f"{value} is a parameter (no batch axis) and cannot be a model "

@@ -6,7 +6,7 @@ from ..errors import UsageError
 from ..ir import Act
 from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
 from .codegen import kwargs, literal
-from .keras_emit import CHANNELS_LAST, FIRST, HELPERS, KerasContext, KerasLayer, _init, _w, fused
+from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, _init, _w, fused
 from .registry import emitter
 
 HELPERS["TorchPool"] = '''

@@ -182,7 +182,7 @@ class MatMul(Op):
             raise ShapeError("matmul takes exactly two inputs", len(inputs), "inputs")
         if not any(batched):
             raise ShapeError("matmul needs at least one batched input", show_shapes(inputs, batched), "inputs")
-        for s, b in zip(inputs, batched):
+        for s in inputs:
             if len(s) < 2:
                 raise ShapeError("matmul needs inputs with two axes or more besides the batch (parameters: two "
                                  "or more)", show_shapes(inputs, batched), "inputs")
