@@ -278,13 +278,6 @@ def _batchnorm(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"BatchNorm({args})", weights, CHANNELS_LAST, helpers=("BatchNorm",))
 
 
-@emitter("keras", "layernorm")
-def _layernorm(ctx: KerasContext) -> KerasLayer:
-    args = kwargs(axis=-1, epsilon=ctx.node.attrs["eps"], name=ctx.node.name)
-    return KerasLayer(f"keras.layers.LayerNormalization({args})",
-                      [_w(ctx.node, "weight"), _w(ctx.node, "bias")], LOGICAL)
-
-
 @emitter("keras", "flatten")
 def _flatten(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.Flatten({kwargs(name=ctx.node.name)})", wants=LOGICAL)

@@ -156,7 +156,6 @@ def _global(kind: str, keepdims: bool = False):
 
 emitter("keras", "global_avgpool")(_global("Average"))
 emitter("keras", "global_maxpool")(_global("Max"))
-emitter("keras", "adaptive_avgpool")(_global("Average", keepdims=True))
 
 
 @emitter("keras", "groupnorm")

@@ -159,13 +159,6 @@ def _batchnorm(ctx: EmitContext, g: OnnxGraph) -> None:
           momentum=1.0 - node.attrs["momentum"])
 
 
-@emitter("onnx", "layernorm")
-def _layernorm(ctx: EmitContext, g: OnnxGraph) -> None:
-    node = ctx.node
-    g.add("LayerNormalization", [ctx.x, g.param(node, "weight"), g.param(node, "bias")], node.name, node.name,
-          axis=-1, epsilon=node.attrs["eps"])
-
-
 @emitter("onnx", "flatten")
 def _flatten(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Flatten", [ctx.x], ctx.node.name, ctx.node.name, axis=1)

@@ -103,12 +103,6 @@ def _batchnorm(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"{ctx.module}({ctx.x})", module)
 
 
-@emitter("torch", "layernorm")
-def _layernorm(ctx: EmitContext) -> TorchLayer:
-    module = f"nn.LayerNorm({kwargs(normalized_shape=ctx.in_shape[-1], eps=ctx.node.attrs['eps'])})"
-    return TorchLayer(f"{ctx.module}({ctx.x})", module)
-
-
 @emitter("torch", "flatten")
 def _flatten(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"torch.flatten({ctx.x}, start_dim=1)")

@@ -139,15 +139,6 @@ class BatchNorm(Op):
                 Param("running_var", (c,), "ones", trainable=False))
 
 
-@op("layernorm")
-class LayerNorm(Op):
-    """y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis (biased variance)."""
-
-    def params(self, attrs, inputs):
-        c = _features(inputs, "layernorm")
-        return (Param("weight", (c,), "ones"), Param("bias", (c,), "zeros"))
-
-
 @op("flatten")
 class Flatten(Op):
     """(N, d1, ..., dk) -> (N, d1*...*dk), in channels-first (row-major) element order."""

@@ -138,15 +138,6 @@ class BatchNorm(LayerBase):
 
 
 @layer
-class LayerNorm(LayerBase):
-    """Layer normalisation over the last axis, with affine scale and shift."""
-
-    type: Literal["layernorm"] = "layernorm"
-    eps: PositiveFloat = 1e-5
-    """Added to the variance (torch 1e-5, Keras 1e-3; dlspec's default 1e-5)."""
-
-
-@layer
 class Flatten(LayerBase):
     """Flattens all axes after the batch, in channels-first (C, H, W) order."""
 
