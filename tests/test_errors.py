@@ -37,7 +37,7 @@ def error_of(spec_file, text, name="bad.yaml"):
     ("  - {type: dens, units: 3}\n",
      "bad.yaml:6:12: layers[0].type: unknown layer type, did you mean 'dense'? Received: 'dens'"),
     ("  - {units: 3}\n",
-     "bad.yaml:6:5: layers[0]: a layer needs a 'type': one of 30 layer types such as dense, conv2d, lstm or "
+     "bad.yaml:6:5: layers[0]: a layer needs a 'type': one of 34 layer types such as dense, conv2d, lstm or "
      "block (docs/spec.md lists them). Received: {'units': 3}"),
     ("  - {type: dense, units: 3, activation: relu7}\n",
      "bad.yaml:6:41: layers[0].activation: must be one of 'linear', 'relu', 'relu6', 'leaky_relu', 'elu', "
