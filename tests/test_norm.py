@@ -106,7 +106,8 @@ def test_adaptive_bins_are_torchs():
 
 def test_adaptive_pool_lowerings_by_case():
     uneven = model([3, 10, 9], [{"type": "adaptive_avgpool", "output_size": [7, 7]}])
-    assert 'AdaptivePool(kind="avg", output_size=(7, 7), name="adaptive_avgpool_1")' in flat(dlspec.generate(uneven, "keras"))
+    source = flat(dlspec.generate(uneven, "keras"))
+    assert 'AdaptivePool(kind="avg", output_size=(7, 7), name="adaptive_avgpool_1")' in source
     even = model([3, 6, 6], [{"type": "adaptive_maxpool", "output_size": [3, 2]}])
     assert "keras.layers.MaxPooling2D(pool_size=(2, 3), strides=(2, 3)" in flat(dlspec.generate(even, "keras"))
     assert "F.adaptive_max_pool2d(x, output_size=(3, 2))" in dlspec.generate(even, "torch")
