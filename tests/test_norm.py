@@ -187,3 +187,32 @@ def test_training_parity_turns_stochastic_depth_off_as_it_does_dropout():
 
     m = model([6], [{"type": "stochastic_depth", "rate": 0.3}, {"type": "dropout", "rate": 0.2}])
     assert [n.attrs["rate"] for n in without_dropout(m).graph.nodes] == [0.0, 0.0]
+
+
+def test_training_parity_runs_with_stochastic_depth_prelu_and_the_new_norms():
+    """torch and Keras train step for step on a net with the new ops (stochastic depth off, as dropout)."""
+    from dlspec.train.parity import train_parity
+
+    m = dlspec.loads("""\
+dlspec: 1
+name: net
+inputs: {x: {shape: [3, 6, 5]}}
+layers:
+  - {type: conv2d, filters: 4, kernel: 3, activation: hardswish}
+  - {type: layernorm, axes: [1], eps: 1.0e-6}
+  - {type: prelu}
+  - {type: stochastic_depth, rate: 0.3}
+  - {type: rmsnorm, axes: [-2, -1]}
+  - {type: adaptive_avgpool, output_size: [3, 2]}
+  - {type: flatten}
+  - {type: dense, units: 4, activation: softplus}
+  - {type: dense, units: 3}
+train:
+  loss: cross_entropy
+  optimizer: {type: sgd, lr: 0.05, momentum: 0.9}
+  batch_size: 8
+""")  # not Adam: rmsnorm over H, W per channel makes layernorm_1.weight's gradient ~0, and Adam scales noise up
+    report = train_parity(m, steps=20, plot=False)
+    assert report.torch_loss[0] != report.torch_loss[-1]
+    assert report.max_rel_loss <= 1e-5, report.table()
+    assert report.max_weight_diff <= 1e-5, report.table()
