@@ -216,3 +216,25 @@ train:
     assert report.torch_loss[0] != report.torch_loss[-1]
     assert report.max_rel_loss <= 1e-5, report.table()
     assert report.max_weight_diff <= 1e-5, report.table()
+
+
+@pytest.mark.parametrize("opset", [17, 18, 21])
+def test_onnx_lowerings_agree_with_torch_at_every_opset(opset):
+    """ReduceMean/ReduceMax take axes as an input from opset 18, and Mish exists from 18: both paths."""
+    import torch
+
+    from dlspec.backends import onnx as onnx_backend
+    from dlspec.parity import random_inputs, random_weights
+
+    m = model([3, 7, 6], [{"type": "conv2d", "filters": 4, "kernel": 3, "activation": "mish"},
+                          {"type": "rmsnorm", "axes": [1]}, {"type": "prelu"},
+                          {"type": "adaptive_maxpool", "output_size": [3, 3]},
+                          {"type": "activation", "activation": "softplus", "beta": 2.0},
+                          {"type": "adaptive_avgpool", "output_size": [2, 1]}])
+    weights, (x,) = random_weights(m, 4), random_inputs(m, 3, 4)
+    expected = dlspec.build(m, "torch", weights).eval()(torch.from_numpy(x)).detach().numpy()
+    proto = dlspec.build(m, "onnx", weights, opset=opset)
+    assert proto.opset_import[0].version == opset
+    assert ("Mish" in {n.op_type for n in proto.graph.node}) == (opset >= 18)
+    (out,) = onnx_backend.run(proto, [x])
+    np.testing.assert_allclose(out, expected, atol=1e-5)
