@@ -291,7 +291,7 @@ def _reshape(ctx: KerasContext) -> KerasLayer:
 
 def _named(expr: str, name: str) -> str:
     """Add ``name=...`` to a layer constructor call."""
-    return expr[:-1] + (", " if not expr.endswith("(") else "") + f"name={literal(name)})"
+    return expr[:-1] + (", " if not expr[:-1].endswith("(") else "") + f"name={literal(name)})"
 
 
 class _Writer:

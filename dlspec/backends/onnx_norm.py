@@ -72,7 +72,7 @@ def _adaptive(kind: str):
                 step = f"{name}/axis{axis}_bin{i}"
                 part = g.add("Slice", [x, g.const(f"{step}/starts", [start], "int64"),
                                        g.const(f"{step}/ends", [end], "int64"),
-                                       g.const(f"{step}/axes", [axis], "int64")], f"{step}/slice", f"{step}/slice")
+                                       g.const(f"{step}/slice_axes", [axis], "int64")], f"{step}/slice", f"{step}/slice")
                 parts.append(reduce(g, op, part, [axis], step, step))
             last = s == len(steps) - 1
             x = g.add("Concat", parts, name if last else f"{name}/axis{axis}", name if last else f"{name}/axis{axis}",
