@@ -50,7 +50,7 @@ class Arithmetic(keras.layers.Layer):
 
     def call(self, inputs):
         values = []
-        for x, shape, perm in zip(inputs, self.shapes, self.perms):
+        for x, shape, perm in zip(inputs, self.shapes, self.perms, strict=True):
             if shape is not None:
                 x = keras.ops.reshape(x, shape)
             if perm is not None:
