@@ -57,7 +57,7 @@ def _adaptive_max(ctx: EmitContext) -> TorchLayer:
 @emitter("torch", "stochastic_depth")
 def _stochastic_depth(ctx: EmitContext) -> TorchLayer:
     a, x = ctx.node.attrs, ctx.x
-    keep = 1.0 - a["rate"]
-    ones = (1,) * len(ctx.in_shape)
-    shape = f"({x}.shape[0], {', '.join(map(str, ones))})" if a["mode"] == "row" else literal((1,) + ones)
-    return TorchLayer(f"{x} * {x}.new_empty({shape}).bernoulli_({keep!r}).div_({keep!r}) if self.training else {x}")
+    keep = round(1.0 - a["rate"], 12)  # 0.93, not 1.0 - 0.07 = 0.9299999999999999: short generated lines
+    ones = ", ".join("1" * len(ctx.in_shape))
+    size = f"{x}.shape[0], {ones}" if a["mode"] == "row" else f"1, {ones}"
+    return TorchLayer(f"{x} * {x}.new_empty({size}).bernoulli_({keep!r}).div_({keep!r}) if self.training else {x}")
