@@ -60,13 +60,13 @@ with torch.no_grad():
     for _ in range(2):
         model(torch.randn(8, 3, 224, 224))
     model.eval()
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
     # classifier initialisations such as MobileNetV3's normal(0, 0.01) leave the logits near 0.01, where an
     # absolute 1e-4 says little: the last Linear is scaled so the logits have unit standard deviation
     head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    scale = model(torch.randn(8, 3, 224, 224)).std()
+    scale = model(torch.from_numpy(x)).std()
     head.weight /= scale
     head.bias /= scale
-    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
     y = model(torch.from_numpy(x)).numpy()
 torch.save(model.state_dict(), f"{directory}/{name}.pth")
 np.savez(f"{directory}/{name}.npz", x=x, y=y)
