@@ -57,6 +57,8 @@ def _adaptive_max(ctx: EmitContext) -> TorchLayer:
 @emitter("torch", "stochastic_depth")
 def _stochastic_depth(ctx: EmitContext) -> TorchLayer:
     a, x = ctx.node.attrs, ctx.x
+    if a["rate"] == 0:  # nothing to drop, and no random draw (as torchvision.ops.stochastic_depth)
+        return TorchLayer(x)
     keep = round(1.0 - a["rate"], 12)  # 0.93, not 1.0 - 0.07 = 0.9299999999999999: short generated lines
     ones = ", ".join("1" * len(ctx.in_shape))
     size = f"{x}.shape[0], {ones}" if a["mode"] == "row" else f"1, {ones}"
