@@ -250,7 +250,7 @@ class _Writer:
             return self.converted[var, want], want
         perm = channels_last_perm(rank) if want == CHANNELS_LAST else channels_first_perm(rank)
         new = self.ns.fresh(f"{var}_{'nhwc' if want == CHANNELS_LAST else 'nchw'}")
-        self.lines.append(f"    {new} = keras.layers.Permute({kwargs(dims=perm, name=new)})({var})")
+        self.lines.append(wrap(f"{new} = keras.layers.Permute({kwargs(dims=perm, name=new)})({var})", "    "))
         self.layouts[new] = want
         self.converted[var, want] = new
         return new, want
