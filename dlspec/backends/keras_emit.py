@@ -318,10 +318,11 @@ class _Writer:
     def node(self, node, table):
         shapes = [self.graph.shape_of(v) for v in node.inputs]
         batched = [self.graph.is_batched(v) for v in node.inputs]
-        probe = KerasContext(self.graph, node, list(node.inputs), shapes)
+        firsts = [self.layouts[self.ns[v]] for v, b in zip(node.inputs, batched) if b]
+        # the probe sees the layout the first batched input has now, so an emitter can ask for another one
+        probe = KerasContext(self.graph, node, list(node.inputs), shapes, layout=firsts[0] if firsts else LOGICAL)
         lay = table[node.op](probe)
         args, layout = [], LOGICAL
-        firsts = [self.layouts[self.ns[v]] for v, b in zip(node.inputs, batched) if b]
         for var, shape, b in zip([self.ns[v] for v in node.inputs], shapes, batched):
             if not b:  # parameters stay as they are; emitters bring them to the batched inputs' layout
                 args.append(var)
