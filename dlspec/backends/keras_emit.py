@@ -53,7 +53,7 @@ class KerasLayer:
     helpers: tuple[str, ...] = ()
     pre: list[tuple[str, str]] = field(default_factory=list)  # (name suffix, layer expression without name)
     post: list[tuple[str, str]] = field(default_factory=list)
-    call: str = "{}"  # how the layer is called; {} is the input (a list for several)
+    call: str = "{}"  # how the layer is called; {0} is the input (a list for several), {1}, {2}, ... each input
 
 
 @dataclass
@@ -272,7 +272,7 @@ class _Writer:
             call = step
         main = self.ns.fresh(f"{var}_raw") if lay.post else var
         comment = "" if lay.post else f"  {where(self.graph, node)}"
-        self.lines.append(wrap(f"{main} = {lay.layer}({lay.call.format(call)}){comment}", "    "))
+        self.lines.append(wrap(f"{main} = {lay.layer}({lay.call.format(call, *args)}){comment}", "    "))
         for i, (suffix, expr) in enumerate(lay.post):
             step = var if i == len(lay.post) - 1 else self.ns.fresh(f"{var}_{suffix}")
             comment = f"  {where(self.graph, node)}" if step == var else ""
