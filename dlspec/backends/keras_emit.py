@@ -330,7 +330,7 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     default = "WEIGHTS" if weights_file else "None"
     lines += ["", f"def build_model(weights={default}):",
               '    """Build the model; ``weights`` is a safetensors path or a dict of numpy arrays."""',
-              *w.lines, f"    model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})",
+              *w.lines, wrap(f"model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})", "    "),
               "    if weights is not None:", "        load_weights(model, weights)", "    return model", "", "",
               "def load_weights(model, weights):",
               '    """Load dlspec\'s canonical weights (a safetensors path or a dict of arrays) into ``model``."""',
