@@ -71,6 +71,21 @@ def test_mask_parity_and_meaning(t, e, heads, causal, dtype):
     assert np.abs(y[1] - reference(x[1:2], np.ones((1, t)), weights, heads, causal)[0]).max() > 1e-2
 
 
+def test_fp16_onnx_keeps_all_padding_samples_finite():
+    """The lowest-float32 mask value saturates at float16's -65504 instead of becoming -inf (which gives NaN)."""
+    from dlspec.backends import onnx as onnx_backend
+
+    t, e, heads = 7, 12, 3
+    model = masked_model(t, e, heads)
+    weights = random_weights(model, seed=2)
+    mask = masks(t, "int64")
+    x = np.random.default_rng(1).standard_normal((len(mask), t, e)).astype(np.float32)
+    full = onnx_backend.run(dlspec.build(model, "onnx", weights), [x, mask])[0]
+    half = onnx_backend.run(dlspec.build(model, "onnx", weights, fp16=True), [x, mask])[0]
+    assert np.isfinite(half).all()
+    assert 0 < np.abs(half - full).max() <= 2e-3 * np.abs(full).max()
+
+
 def test_torch_multihead_attention_weights_and_key_padding_mask():
     """A real torch.nn.MultiheadAttention with key_padding_mask (True = ignore): its state dict is dlspec's
     canonical weights as is, and every backend reproduces it."""
