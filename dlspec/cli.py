@@ -105,11 +105,12 @@ def cmd_weights(args) -> int:
 
 def cmd_import_weights(args) -> int:
     from .api import load
-    from .importers import import_torchvision
+    from .importers import import_torchvision, import_transformers
     from .weights import save_weights
 
     model = load(args.spec)
-    weights = import_torchvision(model, args.state_dict)
+    importer = {"torchvision": import_torchvision, "transformers": import_transformers}[args.source]
+    weights = importer(model, args.state_dict)
     print(f"imported {len(weights)} tensors ({sum(w.size for w in weights.values()):,} values) from {args.state_dict}")
     print(f"wrote {save_weights(weights, args.output)}")
     return 0
@@ -314,7 +315,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_weights)
 
     s = sub.add_parser("import-weights", help="convert another framework's weights to canonical safetensors")
-    s.add_argument("--from", dest="source", required=True, choices=("torchvision",))
+    s.add_argument("--from", dest="source", required=True, choices=("torchvision", "transformers"),
+                   help="torchvision: tensors map by name; transformers: BERT-style q/k/v packed into the "
+                        "attention's in_proj (see docs/spec.md)")
     s.add_argument("spec", metavar="SPEC")
     s.add_argument("state_dict", metavar="STATE_DICT.pth")
     s.add_argument("-o", "--output", required=True, metavar="W.safetensors")

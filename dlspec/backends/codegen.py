@@ -117,15 +117,28 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
         elif tok.string == "," and stack:
             stack[-1][1].append(tok.start[1])
     if not groups:
+        target, eq, value = code.partition(" = ")
+        if eq and target.isidentifier() and "\n" not in value:  # x = a + b  ->  x = (\n    a + b\n)
+            return "\n".join([f"{indent}{target} = (", f"{indent}    {value.strip()}",
+                              indent + ")" + statement[len(code):]])
         return indent + statement
-    start, close, commas = max(groups, key=lambda g: (len(g[2]), g[1] - g[0]))
+    # the group with the most items, preferring one whose outside fits; what stays outside too long (a call
+    # of a constructed layer, f(...)(...)) is wrapped in turn
+    ranked = sorted(groups, key=lambda g: (len(g[2]), g[1] - g[0]), reverse=True)
+    start, close, commas = next((g for g in ranked if len(indent + statement[:g[0] + 1]) <= width
+                                 and len(indent + statement[g[1]:]) <= width + 20), ranked[0])
     bounds = [start, *commas, close]
     items = [statement[a + 1:b].strip() for a, b in zip(bounds, bounds[1:])]
     inner = indent + "    "
     if len(items) == 1 and len(inner + items[0]) >= len(indent + statement):
         return indent + statement  # nothing left to split
-    return "\n".join([indent + statement[:start + 1], *(wrap(f"{item},", inner, width) for item in items if item),
-                      indent + statement[close:]])
+    head, tail = statement[:start + 1], statement[close:]
+    if not any(a < start and b > close for a, b, _ in groups):  # top level: head and tail are balanced
+        if len(indent + head) > width:
+            head = wrap(head[:-1], indent, width).lstrip() + head[-1]
+        if len(indent + tail) > width + 20 and tail[1:].lstrip()[:1] in "([{":
+            tail = tail[0] + wrap(tail[1:], indent, width).lstrip()
+    return "\n".join([indent + head, *(wrap(f"{item},", inner, width) for item in items if item), indent + tail])
 
 
 class Namespace:

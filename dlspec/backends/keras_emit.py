@@ -53,7 +53,7 @@ class KerasLayer:
     helpers: tuple[str, ...] = ()
     pre: list[tuple[str, str]] = field(default_factory=list)  # (name suffix, layer expression without name)
     post: list[tuple[str, str]] = field(default_factory=list)
-    call: str = "{}"  # how the layer is called; {} is the input (a list for several)
+    call: str = "{}"  # how the layer is called; {0} is the input (a list for several), {1}, {2}, ... each input
     out: str | None = None  # the output's layout, where it differs from the layout the inputs were fed in
     alias: bool = False  # no layer: the output is the (converted) input itself, as a permute that the layout absorbs
 
@@ -346,7 +346,7 @@ class _Writer:
             call = step
         main = self.ns.fresh(f"{var}_raw") if lay.post else var
         comment = "" if lay.post else f"  {where(self.graph, node)}"
-        self.lines.append(wrap(f"{main} = {lay.layer}({lay.call.format(call)}){comment}", "    "))
+        self.lines.append(wrap(f"{main} = {lay.layer}({lay.call.format(call, *args)}){comment}", "    "))
         for i, (suffix, expr) in enumerate(lay.post):
             step = var if i == len(lay.post) - 1 else self.ns.fresh(f"{var}_{suffix}")
             comment = f"  {where(self.graph, node)}" if step == var else ""
@@ -391,7 +391,7 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     default = "WEIGHTS" if weights_file else "None"
     lines += ["", f"def build_model(weights={default}):",
               '    """Build the model; ``weights`` is a safetensors path or a dict of numpy arrays."""',
-              *w.lines, f"    model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})",
+              *w.lines, wrap(f"model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})", "    "),
               "    if weights is not None:", "        load_weights(model, weights)", "    return model", "", "",
               "def load_weights(model, weights):",
               '    """Load dlspec\'s canonical weights (a safetensors path or a dict of arrays) into ``model``."""',
