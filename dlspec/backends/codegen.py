@@ -116,8 +116,11 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
             groups.append((start, tok.start[1], commas))
         elif tok.string == "," and stack:
             stack[-1][1].append(tok.start[1])
-    if not groups:
-        return indent + statement
+    if not groups:  # a long bracketless expression (a * b): parenthesise the right-hand side
+        target, assign, value = code.partition(" = ")
+        if not assign:
+            return indent + statement
+        return "\n".join([f"{indent}{target} = (", f"{indent}    {value}", f"{indent}){statement[len(code):]}"])
     start, close, commas = max(groups, key=lambda g: (len(g[2]), g[1] - g[0]))
     bounds = [start, *commas, close]
     items = [statement[a + 1:b].strip() for a, b in zip(bounds, bounds[1:])]
