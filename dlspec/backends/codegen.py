@@ -127,8 +127,11 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
     inner = indent + "    "
     if len(items) == 1 and len(inner + items[0]) >= len(indent + statement):
         return indent + statement  # nothing left to split
+    tail = indent + statement[close:]
+    if len(tail) > width + 20 and not any(a < start and b > close for a, b, _ in groups):  # )([x, y]) too long
+        tail = indent + statement[close] + wrap(statement[close + 1:], indent, width - 1)[len(indent):]
     return "\n".join([indent + statement[:start + 1], *(wrap(f"{item},", inner, width) for item in items if item),
-                      indent + statement[close:]])
+                      tail])
 
 
 class Namespace:
