@@ -188,8 +188,24 @@ def _permute(ctx: KerasContext) -> KerasLayer:
         return KerasLayer("", wants=ANY, out=LOGICAL, alias=True)
     if last == list(range(rank)):  # the output's channels-last layout is the input as it is
         return KerasLayer("", wants=ANY, out=CHANNELS_LAST, alias=True)
-    dims = tuple(d + 1 for d in logical)
-    return KerasLayer(f"keras.layers.Permute({kwargs(dims=dims, name=ctx.node.name)})", wants=ANY, out=LOGICAL)
+    out = _preferred_layout(ctx)
+    dims = tuple(d + 1 for d in (last if out == CHANNELS_LAST else logical))
+    return KerasLayer(f"keras.layers.Permute({kwargs(dims=dims, name=ctx.node.name)})", wants=ANY, out=out)
+
+
+def _preferred_layout(ctx: KerasContext) -> str:
+    """The layout a real Permute should produce: channels-last if a reader wants it, or if no reader wants
+    the logical layout and the value is an image (rank >= 3); else logical."""
+    from .registry import emitters
+
+    table, wants = emitters("keras"), set()
+    for reader in ctx.graph.nodes:
+        if ctx.node.name in reader.inputs:
+            shapes = [ctx.graph.shape_of(v) for v in reader.inputs]
+            wants.add(table[reader.op](KerasContext(ctx.graph, reader, list(reader.inputs), shapes)).wants)
+    if CHANNELS_LAST in wants or (LOGICAL not in wants and len(ctx.node.shape) >= 3):
+        return CHANNELS_LAST
+    return LOGICAL
 
 
 emitter("keras", "permute")(_permute)

@@ -223,6 +223,8 @@ def variables(graph: Graph) -> dict[str, str]:
             var[node.name] = ""
             continue
         stem = node.name.rsplit(".", 1)[0].replace(".", "_") if "." in node.name else "x"
+        if node.op == "slice" and node.attrs.get("index") is not None:  # output k of split s: s_k
+            stem = node.name.replace(".", "_")
         first = var[node.inputs[0]]
         if (first == stem or first.startswith(stem + "_") and first[len(stem) + 1:].isdigit()) and free(first, i + 1) \
                 and node.inputs.count(node.inputs[0]) == 1 and node.inputs[0] not in outputs:

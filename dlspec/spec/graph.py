@@ -20,6 +20,9 @@ from .tensor import Parameter, Split
 
 MAX_DEPTH = 16
 
+# Layer types that the expansion turns into nodes of another op, and so have no IR op of their own.
+EXPANDED_TYPES = {"split": "slice"}
+
 
 @dataclass(frozen=True)
 class FlatNode:

@@ -37,6 +37,9 @@ class TorchTrainer:
                 for p in module.parameters(recurse=False):
                     p.requires_grad_(False)
                 self.frozen_modules.append(module)
+        for name, p in self.net.named_parameters():
+            if name in frozen:  # a `parameter` node: the tensor is the node
+                p.requires_grad_(False)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         named = dict(self.net.named_parameters())
         self.penalties = [(named[k], l1, l2) for k, (l1, l2) in model.regularizers().items()
