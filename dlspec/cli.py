@@ -314,12 +314,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=SEED, default=0)
     s.set_defaults(fn=cmd_weights)
 
-    s = sub.add_parser("import-weights", help="convert another framework's weights to canonical safetensors")
+    s = sub.add_parser("import-weights", help="convert another framework's weights to canonical safetensors",
+                       description="Convert a torch state dict to canonical safetensors. torchvision: keys are the "
+                       "spec's tensor names; a key with '-', which no dlspec name holds, maps to the name with '_' "
+                       "instead (regnet's 'trunk_output.block1.block1-0.f.a.0.weight' loads as "
+                       "'trunk_output.block1.block1_0.f.a.0.weight'). transformers: BERT-style q/k/v are packed "
+                       "into the attention's in_proj (see docs/spec.md).")
     s.add_argument("--from", dest="source", required=True, choices=("torchvision", "transformers"),
-                   help="torchvision: tensors map by name; transformers: BERT-style q/k/v packed into the "
-                        "attention's in_proj (see docs/spec.md)")
+                   help="the framework that wrote the state dict")
     s.add_argument("spec", metavar="SPEC")
-    s.add_argument("state_dict", metavar="STATE_DICT.pth")
+    s.add_argument("state_dict", metavar="STATE_DICT.pth", help="a state dict saved with torch.save")
     s.add_argument("-o", "--output", required=True, metavar="W.safetensors")
     s.set_defaults(fn=cmd_import_weights)
 

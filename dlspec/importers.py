@@ -14,6 +14,15 @@ SOURCES = ("torchvision", "transformers")
 _INDEX_BUFFERS = ("position_ids", "token_type_ids")
 
 
+def dlspec_name(key: str) -> str:
+    """The tensor name that a torchvision state-dict key maps to when it is not a name of the spec.
+
+    torchvision names some modules with a ``-`` (RegNet's ``trunk_output.block1.block1-0``), which a
+    dlspec name cannot hold; the spec writes ``_`` instead (``trunk_output.block1.block1_0``).
+    """
+    return key.replace("-", "_")
+
+
 def _read_state_dict(path: str | os.PathLike) -> dict:
     """A state dict saved with ``torch.save``, as float32 numpy arrays. ``weights_only=True``: the file cannot
     run code."""
@@ -38,9 +47,12 @@ def import_torchvision(model, path: str | os.PathLike) -> dict:
     """Canonical weights from a torchvision state dict saved with ``torch.save``.
 
     dlspec's zoo specs use torchvision's module names, so tensors map by name; BatchNorm's
-    ``num_batches_tracked`` counters are dropped. Mismatched or missing tensors are named in the error.
+    ``num_batches_tracked`` counters are dropped. A key that is not a tensor name of the spec but
+    becomes one under :func:`dlspec_name` (``-`` read as ``_``) is stored under that name; if the file
+    also holds that name itself, the import fails. Mismatched or missing tensors are named in the error.
     """
     weights = {name: w for name, w in _read_state_dict(path).items() if not name.endswith("num_batches_tracked")}
+    weights = _rename(weights, model, path)
     check_weights(weights, model, str(path))
     return weights
 
@@ -94,3 +106,15 @@ def transformers_to_canonical(model, state: dict, source: str = "state dict") ->
             out[f"{node.name}.out_proj.{kind}"] = take(f"{p}output.dense.{kind}")
     out.update({k: v for k, v in state.items() if k not in used})
     return out
+
+
+def _rename(weights: dict, model, path) -> dict:
+    expected = set(getattr(model, "graph", model).weight_names())
+    renamed, origin = {}, {}
+    for key, value in weights.items():
+        name = dlspec_name(key) if key not in expected and dlspec_name(key) in expected else key
+        if name in origin:
+            raise DataError(f"{path}: tensors {origin[name]!r} and {key!r} both give the tensor {name!r} "
+                            "('-' in a key is read as '_')")
+        renamed[name], origin[name] = value, key
+    return renamed
