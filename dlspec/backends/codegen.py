@@ -137,7 +137,7 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
         if len(indent + head) > width:
             head = wrap(head[:-1], indent, width).lstrip() + head[-1]
         if len(indent + tail) > width + 20 and tail[1:].lstrip()[:1] in "([{":
-            tail = tail[0] + wrap(tail[1:], indent, width).lstrip()
+            tail = tail[0] + wrap(tail[1:], indent, width - 1).lstrip()  # the ")" before it takes a column
     return "\n".join([indent + head, *(wrap(f"{item},", inner, width) for item in items if item), indent + tail])
 
 
