@@ -197,6 +197,23 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .api import load
+    from .compare import PATHS, compare, table
+    from .weights import load_weights
+
+    model = load(args.spec)
+    weights = load_weights(args.weights, model) if args.weights else None
+    paths = PATHS if args.paths is None else tuple(p.strip() for p in args.paths.split(","))
+    timings = compare(model, weights, batch=args.batch, device=args.device, fp16=args.fp16,
+                      iterations=args.iterations, paths=paths)
+    precision = "fp16" if args.fp16 else "fp32"
+    print(f"{model.name}: batch {args.batch}, {precision}, {args.device}, {args.iterations} timed runs per path "
+          "after 10 warm-up runs, the same weights and input in every path")
+    print(table(timings))
+    return 0
+
+
 def cmd_parity(args) -> int:
     from .api import load
     from .parity import parity
@@ -342,6 +359,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--cuda-graph", action="store_true", help="let onnxruntime capture the run as a CUDA graph and "
                    "replay it (fewer launches: lower latency at small batches)")
     s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("compare", help="dlspec's ONNX on onnxruntime beside torch eager and torch.compile: "
+                       "throughput, latency and agreement on the same weights and input")
+    s.add_argument("spec", metavar="SPEC", help="the model spec")
+    s.add_argument("--weights", metavar="W.safetensors", help="canonical weights (default: drawn with seed 0)")
+    s.add_argument("--batch", type=COUNT, default=1, help="samples per run (default 1)")
+    s.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where every path runs (default cpu)")
+    s.add_argument("--fp16", action="store_true", help="half precision in every path (cuda only)")
+    s.add_argument("--iterations", type=COUNT, default=50, help="timed runs per path (default 50)")
+    s.add_argument("--paths", metavar="A,B", help="a comma-separated subset of: onnxruntime, torch, torch.compile, "
+                   "torch.compile reduce-overhead (default all; the first is the reference for max diff)")
+    s.set_defaults(fn=cmd_compare)
 
     s = sub.add_parser("train", help="train with the spec's train section; writes weights and history")
     s.add_argument("spec", metavar="SPEC")
