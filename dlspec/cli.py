@@ -178,9 +178,14 @@ def cmd_run(args) -> int:
         raise DataError(f"{args.input}: cannot read the input array: {err}") from None
     except (OSError, ValueError, EOFError) as err:
         raise DataError(f"{args.input}: cannot read the input array: {' '.join(str(err).split())}") from None
-    sess = session(args.model, args.provider)
+    import io
+
+    notice = io.StringIO()  # the CPU fallback notice is shown only when there is no error to show instead
+    sess = session(args.model, args.provider, notice=notice)
+    inputs = feed(sess, x, args.input, args.model)
+    sys.stderr.write(notice.getvalue())
     try:
-        outputs = sess.run(None, feed(sess, x, args.input))
+        outputs = sess.run(None, inputs)
     except Exception as err:
         if not is_ort_error(err):
             raise
@@ -188,9 +193,7 @@ def cmd_run(args) -> int:
     for meta, value in zip(sess.get_outputs(), outputs):
         print(f"{meta.name}: shape {list(value.shape)}, dtype {value.dtype}")
     if args.output:
-        import io
-
-        from .weights import write_atomic
+        from .files import write_atomic
 
         buffer = io.BytesIO()
         np.save(buffer, outputs[0])

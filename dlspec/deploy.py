@@ -111,14 +111,14 @@ def ort_message(err: BaseException) -> str:
     return re.sub(r"^Load model from .* failed:\s*", "", text)
 
 
-def feed(sess, x, source: str) -> dict:
+def feed(sess, x, source: str, model: str = "the model") -> dict:
     """The input of a one-input session from an array read from ``source``, checked against the model's input
     (dtype and shape; ``N`` is the free batch axis) and cast to its dtype. DataError names a mismatch."""
     import numpy as np
 
     inputs = sess.get_inputs()
     if len(inputs) != 1:
-        raise DataError(f"{source}: the model takes {len(inputs)} inputs; --input gives one")
+        raise DataError(f"{model}: the model takes {len(inputs)} inputs; --input gives one")
     meta = inputs[0]
     want = np.dtype(TYPES.get(meta.type, "float32"))
     if not isinstance(x, np.ndarray):
@@ -155,7 +155,10 @@ def bench(model, batch: int, provider: str = "auto", iterations: int = 50, warmu
         raise UsageError(f"--cuda-graph needs CUDA, and onnxruntime {ort.__version__} has no CUDAExecutionProvider "
                          f"here (providers: {', '.join(ort.get_available_providers())}; dlspec[gpu] installs "
                          f"onnxruntime-gpu). Received: --cuda-graph --provider {provider}")
-    sess = session(model, provider, cuda_options=cuda_options, profile=profile, notice=None if graph else sys.stderr)
+    import io
+
+    notice = io.StringIO()  # the CPU fallback notice, shown once the model and the batch are known to be good
+    sess = session(model, provider, cuda_options=cuda_options, profile=profile, notice=None if graph else notice)
     on_cuda = sess.get_providers()[0] == "CUDAExecutionProvider"
     if graph and not on_cuda:
         raise UsageError("--cuda-graph needs CUDA, and onnxruntime lists CUDAExecutionProvider but could not start "
@@ -163,6 +166,7 @@ def bench(model, batch: int, provider: str = "auto", iterations: int = 50, warmu
                          f"{provider}")
     device = "cuda" if on_cuda else "cpu"
     _check_batch_memory(sess, batch)
+    sys.stderr.write(notice.getvalue())
     rng = np.random.default_rng(seed)
     binding = sess.io_binding()
     for inp in sess.get_inputs():

@@ -87,7 +87,8 @@ def check_target(path: str | os.PathLike) -> Path:
     while not os.path.lexists(probe) and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        what = "a file" if probe.is_file() else _kind(os.stat(probe).st_mode) if probe.exists() else "missing"
+        what = "a file" if probe.is_file() else _kind(os.stat(probe).st_mode) if probe.exists() else \
+            "a broken symbolic link"
         raise DataError(f"cannot write {path}: {probe} is {what}, not a directory")
     if path.is_dir():
         raise DataError(f"cannot write {path}: it is a directory")
@@ -161,7 +162,7 @@ def atomic_path(path: str | os.PathLike):
                                    suffix=f".dlspec-part{suffix}", dir=path.parent)
         os.close(fd)
     except OSError as err:
-        raise DataError(f"cannot write {path}: {err.strerror or err}") from None
+        raise DataError(f"cannot write {path}: {_lower(err.strerror or str(err))}") from None
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
@@ -170,7 +171,7 @@ def atomic_path(path: str | os.PathLike):
         Path(tmp).unlink(missing_ok=True)
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT,
                                                       errno.EISDIR, errno.EPERM, errno.EIO):
-            raise DataError(f"cannot write {path}: {err.strerror}") from None
+            raise DataError(f"cannot write {path}: {_lower(err.strerror)}") from None
         raise
     _record(path)
 
@@ -247,6 +248,10 @@ def interrupted_message() -> str:
     names = [str(p) for p in WRITTEN]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"interrupted; kept {listed} (written before the interrupt)"
+
+
+def _lower(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 def _umask() -> int:
