@@ -129,6 +129,11 @@ def cmd_train(args) -> int:
     from .train.loop import describe_run, summary_line
 
     model = load(args.spec)
+    from .files import check_target
+    from .train.loop import OUTPUTS
+
+    for name in OUTPUTS:  # before any data is read or framework started
+        check_target(Path(args.output) / name)
     if model.spec.train is None:
         from .errors import Loc
 
