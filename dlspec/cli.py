@@ -238,7 +238,10 @@ def cmd_parity(args) -> int:
     model = load(args.spec)
     weights = load_weights(args.weights, model) if args.weights else None
     if args.train:
+        from .files import check_target
         from .train.parity import train_parity
+
+        check_target(args.plot or f"{model.name}_train_parity.png")  # before the runs, not after
 
         report = train_parity(model, weights=weights, steps=args.steps, seed=args.seed or 0,
                               tol=1e-5 if args.tol is None else args.tol, plot=args.plot)
