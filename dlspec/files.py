@@ -92,6 +92,9 @@ def check_target(path: str | os.PathLike) -> Path:
         raise DataError(f"cannot write {path}: {probe} is {what}, not a directory")
     if path.is_dir():
         raise DataError(f"cannot write {path}: it is a directory")
+    if path.exists() and not path.is_file():  # a rename would replace /dev/null itself
+        raise DataError(f"cannot write {path}: it is {_kind(os.stat(path).st_mode)}; dlspec replaces only regular "
+                        "files")
     try:
         new = path.relative_to(probe).parts  # the directories to make and the file's name
     except ValueError:

@@ -150,6 +150,16 @@ def test_an_unwritable_directory_is_refused_for_real(tmp_path):
                                                      f"in {locked}\n")
 
 
+def test_a_device_or_fifo_as_the_target_is_never_replaced(tmp_path, fifo):
+    with pytest.raises(dlspec.DataError) as info:
+        dlspec.save_weights({"a": np.ones(2, np.float32)}, "/dev/null")
+    assert str(info.value) == "cannot write /dev/null: it is a character device; dlspec replaces only regular files"
+    with pytest.raises(dlspec.DataError) as info:
+        files.write_atomic(fifo, "x")
+    assert str(info.value) == f"cannot write {fifo}: it is a FIFO; dlspec replaces only regular files"
+    assert Path("/dev/null").is_char_device() and fifo.is_fifo()
+
+
 def test_training_output_problems_are_found_before_training(tmp_path, spec_file):
     (tmp_path / "out" / "history.json").mkdir(parents=True)
     spec = spec_file(SMALL.format(schedule="null", epochs=1))
