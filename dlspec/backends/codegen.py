@@ -7,11 +7,11 @@ import json
 from ..ir import Graph, Node
 
 READ_SAFETENSORS = '''
-_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "BOOL": "?"}
+_DTYPES = {"BF16": "<u2", "F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "BOOL": "?"}
 
 
 def read_safetensors(path):
-    """Read a safetensors file into a dict of numpy arrays."""
+    """Read a safetensors file into a dict of numpy arrays (bfloat16 and float16 become float32)."""
     with open(path, "rb") as file:
         data = file.read()
     size = int.from_bytes(data[:8], "little")
@@ -21,7 +21,10 @@ def read_safetensors(path):
     for name, info in header.items():
         begin, end = info["data_offsets"]
         raw = data[8 + size + begin : 8 + size + end]
-        arrays[name] = np.frombuffer(raw, dtype=_DTYPES[info["dtype"]]).reshape(info["shape"]).copy()
+        array = np.frombuffer(raw, dtype=_DTYPES[info["dtype"]]).reshape(info["shape"])
+        if info["dtype"] == "BF16":  # bfloat16 is the upper half of a float32
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        arrays[name] = array.astype(np.float32) if info["dtype"] == "F16" else array.copy()
     return arrays
 '''
 
