@@ -238,3 +238,32 @@ def test_onnx_lowerings_agree_with_torch_at_every_opset(opset):
     assert ("Mish" in {n.op_type for n in proto.graph.node}) == (opset >= 18)
     (out,) = onnx_backend.run(proto, [x])
     np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_both_backends_train_with_stochastic_depth_on():
+    """In training the masks differ between torch and Keras (as dropout's); both learn the digits."""
+    from dlspec.train import fit, prepare
+
+    m = dlspec.loads("""\
+dlspec: 1
+name: digits_sd
+inputs: {image: {shape: [1, 8, 8]}}
+layers:
+  - {type: conv2d, filters: 16, kernel: 3, padding: same, activation: hardswish}
+  - {type: stochastic_depth, rate: 0.2}
+  - {type: layernorm, axes: [1]}
+  - {type: adaptive_avgpool, output_size: [3, 3]}
+  - {type: flatten}
+  - {type: dense, units: 10}
+train:
+  loss: cross_entropy
+  optimizer: {type: adam, lr: 3.0e-3}
+  batch_size: 64
+  epochs: 3
+  metrics: [accuracy]
+  validation_split: 0.2
+""")
+    data = prepare(m, "digits")
+    for backend in ("torch", "keras"):
+        history, _, _ = fit(m, backend, data, dlspec.init_weights(m, 0), progress=False)
+        assert history.epochs[-1]["val_accuracy"] > 0.6, (backend, history.epochs[-1])

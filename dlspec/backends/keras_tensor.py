@@ -120,7 +120,7 @@ class ConcatExpand(keras.layers.Layer):
     def call(self, inputs):
         batch = keras.ops.shape(inputs[self.expand.index(False)])[0]
         values = [keras.ops.broadcast_to(x, (batch, *x.shape[1:])) if e else x
-                  for x, e in zip(inputs, self.expand)]
+                  for x, e in zip(inputs, self.expand, strict=True)]
         return keras.ops.concatenate(values, axis=self.axis)
 
     def get_config(self):
@@ -199,10 +199,17 @@ def _preferred_layout(ctx: KerasContext) -> str:
     from .registry import emitters
 
     table, wants = emitters("keras"), set()
-    for reader in ctx.graph.nodes:
-        if ctx.node.name in reader.inputs:
-            shapes = [ctx.graph.shape_of(v) for v in reader.inputs]
-            wants.add(table[reader.op](KerasContext(ctx.graph, reader, list(reader.inputs), shapes)).wants)
+    values, seen = [ctx.node.name], set()
+    while values:  # readers that take any layout pass it on: look through them (layernorm, activation, ...)
+        value = values.pop()
+        for reader in ctx.graph.nodes:
+            if value in reader.inputs and reader.name not in seen:
+                seen.add(reader.name)
+                shapes = [ctx.graph.shape_of(v) for v in reader.inputs]
+                lay = table[reader.op](KerasContext(ctx.graph, reader, list(reader.inputs), shapes))
+                wants.add(lay.wants)
+                if lay.wants == ANY and lay.out is None and len(reader.inputs) == 1 and len(seen) < 16:
+                    values.append(reader.name)
     if CHANNELS_LAST in wants or (LOGICAL not in wants and len(ctx.node.shape) >= 3):
         return CHANNELS_LAST
     return LOGICAL
