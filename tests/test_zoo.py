@@ -56,6 +56,9 @@ with torch.no_grad():
             module.momentum = None  # cumulative average
             module.weight.uniform_(0.5, 1.5)
             module.bias.normal_(0.0, 0.1)
+    for p in model.parameters():  # constant initial values hide errors: zero heads, layer scale 1e-6, LayerNorm
+        if bool((p == p.flatten()[0]).all()):
+            p.copy_(torch.empty_like(p).uniform_(0.5, 1.5) if p.flatten()[0] != 0 else 0.1 * torch.randn_like(p))
     model.train()
     for _ in range(2):
         model(torch.randn(8, 3, 224, 224))
