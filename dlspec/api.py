@@ -92,11 +92,13 @@ def build(spec, backend: str, weights=None, **options):
     The torch and Keras models come from executing the same source ``generate`` returns.
     """
     from .backends import registry
-    from .weights import check_weights, load_weights
+    from .weights import check_weights, init_weights, load_weights
 
     model = _model(spec)
     if isinstance(weights, (str, Path)):
         weights = load_weights(weights, model)
     elif weights is not None:
         check_weights(weights, model)
+    elif backend == "onnx":  # the graph embeds its weights; torch and Keras initialise natively
+        weights = init_weights(model, 0)
     return registry.load(backend).build(model.graph, weights, **options)

@@ -17,17 +17,9 @@ TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64
 
 
 def _ort():
-    # onnxruntime writes a telemetry database under ~/.cache at import unless this is set
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-    import onnxruntime as ort
+    from .backends.onnx import import_onnxruntime
 
-    if hasattr(ort, "disable_telemetry_events"):
-        ort.disable_telemetry_events()
-    # cuDNN's graph API reports every convolution it cannot fuse as an error, then onnxruntime falls back
-    # to an unfused kernel: dozens of red lines per session that mean nothing went wrong. Failures still
-    # raise, and a CUDA provider that did not load is reported by session().
-    ort.set_default_logger_severity(4)
-    return ort
+    return import_onnxruntime()
 
 
 def cuda_defaults(half: bool) -> dict:

@@ -6,7 +6,6 @@ Tensor names are ``<node>.<param>``; layouts follow PyTorch (dense weight is
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import zlib
@@ -15,28 +14,13 @@ from pathlib import Path
 from .errors import DataError
 from .ir import Graph, Param
 
-_SCALED = {
-    "glorot_uniform": ("uniform", 6.0, "avg"), "glorot_normal": ("normal", 2.0, "avg"),
-    "he_uniform": ("uniform", 6.0, "in"), "he_normal": ("normal", 2.0, "in"),
-    "lecun_uniform": ("uniform", 3.0, "in"), "lecun_normal": ("normal", 1.0, "in"),
-}
-
-
-def init_scale(param: Param) -> tuple[str, float]:
-    """('uniform', limit) or ('normal', std) of a scaled initialiser, from the param's fans."""
-    if param.init == "normal":
-        return "normal", 1.0
-    kind, numerator, mode = _SCALED[param.init]
-    fans = param.fan_in + param.fan_out if mode == "avg" else param.fan_in
-    return kind, math.sqrt(numerator / fans)
-
 
 def _draw(param: Param, rng):
     import numpy as np
 
     if param.init in ("zeros", "ones"):
         return (np.zeros if param.init == "zeros" else np.ones)(param.shape, dtype=np.float32)
-    kind, scale = init_scale(param)
+    kind, scale = param.scale()
     if kind == "uniform":
         return rng.uniform(-scale, scale, size=param.shape).astype(np.float32)
     return rng.normal(0.0, scale, size=param.shape).astype(np.float32)

@@ -37,7 +37,9 @@ def test_generating_source_imports_no_framework():
 ORDER = ["errors", "loader", "spec", "ir", "lower", "passes", "weights", "api", "backends", "summary",
          "parity", "schema", "cli"]
 ALLOWED = {"ir": {"errors"}, "loader": {"errors"}, "spec": {"errors", "loader"},
-           "lower": {"ir", "spec", "errors", "loader"}, "passes": {"errors", "ir"}}
+           "lower": {"ir", "spec", "errors", "loader"}, "passes": {"errors", "ir"},
+           "weights": {"errors", "ir"}, "backends": {"errors", "ir", "spec", "__version__"},
+           "deploy": {"errors", "backends"}, "train": {"api", "backends", "data", "errors", "weights"}}
 
 
 def _stage_imports(stage: str) -> set[str]:
@@ -95,3 +97,15 @@ def test_reserved_names_cover_torch_module_attributes():
 def test_reserved_and_keyword_names_are_rejected(name):
     with pytest.raises(dlspec.SpecError, match="reserved name|must be an identifier"):  # also inside paths
         dlspec.loads(f"dlspec: 1\nname: m\ninputs: {{x: {{shape: [3]}}}}\nlayers: [{{type: flatten, name: {name}}}]")
+
+
+def test_every_layer_type_is_documented_in_both_references():
+    """docs/spec.md has a `### <type>` section per layer type; docs/semantics.md names it in a `## ` heading."""
+    import re
+
+    root = PACKAGE.parent / "docs"
+    spec_sections = set(re.findall(r"^### (\w+)$", (root / "spec.md").read_text(), re.M))
+    semantics_headings = " ".join(re.findall(r"^## (.+)$", (root / "semantics.md").read_text(), re.M))
+    assert set(LAYER_TYPES) - spec_sections == set(), "docs/spec.md lacks sections"
+    assert {t for t in LAYER_TYPES if not re.search(rf"\b{t}\b", semantics_headings)
+            and not re.search(rf"\b{t.rstrip('12d')}\b", semantics_headings)} == set(), "docs/semantics.md lacks"

@@ -180,3 +180,23 @@ def test_cli_missing_file(tmp_path):
 def test_numeric_bounds_use_dlspec_wording(spec_file):
     text = HEAD + "  - {type: dense, units: 2, regularizer: {l2: -1.0}}\n"
     assert error_of(spec_file, text) == "bad.yaml:6:47: layers[0].regularizer.l2: must be at least 0. Received: -1.0"
+
+
+def test_groupnorm_with_single_value_groups_is_refused(spec_file):
+    """torch's group_norm raises on such groups at batch 1; the output would be the bias alone anyway."""
+    text = "dlspec: 1\nname: m\ninputs:\n  x: {shape: [4, 1, 1]}\nlayers:\n  - {type: groupnorm, groups: 4}\n"
+    assert error_of(spec_file, text) == (
+        "bad.yaml:6:31: layers[0].groups: groupnorm_1 (groupnorm) on input shape (4, 1, 1): each group must hold "
+        "at least 2 values (channels / groups x spatial positions of (4, 1, 1) gives 1). Received: 4")
+
+
+TRAIN_HEAD = HEAD + "  - {type: dense, units: 2}\ntrain:\n  loss: {type: cross_entropy}\n"
+
+
+def test_adam_betas_are_written_as_a_yaml_list(spec_file):
+    model = dlspec.load(spec_file(TRAIN_HEAD + "  optimizer: {type: adam, betas: [0.8, 0.99]}\n"))
+    assert list(model.spec.train.optimizer.betas) == [0.8, 0.99]
+    assert error_of(spec_file, TRAIN_HEAD + "  optimizer: {type: adam, betas: [0.8]}\n") == (
+        "bad.yaml:9:34: train.optimizer.betas: must have at least 2 entries. Received: [0.8]")
+    assert error_of(spec_file, TRAIN_HEAD + "  optimizer: {type: adam, betas: [0.8, 1.0]}\n") == (
+        "bad.yaml:9:40: train.optimizer.betas[1]: must be less than 1. Received: 1.0")

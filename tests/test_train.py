@@ -341,6 +341,40 @@ def test_ddp_with_two_processes_equals_one(tmp_path, layers):
     assert h1["epochs"][-1]["accuracy"] == h2["epochs"][-1]["accuracy"]
 
 
+@pytest.mark.parametrize("layers", DDP_LAYERS)
+def test_two_nodes_with_c10d_rendezvous_equal_one_process(tmp_path, layers):
+    """torchrun's multi-node form: two launchers (--nnodes 2, node ranks 0 and 1) meet through c10d on localhost,
+    one gloo process each; the result is the single process's."""
+    import shutil
+    import socket
+
+    spec = tmp_path / "ddp.yaml"
+    spec.write_text("dlspec: 1\nname: ddp_net\ninputs: {x: {shape: [1, 8, 8]}}\nlayers:\n" + DDP_LAYERS[layers] +
+                    "train:\n  loss: cross_entropy\n  optimizer: {type: adam, lr: 1.0e-2, weight_decay: 1.0e-4}\n"
+                    "  schedule: {type: step, step_size: 1, gamma: 0.5}\n  epochs: 2\n  batch_size: 50\n"
+                    "  validation_split: 0.1\n  metrics: [accuracy]\n")
+    torchrun = shutil.which("torchrun", path=str(Path(PYTHON).parent))
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launch = [torchrun, "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+              "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", f"dlspec-{layers}", "--max-restarts", "0"]
+    train = ["-m", "dlspec", "train", str(spec), "--backend", "torch", "-o", str(tmp_path / "two")]
+    nodes = [subprocess.Popen([*launch, "--node-rank", str(rank), *train], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=tmp_path) for rank in (0, 1)]
+    one = subprocess.run([PYTHON, "-m", "dlspec", "train", str(spec), "--backend", "torch", "-o",
+                          str(tmp_path / "one")], capture_output=True, text=True)
+    outs = [node.communicate(timeout=300) for node in nodes]
+    assert one.returncode == 0 and all(n.returncode == 0 for n in nodes), [o[1][-2000:] for o in outs]
+    spoken = "".join(out for out, _ in outs)
+    assert "2 processes (DDP)" in spoken and spoken.count("done after 2 epochs") == 1  # global rank 0 speaks
+    a = dlspec.load_weights(tmp_path / "one" / "weights.safetensors")
+    b = dlspec.load_weights(tmp_path / "two" / "weights.safetensors")
+    assert max(float(np.max(np.abs(a[k] - b[k]))) for k in a) <= 1e-5
+    h1, h2 = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("one", "two"))
+    assert np.allclose(h1["step_loss"], h2["step_loss"], rtol=1e-5)
+
+
 def test_keras_trains_embeddings_with_torch_rules():
     model = dlspec.load(SPECS / "text_transformer.yaml")
     # SGD: under Adam the key bias, whose gradient is zero in exact arithmetic, turns rounding noise into steps

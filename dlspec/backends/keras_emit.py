@@ -81,9 +81,7 @@ def _init(param: Param, exact_fans: bool = True) -> str:
     if param.init in ("zeros", "ones") or (
             exact_fans and param.init in ("glorot_uniform", "he_uniform", "lecun_uniform") and len(param.shape) >= 2):
         return literal(param.init)
-    from ..weights import init_scale
-
-    kind, scale = init_scale(param)
+    kind, scale = param.scale()  # a bias takes the fans of its layer
     if param.init == "normal":
         return f"keras.initializers.RandomNormal({kwargs(mean=0.0, stddev=1.0)})"
     if kind == "uniform":

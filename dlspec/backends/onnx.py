@@ -10,14 +10,14 @@ __all__ = ["build", "count_params", "lower_onnx", "run"]
 
 def build(graph: Graph, weights: dict | None = None, opset: int | None = None, fp16: bool = False,
           optimize: bool = False):
-    """A checked ``onnx.ModelProto`` (``weights`` default: ``init_weights(seed=0)``); ``fp16``: half precision
-    inside, fp32 at the interface (see dlspec.backends.fp16); ``optimize``: BatchNorm folded into convolutions
-    offline (dlspec.backends.optimize)."""
+    """A checked ``onnx.ModelProto`` with ``weights`` (canonical arrays; dlspec.build draws them when it is
+    given none); ``fp16``: half precision inside, fp32 at the interface (see dlspec.backends.fp16);
+    ``optimize``: BatchNorm folded into convolutions offline (dlspec.backends.optimize)."""
     import onnx
 
-    from ..weights import init_weights
-
-    model = lower_onnx(graph, weights if weights is not None else init_weights(graph, 0), opset=opset)
+    if weights is None:
+        raise ValueError("the ONNX graph embeds its weights: pass them (dlspec.build draws them with seed 0)")
+    model = lower_onnx(graph, weights, opset=opset)
     if optimize:
         from .optimize import fold_batchnorm
 
@@ -37,11 +37,28 @@ def count_params(model) -> int:
     return sum(math.prod(t.dims) for t in model.graph.initializer if "/" not in t.name)  # helpers: <node>/<what>
 
 
-def session(model, provider: str = "cpu"):
-    """An onnxruntime session on the CPU (parity's reference); see dlspec.deploy for CUDA."""
-    from ..deploy import session as make
+def import_onnxruntime():
+    """onnxruntime, imported quietly: no telemetry database under ~/.cache, no log chatter."""
+    import os
 
-    return make(model, provider, notice=None)
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # else onnxruntime writes a database at import
+    import onnxruntime as ort
+
+    if hasattr(ort, "disable_telemetry_events"):
+        ort.disable_telemetry_events()
+    # cuDNN's graph API reports every convolution it cannot fuse as an error, then onnxruntime falls back
+    # to an unfused kernel: dozens of red lines per session that mean nothing went wrong. Failures still
+    # raise, and dlspec.deploy reports a CUDA provider that did not load.
+    ort.set_default_logger_severity(4)
+    return ort
+
+
+def session(model):
+    """An onnxruntime session on the CPU (parity's reference); see dlspec.deploy for CUDA."""
+    ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def run(model, inputs: list) -> list:

@@ -54,9 +54,7 @@ def init_statement(param: Param, target: str) -> str:
         return f"nn.init.{param.init}_({target})"
     if len(param.shape) >= 2:
         return _NAMED_INIT[param.init].format(t=target)
-    from ..weights import init_scale  # the fans of a bias come from its layer
-
-    kind, scale = init_scale(param)
+    kind, scale = param.scale()  # a bias takes the fans of its layer
     if kind == "uniform":
         return f"nn.init.uniform_({target}, {kwargs(a=-scale, b=scale)})"
     return f"nn.init.normal_({target}, {kwargs(mean=0.0, std=scale)})"

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ..errors import Loc
 
 Shape = tuple[int, ...]  # one sample's shape: the batch axis is implicit
+
+# Scaled initialisers: (distribution, numerator, fans) with limit or std = sqrt(numerator / fans), where fans is
+# fan_in ("in") or fan_in + fan_out ("avg"); uniform draws from [-limit, limit].
+_SCALED = {
+    "glorot_uniform": ("uniform", 6.0, "avg"), "glorot_normal": ("normal", 2.0, "avg"),
+    "he_uniform": ("uniform", 6.0, "in"), "he_normal": ("normal", 2.0, "in"),
+    "lecun_uniform": ("uniform", 3.0, "in"), "lecun_normal": ("normal", 1.0, "in"),
+}
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,13 @@ class Param:
     fan_in: int = 1
     fan_out: int = 1
     trainable: bool = True
+
+    def scale(self) -> tuple[str, float]:
+        """('uniform', limit) or ('normal', std) of a scaled or normal initialiser, from the fans."""
+        if self.init == "normal":
+            return "normal", 1.0
+        kind, numerator, mode = _SCALED[self.init]
+        return kind, math.sqrt(numerator / (self.fan_in + self.fan_out if mode == "avg" else self.fan_in))
 
 
 @dataclass

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from .graph import Param, Shape
-from .ops import Op, ShapeError, op
+from .ops import Op, ShapeError, _numel, op
 
 
 def per_axis(value, nd: int, attr: str) -> tuple[int, ...]:
@@ -250,6 +250,10 @@ class GroupNorm(Op):
         if len(inputs[0]) < 2 or inputs[0][0] % attrs["groups"]:
             raise ShapeError(f"groups must divide the channels ({inputs[0][0]}) of a [C, ...] sample",
                              attrs["groups"], "groups")
+        per_group = inputs[0][0] // attrs["groups"] * _numel(inputs[0][1:])
+        if per_group < 2:  # torch refuses it at batch 1, and the output would be the bias alone
+            raise ShapeError(f"each group must hold at least 2 values (channels / groups x spatial positions of "
+                             f"{tuple(inputs[0])} gives {per_group})", attrs["groups"], "groups")
         return inputs[0]
 
     def params(self, attrs, inputs):

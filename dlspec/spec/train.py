@@ -83,7 +83,7 @@ class Adam(Strict):
     type: Literal["adam"] = "adam"
     lr: PositiveFloat = 1e-3
     """Learning rate."""
-    betas: tuple[Beta, Beta] = (0.9, 0.999)
+    betas: Annotated[list[Beta], Field(min_length=2, max_length=2)] = [0.9, 0.999]
     """Decay rates of the first and second moment estimates."""
     eps: PositiveFloat = 1e-8
     """Added to sqrt(v_hat) (after bias correction, as torch does; Keras adds it before)."""

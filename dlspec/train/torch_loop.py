@@ -96,7 +96,7 @@ class TorchTrainer:
                              weight_decay=o.weight_decay, **fused)
         if o.type in ("adam", "adamw"):
             cls = optim.Adam if o.type == "adam" else optim.AdamW
-            return cls(self.params, lr=lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused,
+            return cls(self.params, lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay, **fused,
                        **capturable)
         return optim.RMSprop(self.params, lr=lr, alpha=o.alpha, eps=o.eps, momentum=o.momentum,
                              centered=o.centered, weight_decay=o.weight_decay, **capturable)
