@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .api import Model, build
 from .backends import registry
+from .ir import weight_name
 from .weights import init_weights
 
 
@@ -71,7 +72,7 @@ def random_weights(model: Model, seed: int = 0) -> dict:
     weights = init_weights(model, seed)
     for node in model.graph.nodes:
         for p in node.params:
-            name = f"{node.name}.{p.name}"
+            name = weight_name(node.name, p.name)
             if p.init == "zeros":
                 weights[name] = rng.normal(0.0, 0.2, p.shape).astype(np.float32)
             elif p.init == "ones":

@@ -9,20 +9,32 @@ from .ir import OPS, Graph, ShapeError
 def infer_shapes(graph: Graph) -> Graph:
     """Fill in every node's output shape and parameters; errors name the node."""
     shapes = {inp.name: inp.shape for inp in graph.inputs}
+    batched = {inp.name: True for inp in graph.inputs}
     for node in graph.nodes:
         opdef = OPS[node.op]
         ins = [shapes[v] for v in node.inputs]
         try:
             if opdef.arity == 1 and len(ins) != 1:
                 raise ShapeError(f"{node.op} takes one input", list(node.inputs), "inputs")
-            node.shape = opdef.infer(node.attrs, ins)
+            unbatched = [v for v in node.inputs if not batched[v]]
+            if unbatched and not opdef.takes_unbatched:
+                raise ShapeError(f"{node.op} reads batched values only, and {unbatched[0]!r} is a parameter (no "
+                                 "batch axis); parameters feed add, subtract, multiply, divide, concat and matmul",
+                                 unbatched[0], "inputs")
+            node.shape, node.batched = opdef.infer_values(node.attrs, ins, [batched[v] for v in node.inputs])
             node.params = opdef.params(node.attrs, ins)
         except ShapeError as err:
             loc, path = node.where(err.attr)
             shown = ", ".join(str(s) for s in ins)
-            raise SpecError(loc, path, f"{node.name} ({node.op}) on input shape {shown}: {err.rule}{node.context}",
+            on = f" on input shape {shown}" if ins else ""
+            raise SpecError(loc, path, f"{node.name} ({node.op}){on}: {err.rule}{node.context}",
                             err.received) from None
-        shapes[node.name] = node.shape
+        shapes[node.name], batched[node.name] = node.shape, node.batched
+    for value in graph.outputs:
+        if not batched[value]:
+            node = graph.node(value)
+            raise SpecError(node.loc, node.path, f"{value} is a parameter (no batch axis) and cannot be a model "
+                            f"output{node.context}", value)
     return graph
 
 
@@ -50,6 +62,8 @@ def check_reachable(graph: Graph) -> Graph:
             continue
         needed.add(value)
         stack.extend(producers[value].inputs)
+    # an output of a split that nothing reads is dropped (it has no weights); any other such node is an error
+    graph.nodes = [n for n in graph.nodes if n.name in needed or n.attrs.get("index") is None or n.op != "slice"]
     for node in graph.nodes:
         if node.name not in needed:
             raise SpecError(node.loc, node.path, f"{node.name} feeds no model output; list it in `outputs` or "

@@ -16,13 +16,13 @@ def _kind(node) -> str:
 
 def rows(model: Model) -> list[tuple[str, str, str, int]]:
     """(node, type, output shape, parameter count) for every input and node."""
-    def shape(s):
-        return "(" + ", ".join(["batch", *map(str, s)]) + ")"
+    def shape(s, batched=True):
+        return "(" + ", ".join((["batch"] if batched else []) + list(map(str, s))) + ")"
 
     out = [(i.name, "input", shape(i.shape), 0) for i in model.graph.inputs]
     for node in model.graph.nodes:
         count = sum(_numel(p.shape) for p in node.params)
-        out.append((node.name, _kind(node), shape(node.shape), count))
+        out.append((node.name, _kind(node), shape(node.shape, node.batched), count))
     return out
 
 

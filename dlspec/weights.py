@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 
 from .errors import DataError
-from .ir import Graph, Param
+from .ir import Graph, Param, weight_name
 
 
 def _draw(param: Param, rng):
@@ -38,7 +38,7 @@ def init_weights(model, seed: int = 0) -> dict:
     out = {}
     for node in graph.nodes:
         for p in node.params:
-            name = f"{node.name}.{p.name}"
+            name = weight_name(node.name, p.name)
             out[name] = _draw(p, np.random.default_rng([seed, zlib.crc32(name.encode())]))
     return out
 
@@ -72,7 +72,7 @@ def load_weights(path: str | os.PathLike, model=None) -> dict:
 def check_weights(weights: dict, model, source: str = "weights") -> None:
     """Raise :class:`DataError` naming every missing, unexpected or misshapen tensor."""
     graph = _graph(model)
-    expected = {f"{n.name}.{p.name}": p.shape for n in graph.nodes for p in n.params}
+    expected = {weight_name(n.name, p.name): p.shape for n in graph.nodes for p in n.params}
     problems = [f"missing tensor {k!r} of shape {list(s)}" for k, s in expected.items() if k not in weights]
     problems += [f"unexpected tensor {k!r}" for k in weights if k not in expected]
     problems += [f"tensor {k!r} has shape {list(weights[k].shape)}, the model needs {list(s)}"

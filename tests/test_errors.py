@@ -8,6 +8,7 @@ import pytest
 from conftest import PYTHON
 
 import dlspec
+from dlspec.spec import LAYER_TYPES
 
 HEAD = "dlspec: 1\nname: m\ninputs:\n  x: {shape: [784]}\nlayers:\n"
 
@@ -37,7 +38,8 @@ def error_of(spec_file, text, name="bad.yaml"):
     ("  - {type: dens, units: 3}\n",
      "bad.yaml:6:12: layers[0].type: unknown layer type, did you mean 'dense'? Received: 'dens'"),
     ("  - {units: 3}\n",
-     "bad.yaml:6:5: layers[0]: a layer needs a 'type': one of 30 layer types such as dense, conv2d, lstm or "
+     f"bad.yaml:6:5: layers[0]: a layer needs a 'type': one of {len(LAYER_TYPES) + 1} layer types such as dense, "
+     "conv2d, lstm or "
      "block (docs/spec.md lists them). Received: {'units': 3}"),
     ("  - {type: dense, units: 3, activation: relu7}\n",
      "bad.yaml:6:41: layers[0].activation: must be one of 'linear', 'relu', 'relu6', 'leaky_relu', 'elu', "

@@ -83,8 +83,8 @@ HEAD = "dlspec: 1\nname: m\ninputs: {x: {shape: [3, 8, 8]}}\n"
     ("layers:\n  - {name: a, type: activation, activation: relu, inputs: [a]}\n",
      "bad.yaml:5:59: layers[0].inputs: the graph has a cycle: a -> a. Received: 'a'"),
     ("layers:\n  - {name: a, type: conv2d, filters: 4, kernel: 3}\n  - {name: s, type: add, inputs: [a, x]}\n",
-     "bad.yaml:6:34: layers[1].inputs: s (add) on input shape (4, 6, 6), (3, 8, 8): add needs inputs of one "
-     "shape. Received: [(4, 6, 6), (3, 8, 8)]"),
+     "bad.yaml:6:34: layers[1].inputs: s (add) on input shape (4, 6, 6), (3, 8, 8): shapes do not broadcast "
+     "(numpy rule, right-aligned): axis 1 has sizes [3, 4]. Received: '(N, 4, 6, 6), (N, 3, 8, 8)'"),
     ("layers:\n  - {name: s, type: concat, axis: 1, inputs: [x]}\n",
      "bad.yaml:5:46: layers[0].inputs: s (concat) on input shape (3, 8, 8): concat needs two or more inputs. "
      "Received: 1"),

@@ -8,7 +8,7 @@ import re
 import sys
 import tempfile
 
-from ..ir import Graph
+from ..ir import Graph, weight_name
 from .execsource import exec_source
 from .keras_emit import generate
 
@@ -100,7 +100,7 @@ def export_weights(model, graph: Graph) -> dict:
         ids, offset = {}, 0
         for p in node.params:
             size = int(np.prod(p.shape))
-            ids[f"{node.name}.{p.name}"] = np.arange(offset, offset + size, dtype=np.float64).reshape(p.shape)
+            ids[weight_name(node.name, p.name)] = np.arange(offset, offset + size, dtype=np.float64).reshape(p.shape)
             offset += size
         flat = np.zeros(offset, dtype=np.float32)
         values = model.get_layer(node.name).get_weights()
@@ -112,6 +112,6 @@ def export_weights(model, graph: Graph) -> dict:
         offset = 0
         for p in node.params:
             size = int(np.prod(p.shape))
-            out[f"{node.name}.{p.name}"] = flat[offset:offset + size].reshape(p.shape).copy()
+            out[weight_name(node.name, p.name)] = flat[offset:offset + size].reshape(p.shape).copy()
             offset += size
     return out

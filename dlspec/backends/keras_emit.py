@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..ir import Act, Graph, Param
+from ..ir import Act, Graph, Param, weight_name
 from .codegen import (
     READ_SAFETENSORS,
     Namespace,
@@ -54,6 +54,8 @@ class KerasLayer:
     pre: list[tuple[str, str]] = field(default_factory=list)  # (name suffix, layer expression without name)
     post: list[tuple[str, str]] = field(default_factory=list)
     call: str = "{}"  # how the layer is called; {} is the input (a list for several)
+    out: str | None = None  # the output's layout, where it differs from the layout the inputs were fed in
+    alias: bool = False  # no layer: the output is the (converted) input itself, as a permute that the layout absorbs
 
 
 @dataclass
@@ -72,7 +74,7 @@ class KerasContext(EmitContext):
 
 
 def _w(node, param: str, transform: str = "") -> str:
-    return f'weights["{node.name}.{param}"]{transform}'
+    return f'weights[{literal(weight_name(node.name, param))}]{transform}'
 
 
 def _init(param: Param, exact_fans: bool = True) -> str:
@@ -253,17 +255,28 @@ class _Writer:
 
     def node(self, node, table):
         shapes = [self.graph.shape_of(v) for v in node.inputs]
+        batched = [self.graph.is_batched(v) for v in node.inputs]
         probe = KerasContext(self.graph, node, list(node.inputs), shapes)
         lay = table[node.op](probe)
         args, layout = [], LOGICAL
-        first = self.layouts[self.ns[node.inputs[0]]]
-        for var, shape in zip([self.ns[v] for v in node.inputs], shapes):
-            new, layout = self.convert(var, len(shape), first if lay.wants == FIRST else lay.wants)
+        firsts = [self.layouts[self.ns[v]] for v, b in zip(node.inputs, batched) if b]
+        for var, shape, b in zip([self.ns[v] for v in node.inputs], shapes, batched):
+            if not b:  # parameters stay as they are; emitters bring them to the batched inputs' layout
+                args.append(var)
+                continue
+            new, layout = self.convert(var, len(shape), firsts[0] if lay.wants == FIRST else lay.wants)
             args.append(new)
         if layout != probe.layout:  # emitters that read axes see the layout they will be fed
             lay = table[node.op](KerasContext(self.graph, node, args, shapes, layout=layout))
+        if not node.inputs:  # a parameter enters the functional graph through the first model input
+            args = [self.ns[self.graph.inputs[0].name]]
         call = args[0] if len(args) == 1 else "[" + ", ".join(args) + "]"
         var = self.ns[node.name]
+        self.layouts[var] = (lay.out or layout) if len(node.shape) > 1 else LOGICAL
+        self.helpers += [h for h in lay.helpers if h not in self.helpers]
+        if lay.alias:
+            self.lines.append(wrap(f"{var} = {call}  {where(self.graph, node)}", "    "))
+            return
         for suffix, expr in lay.pre:
             step = self.ns.fresh(f"{var}_{suffix}")
             self.lines.append(wrap(f"{step} = {_named(expr, node.name + '.' + suffix)}({call})", "    "))
@@ -276,12 +289,10 @@ class _Writer:
             comment = f"  {where(self.graph, node)}" if step == var else ""
             self.lines.append(wrap(f"{step} = {_named(expr, node.name + '.' + suffix)}({main}){comment}", "    "))
             main = step
-        self.layouts[var] = layout if len(node.shape) > 1 else LOGICAL
         if lay.weights:
             self.plan[node.name] = list(lay.weights)
             self.weights.append(wrap(f'model.get_layer({literal(node.name)}).set_weights([{", ".join(lay.weights)}])',
                                      "    "))
-        self.helpers += [h for h in lay.helpers if h not in self.helpers]
 
 
 def _write(graph: Graph) -> _Writer:

@@ -6,7 +6,7 @@ from ..errors import UsageError
 from ..ir import Act
 from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
 from .codegen import kwargs, literal
-from .keras_emit import CHANNELS_LAST, FIRST, HELPERS, KerasContext, KerasLayer, _init, _w, fused
+from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, _init, _w, fused
 from .registry import emitter
 
 HELPERS["TorchPool"] = '''
@@ -187,20 +187,4 @@ def _upsample(ctx: KerasContext) -> KerasLayer:
                           wants=CHANNELS_LAST)
     args = kwargs(size=scale, interpolation=a["mode"], name=ctx.node.name)
     return KerasLayer(f"keras.layers.UpSampling2D({args})", wants=CHANNELS_LAST)
-
-
-@emitter("keras", "add")
-def _add(ctx: KerasContext) -> KerasLayer:
-    return KerasLayer(f"keras.layers.Add({kwargs(name=ctx.node.name)})", wants=FIRST)
-
-
-@emitter("keras", "multiply")
-def _multiply(ctx: KerasContext) -> KerasLayer:
-    return KerasLayer(f"keras.layers.Multiply({kwargs(name=ctx.node.name)})", wants=FIRST)
-
-
-@emitter("keras", "concat")
-def _concat(ctx: KerasContext) -> KerasLayer:
-    args = kwargs(axis=ctx.axis(ctx.node.attrs["axis"]), name=ctx.node.name)
-    return KerasLayer(f"keras.layers.Concatenate({args})", wants=FIRST)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..ir import Act, Graph
+from ..ir import Act, Graph, weight_name
 from .context import EmitContext
 from .registry import emitter, emitters
 
@@ -33,7 +33,7 @@ class OnnxGraph:
 
     def param(self, node, param: str) -> str:
         """Initializer for a canonical weight, under its canonical name and layout; returns the name."""
-        name = f"{node.name}.{param}"
+        name = weight_name(node.name, param)
         self.initializers.append(self.numpy_helper.from_array(self.weights[name], name))
         return name
 

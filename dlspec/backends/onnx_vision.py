@@ -144,4 +144,13 @@ def _multiply(ctx: EmitContext, g: OnnxGraph) -> None:
 
 @emitter("onnx", "concat")
 def _concat(ctx: EmitContext, g: OnnxGraph) -> None:
-    g.add("Concat", ctx.args, ctx.node.name, ctx.node.name, axis=ctx.node.attrs["axis"])
+    name, args = ctx.node.name, list(ctx.args)
+    batched = [ctx.graph.is_batched(v) for v in ctx.node.inputs]
+    if not all(batched):  # a parameter (1, *shape) is expanded to (N, *shape)
+        batch = g.add("Shape", [args[batched.index(True)]], f"{name}/batch", f"{name}/batch", start=0, end=1)
+        for i, (b, shape) in enumerate(zip(batched, ctx.in_shapes)):
+            if not b:
+                rest = g.const(f"{name}/rest{i}", list(shape[1:]), "int64")
+                target = g.add("Concat", [batch, rest], f"{name}/shape{i}", f"{name}/shape{i}", axis=0)
+                args[i] = g.add("Expand", [args[i], target], f"{name}/expanded{i}", f"{name}/expanded{i}")
+    g.add("Concat", args, name, name, axis=ctx.node.attrs["axis"])

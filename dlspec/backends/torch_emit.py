@@ -133,17 +133,47 @@ def _is_list(node: dict) -> bool:
     return all(k.isdigit() for k in node) and sorted(int(k) for k in node) == list(range(len(node)))
 
 
+SCOPE = '''
+class Scope(nn.Module):
+    """Submodules and parameters under one name (a ModuleDict cannot hold parameters)."""
+
+    def __init__(self, **members):
+        super().__init__()
+        for name, member in members.items():
+            setattr(self, name, member)
+
+    def __getitem__(self, name):
+        return getattr(self, str(name))
+'''
+
+
+def _holds_parameter(node: dict) -> bool:
+    return any(isinstance(v, tuple) and v[0].startswith("nn.Parameter(") for v in node.values())
+
+
 def _render(key: str, node, indent: str) -> list[str]:
-    """Lines constructing one module-tree entry: a leaf module or a ModuleList/ModuleDict."""
+    """Lines constructing one module-tree entry: a leaf module or a ModuleList/ModuleDict (a Scope where it
+    holds a parameter)."""
     head = f'"{key}": ' if key is not None else ""
     if isinstance(node, tuple):  # leaf: (module expression, comment)
         expr, comment = node
         return wrap(f"{head}{expr},  {comment}", indent).splitlines()
+    if _holds_parameter(node):
+        items = [_render(k, v, indent + "    ") for k, v in node.items()]
+        return [f"{indent}{head}Scope(**{{"] + [ln for it in items for ln in it] + [f"{indent}}}),"]
     if _is_list(node):
         items = [_render(None, node[str(i)], indent + "    ") for i in range(len(node))]
         return [f"{indent}{head}nn.ModuleList(["] + [ln for it in items for ln in it] + [f"{indent}]),"]
     items = [_render(k, v, indent + "    ") for k, v in node.items()]
     return [f"{indent}{head}nn.ModuleDict({{"] + [ln for it in items for ln in it] + [f"{indent}}}),"]
+
+
+def _subtrees(tree: dict):
+    """Every container of the module tree below the model itself."""
+    for value in tree.values():
+        if isinstance(value, dict):
+            yield value
+            yield from _subtrees(value)
 
 
 def _module_lines(tree: dict) -> list[str]:
@@ -189,7 +219,12 @@ def variables(graph: Graph) -> dict[str, str]:
         return held is None or (held not in outputs and last_use.get(held, -1) < i)
 
     for i, node in enumerate(graph.nodes):
+        if not node.inputs:  # a parameter: read where it is used, as self.<path>
+            var[node.name] = ""
+            continue
         stem = node.name.rsplit(".", 1)[0].replace(".", "_") if "." in node.name else "x"
+        if node.op == "slice" and node.attrs.get("index") is not None:  # output k of split s: s_k
+            stem = node.name.replace(".", "_")
         first = var[node.inputs[0]]
         if (first == stem or first.startswith(stem + "_") and first[len(stem) + 1:].isdigit()) and free(first, i + 1) \
                 and node.inputs.count(node.inputs[0]) == 1 and node.inputs[0] not in outputs:
@@ -219,9 +254,12 @@ def _layers(graph: Graph, names: dict[str, str]):
             slot[leaf] = (probes[node.name], where(graph, node))
     out, inplace = [], inplace_values(graph)
     for node in graph.nodes:
+        if node.op == "parameter":
+            names[node.name] = _access(node.name, tree)
+    for node in graph.nodes:
         module = _access(node.name, tree) if probes[node.name] else ""
         ctx = EmitContext(graph, node, [names[v] for v in node.inputs], [graph.shape_of(v) for v in node.inputs],
-                          module, inplace=node.inputs[0] in inplace)
+                          module, inplace=bool(node.inputs) and node.inputs[0] in inplace)
         out.append((node, table[node.op](ctx)))
     return out, tree
 
@@ -238,6 +276,8 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     lines += ["from torch.nn import functional as F", ""] if uses_f else [""]
     if weights_file:
         lines += ["", f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})", ""]
+    if any(_holds_parameter(n) for n in _subtrees(tree)):
+        lines += ["", *SCOPE.strip("\n").splitlines(), ""]
     lines += ["", f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
     lines += _module_lines(tree)
     inits = [s for _, lay in layers for s in lay.inits]
@@ -246,6 +286,8 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     args = ", ".join(names[i.name] for i in graph.inputs)
     lines += ["", f"    def forward(self, {args}):"]
     for node, lay in layers:
+        if node.op == "parameter":
+            continue
         lines.append(wrap(f"{names[node.name]} = {lay.call}" + ("" if lay.module else f"  {where(graph, node)}"),
                           " " * 8))
     lines.append(f"        return {', '.join(names[o] for o in graph.outputs)}")

@@ -112,7 +112,8 @@ def _upsample(ctx: EmitContext) -> TorchLayer:
 
 @emitter("torch", "add")
 def _add(ctx: EmitContext) -> TorchLayer:
-    if ctx.inplace:  # the first summand is read by nothing else: accumulate into it
+    if ctx.inplace and ctx.in_shapes[0] == ctx.node.shape and ctx.graph.is_batched(ctx.node.inputs[0]):
+        # the first summand is read by nothing else and has the result's shape: accumulate into it
         return TorchLayer(ctx.args[0] + "".join(f".add_({a})" for a in ctx.args[1:]))
     return TorchLayer(" + ".join(ctx.args))
 
@@ -122,6 +123,20 @@ def _multiply(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(" * ".join(ctx.args))
 
 
+@emitter("torch", "subtract")
+def _subtract(ctx: EmitContext) -> TorchLayer:
+    return TorchLayer(" - ".join(ctx.args))
+
+
+@emitter("torch", "divide")
+def _divide(ctx: EmitContext) -> TorchLayer:
+    return TorchLayer(" / ".join(ctx.args))
+
+
 @emitter("torch", "concat")
 def _concat(ctx: EmitContext) -> TorchLayer:
-    return TorchLayer(f"torch.cat([{', '.join(ctx.args)}], dim={ctx.node.attrs['axis']})")
+    batched = [ctx.graph.is_batched(v) for v in ctx.node.inputs]
+    batch = f"{ctx.args[batched.index(True)]}.shape[0]"
+    args = [a if b else f"{a}.expand({', '.join([batch] + ['-1'] * (len(s) - 1))})"
+            for a, b, s in zip(ctx.args, batched, ctx.in_shapes)]
+    return TorchLayer(f"torch.cat([{', '.join(args)}], dim={ctx.node.attrs['axis']})")

@@ -3,11 +3,11 @@
 import importlib as _importlib
 import pkgutil as _pkgutil
 
-from .graph import Graph, Input, Node, Param, Shape
+from .graph import Graph, Input, Node, Param, Shape, weight_name
 from .ops import OPS, Act, ShapeError
 
 # Every module of this package registers its ops when imported; none is listed by hand.
 for _info in _pkgutil.iter_modules(__path__):
     _importlib.import_module(f"{__name__}.{_info.name}")
 
-__all__ = ["OPS", "Act", "Graph", "Input", "Node", "Param", "Shape", "ShapeError"]
+__all__ = ["OPS", "Act", "Graph", "Input", "Node", "Param", "Shape", "ShapeError", "weight_name"]

@@ -20,7 +20,7 @@ _SCALED = {
 
 @dataclass(frozen=True)
 class Param:
-    """A tensor a node owns: canonical ``<node>.<name>`` in the weights file.
+    """A tensor a node owns: canonical ``<node>.<name>`` in the weights file (``<node>`` when name is "").
 
     ``init`` names the initial distribution; ``fan_in``/``fan_out`` feed the scaled ones.
     Buffers (``trainable=False``) are state such as BatchNorm's running statistics.
@@ -54,6 +54,7 @@ class Node:
     attr_locs: dict[str, Loc] = field(default_factory=dict)
     shape: Shape | None = None
     params: tuple[Param, ...] = ()
+    batched: bool = True  # false: the value has no batch axis (a learned `parameter`)
     context: str = ""  # " (in block instance layer1.0)" for nodes from blocks
     trainable: bool = True  # false: frozen in training (weights fixed, BatchNorm in inference mode)
     regularizer: object = None  # training penalty on the weight: an object with l1 and l2
@@ -100,13 +101,25 @@ class Graph:
                 return inp.shape
         return self.node(value).shape
 
+    def is_batched(self, value: str) -> bool:
+        """Whether a value carries the batch axis (inputs and most nodes do; parameters do not)."""
+        if any(inp.name == value for inp in self.inputs):
+            return True
+        return self.node(value).batched
+
     def param_count(self) -> int:
         """Number of scalars in all parameters and buffers."""
         return sum(_numel(p.shape) for n in self.nodes for p in n.params)
 
     def weight_names(self) -> list[str]:
         """Canonical tensor names, in graph order."""
-        return [f"{n.name}.{p.name}" for n in self.nodes for p in n.params]
+        return [weight_name(n.name, p.name) for n in self.nodes for p in n.params]
+
+
+def weight_name(node: str, param: str) -> str:
+    """Canonical name of a node's tensor: ``<node>.<param>``, or the node's own name for a
+    ``parameter`` node, whose one tensor is named ""."""
+    return f"{node}.{param}" if param else node
 
 
 def _numel(shape: Shape) -> int:

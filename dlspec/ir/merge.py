@@ -1,4 +1,10 @@
-"""IR ops that combine several inputs."""
+"""IR ops that combine several inputs: numpy-broadcasting arithmetic and concatenation.
+
+Batched values are (N, *shape); a value without the batch axis (a ``parameter``) takes part
+with its full shape. Broadcasting is numpy's, right-aligned over full shapes, with two limits
+that keep the batch axis first: batched inputs share one rank, and a parameter has at most
+as many axes as the batched full shape, with size 1 where it meets the batch axis.
+"""
 
 from __future__ import annotations
 
@@ -10,38 +16,108 @@ def _at_least_two(inputs, what):
         raise ShapeError(f"{what} needs two or more inputs", len(inputs), "inputs")
 
 
-def _same_shapes(inputs, what):
-    _at_least_two(inputs, what)
-    if any(s != inputs[0] for s in inputs[1:]):
-        raise ShapeError(f"{what} needs inputs of one shape", [tuple(s) for s in inputs], "inputs")
-    return inputs[0]
+def show_shapes(inputs, batched) -> str:
+    """'(N, 3, 4), (1, 4)': full shapes, with N for the batch axis."""
+    return ", ".join("(" + ", ".join(["N", *map(str, s)] if b else list(map(str, s)))
+                     + ("," if not b and len(s) == 1 else "") + ")" for s, b in zip(inputs, batched))
+
+
+def broadcast(inputs, batched, what) -> tuple[tuple[int, ...], bool]:
+    """Output shape (sample shape if batched, else full) and whether it is batched; numpy's rule."""
+    ranks = {len(s) for s, b in zip(inputs, batched) if b}
+    if len(ranks) > 1:
+        raise ShapeError("batched inputs must share one rank, so that their batch axes line up",
+                         show_shapes(inputs, batched), "inputs")
+    if not ranks:
+        full = [tuple(s) for s in inputs]
+        rank = max(len(s) for s in full)
+    else:
+        rank = ranks.pop() + 1
+        full = []
+        for s, b in zip(inputs, batched):
+            if b:
+                full.append((1,) + tuple(s))
+            elif len(s) > rank or (len(s) == rank and s[0] != 1):
+                raise ShapeError(f"a parameter broadcast against batched values of rank {rank} may have "
+                                 f"at most {rank} axes, with size 1 on the batch axis",
+                                 show_shapes(inputs, batched), "inputs")
+            else:
+                full.append(tuple(s))
+    out = []
+    for i in range(rank):
+        sizes = {s[len(s) - rank + i] for s in full if len(s) - rank + i >= 0} - {1}
+        if len(sizes) > 1:
+            raise ShapeError(f"shapes do not broadcast (numpy rule, right-aligned): axis {i} has sizes "
+                             f"{sorted(sizes)}", show_shapes(inputs, batched), "inputs")
+        out.append(sizes.pop() if sizes else 1)
+    if any(batched):
+        return tuple(out[1:]), True
+    return tuple(out), False
+
+
+class Broadcasting(Op):
+    """Base of the elementwise arithmetic ops."""
+
+    arity = None
+    takes_unbatched = True
+    exactly_two = False
+
+    def infer_values(self, attrs, inputs, batched):
+        _at_least_two(inputs, self.name)
+        if self.exactly_two and len(inputs) != 2:
+            raise ShapeError(f"{self.name} takes exactly two inputs", len(inputs), "inputs")
+        return broadcast(inputs, batched, self.name)
+
+    def infer(self, attrs, inputs):
+        return self.infer_values(attrs, inputs, [True] * len(inputs))[0]
 
 
 @op("add")
-class Add(Op):
-    """y = x0 + x1 + ... (same shapes, no broadcasting)."""
+class Add(Broadcasting):
+    """y = x0 + x1 + ..., with numpy broadcasting over full shapes (batched values as (N, *shape))."""
 
-    arity = None
 
-    def infer(self, attrs, inputs):
-        return _same_shapes(inputs, "add")
+@op("subtract")
+class Subtract(Broadcasting):
+    """y = x0 - x1, with numpy broadcasting over full shapes (batched values as (N, *shape))."""
+
+    exactly_two = True
 
 
 @op("multiply")
-class Multiply(Op):
-    """y = x0 * x1 * ... (same shapes, no broadcasting)."""
+class Multiply(Broadcasting):
+    """y = x0 * x1 * ..., with numpy broadcasting over full shapes (batched values as (N, *shape))."""
 
-    arity = None
 
-    def infer(self, attrs, inputs):
-        return _same_shapes(inputs, "multiply")
+@op("divide")
+class Divide(Broadcasting):
+    """y = x0 / x1 (IEEE division), with numpy broadcasting over full shapes (batched values as (N, *shape))."""
+
+    exactly_two = True
 
 
 @op("concat")
 class Concat(Op):
-    """Concatenation along ``axis`` (batch = 0); other axes must match."""
+    """Concatenation along ``axis`` (batch = 0); other axes must match.
+
+    A parameter input of shape (1, *shape) is first expanded to (N, *shape), as ViT's class token.
+    """
 
     arity = None
+    takes_unbatched = True
+
+    def infer_values(self, attrs, inputs, batched):
+        if not any(batched):
+            raise ShapeError("concat needs at least one batched input", show_shapes(inputs, batched), "inputs")
+        samples = []
+        for s, b in zip(inputs, batched):
+            if not b:
+                if not s or s[0] != 1:
+                    raise ShapeError("concat takes a parameter whose leading axis has size 1 (it is expanded "
+                                     "over the batch)", show_shapes(inputs, batched), "inputs")
+                s = s[1:]
+            samples.append(tuple(s))
+        return self.infer(attrs, samples), True
 
     def infer(self, attrs, inputs):
         _at_least_two(inputs, "concat")

@@ -56,10 +56,16 @@ class Op:
 
     name = ""
     arity = 1
+    takes_unbatched = False  # whether inputs may lack the batch axis (parameters); see infer_values
 
     def infer(self, attrs: dict, inputs: list[Shape]) -> Shape:
         """Output shape from input shapes, or :class:`ShapeError`."""
         return inputs[0]
+
+    def infer_values(self, attrs: dict, inputs: list[Shape], batched: list[bool]) -> tuple[Shape, bool]:
+        """Output shape and whether the output carries the batch axis. Shapes of unbatched inputs are
+        their full shapes. Ops with ``takes_unbatched`` override this; the rest see batched inputs only."""
+        return self.infer(attrs, inputs), True
 
     def params(self, attrs: dict, inputs: list[Shape]) -> tuple[Param, ...]:
         """Parameters and buffers, in canonical order."""

@@ -16,8 +16,12 @@ from ..loader import Document, format_path
 from .base import suggest
 from .blocks import BlockLayer
 from .model import LAYER_ADAPTER, Spec
+from .tensor import Parameter, Split
 
 MAX_DEPTH = 16
+
+# Layer types that the expansion turns into nodes of another op, and so have no IR op of their own.
+EXPANDED_TYPES = {"split": "slice"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,20 @@ class _Ref:
     path: tuple
 
 
+@dataclass(frozen=True)
+class SplitPart:
+    """Output ``index`` of a ``split`` layer: a ``slice`` node with the split's rule (the IR stays single-output)."""
+
+    split: Split
+    index: int
+    type: str = "slice"
+    trainable: bool = True
+
+    def lower_attrs(self) -> dict:
+        return {"axis": self.split.axis, "start": None, "stop": None, "step": 1, "sections": self.split.sections,
+                "sizes": self.split.sizes, "index": self.index}
+
+
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
@@ -57,6 +75,7 @@ class _Expander:
         self.spec, self.doc, self.to_error = spec, doc, to_error
         self.nodes: dict[str, tuple] = {}  # full name -> (layer, refs, path, context)
         self.aliases: dict[str, _Ref] = {}
+        self.splits: dict[str, int] = {}  # full name of a split -> number of outputs
 
     def raw(self, path):
         node = self.doc.data
@@ -79,8 +98,14 @@ class _Expander:
         counters: dict[str, int] = {}
         for layer, path in zip(layers, paths):
             local = self.name(scope, layer, path, counters, explicit)
-            if layer.inputs:
+            if isinstance(layer, Parameter):
+                refs = []
+            elif layer.inputs:
                 refs = [_Ref(scope, n, path + ("inputs", k)) for k, n in enumerate(layer.inputs)]
+            elif prev is not None and _join(prev.scope.prefix, prev.name) in self.splits:
+                n = self.splits[_join(prev.scope.prefix, prev.name)]
+                self.fail(path, f"the previous layer is split {prev.name!r} with {n} outputs; name one in `inputs` "
+                          f"({prev.name}.0 .. {prev.name}.{n - 1})", self.raw(path), scope.context)
             elif prev is None:
                 self.fail(path, "the first layer of a model with several inputs must name its `inputs`",
                           self.raw(path), scope.context)
@@ -93,9 +118,15 @@ class _Expander:
                           local, scope.context)
             if isinstance(layer, BlockLayer):
                 self.block(scope, layer, full, refs, path, stack)
+            elif isinstance(layer, Split):
+                self.splits[full] = layer.count()
+                for k in range(layer.count()):
+                    self.nodes[f"{full}.{k}"] = (SplitPart(layer, k), refs, path, scope.context,
+                                                 layer.trainable and scope.trainable)
             else:
                 self.nodes[full] = (layer, refs, path, scope.context, layer.trainable and scope.trainable)
-            prev = _Ref(scope, local, path)
+            if not isinstance(layer, Parameter):  # a parameter is never the implicit input of the next layer
+                prev = _Ref(scope, local, path)
         return prev
 
     def name(self, scope: _Scope, layer, path, counters, explicit) -> str:
@@ -189,6 +220,10 @@ class _Expander:
             return full
         if full in self.aliases and full not in seen:
             return self.resolve(self.aliases[full], (*seen, full))
+        if full in self.splits:
+            n = self.splits[full]
+            self.fail(ref.path, f"{name!r} is a split with {n} outputs; name one of them ({name}.0 .. {name}.{n - 1})",
+                      name, scope.context)
         known = list(scope.inputs) + list(scope.names) + ([] if scope.prefix else list(self.spec.inputs))
         self.fail(ref.path, "unknown input" + suggest(name, known), name, scope.context)
 

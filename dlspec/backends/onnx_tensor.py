@@ -1,0 +1,72 @@
+"""ONNX lowering of the tensor ops (permute, slice, reductions, matmul, subtract, divide) and of ``parameter``."""
+
+from __future__ import annotations
+
+from ..ir.tensor import permutation, reduce_axes, sample_axis, slice_range
+from .context import EmitContext
+from .onnx_emit import OnnxGraph
+from .registry import emitter
+
+
+@emitter("onnx", "parameter")
+def _parameter(ctx: EmitContext, g: OnnxGraph) -> None:
+    g.param(ctx.node, "")  # an initializer named after the node is the value itself
+
+
+@emitter("onnx", "subtract")
+def _subtract(ctx: EmitContext, g: OnnxGraph) -> None:
+    g.add("Sub", ctx.args, ctx.node.name, ctx.node.name)
+
+
+@emitter("onnx", "divide")
+def _divide(ctx: EmitContext, g: OnnxGraph) -> None:
+    g.add("Div", ctx.args, ctx.node.name, ctx.node.name)
+
+
+def _transpose(ctx: EmitContext, g: OnnxGraph) -> None:
+    perm = [0] + [d + 1 for d in permutation(ctx.node.attrs, ctx.in_shape)]
+    g.add("Transpose", [ctx.x], ctx.node.name, ctx.node.name, perm=perm)
+
+
+emitter("onnx", "permute")(_transpose)
+emitter("onnx", "transpose")(_transpose)
+
+
+@emitter("onnx", "slice")
+def _slice(ctx: EmitContext, g: OnnxGraph) -> None:
+    name = ctx.node.name
+    axis, start, stop, step = slice_range(ctx.node.attrs, ctx.in_shape)
+    consts = [g.const(f"{name}/{k}", [v], "int64") for k, v in
+              (("starts", start), ("ends", stop), ("axes", axis + 1), ("steps", step))]
+    g.add("Slice", [ctx.x, *consts], name, name)
+
+
+@emitter("onnx", "select")
+def _select(ctx: EmitContext, g: OnnxGraph) -> None:
+    name = ctx.node.name
+    axis = sample_axis(ctx.node.attrs["axis"], len(ctx.in_shape))
+    index = g.const(f"{name}/index", ctx.node.attrs["index"] % ctx.in_shape[axis], "int64")  # a scalar: axis goes
+    g.add("Gather", [ctx.x, index], name, name, axis=axis + 1)
+
+
+def _reduce(op_type: str):
+    def emit(ctx: EmitContext, g: OnnxGraph) -> None:
+        name = ctx.node.name
+        axes = [a + 1 for a in reduce_axes(ctx.node.attrs, ctx.in_shape)]
+        keep = int(ctx.node.attrs["keepdims"])
+        if op_type == "ReduceSum" or g.opset >= 18:  # axes became an input (ReduceSum: opset 13, others: 18)
+            g.add(op_type, [ctx.x, g.const(f"{name}/axes", axes, "int64")], name, name, keepdims=keep)
+        else:
+            g.add(op_type, [ctx.x], name, name, axes=axes, keepdims=keep)
+
+    return emit
+
+
+emitter("onnx", "reduce_mean")(_reduce("ReduceMean"))
+emitter("onnx", "reduce_max")(_reduce("ReduceMax"))
+emitter("onnx", "reduce_sum")(_reduce("ReduceSum"))
+
+
+@emitter("onnx", "matmul")
+def _matmul(ctx: EmitContext, g: OnnxGraph) -> None:
+    g.add("MatMul", ctx.args, ctx.node.name, ctx.node.name)

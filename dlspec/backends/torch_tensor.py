@@ -1,0 +1,64 @@
+"""PyTorch emitters of the tensor ops (permute, slice, reductions, matmul) and of ``parameter``."""
+
+from __future__ import annotations
+
+from ..ir.tensor import permutation, reduce_axes, sample_axis, slice_range
+from .codegen import kwargs
+from .context import EmitContext
+from .registry import emitter
+from .torch_emit import TorchLayer, init_statement
+
+
+@emitter("torch", "parameter")
+def _parameter(ctx: EmitContext) -> TorchLayer:
+    (param,) = ctx.node.params
+    module = f"nn.Parameter(torch.zeros({', '.join(map(str, param.shape))}))"
+    inits = [] if param.init == "zeros" else [init_statement(param, ctx.module)]
+    return TorchLayer(ctx.module, module, inits)
+
+
+@emitter("torch", "permute")
+def _permute(ctx: EmitContext) -> TorchLayer:
+    order = (0,) + tuple(d + 1 for d in permutation(ctx.node.attrs, ctx.in_shape))
+    return TorchLayer(f"{ctx.x}.permute{order}")
+
+
+@emitter("torch", "transpose")
+def _transpose(ctx: EmitContext) -> TorchLayer:
+    a, b = (sample_axis(x, len(ctx.in_shape), "axes") + 1 for x in ctx.node.attrs["axes"])
+    return TorchLayer(f"{ctx.x}.transpose({a}, {b})")
+
+
+def _index(axis: int, item: str) -> str:
+    return ", ".join([":"] * (axis + 1) + [item])
+
+
+@emitter("torch", "slice")
+def _slice(ctx: EmitContext) -> TorchLayer:
+    axis, start, stop, step = slice_range(ctx.node.attrs, ctx.in_shape)
+    item = f"{start or ''}:{'' if stop == ctx.in_shape[axis] else stop}" + (f":{step}" if step != 1 else "")
+    return TorchLayer(f"{ctx.x}[{_index(axis, item)}]")
+
+
+@emitter("torch", "select")
+def _select(ctx: EmitContext) -> TorchLayer:
+    axis = sample_axis(ctx.node.attrs["axis"], len(ctx.in_shape))
+    return TorchLayer(f"{ctx.x}[{_index(axis, str(ctx.node.attrs['index'] % ctx.in_shape[axis]))}]")
+
+
+def _reduce(method: str):
+    def emit(ctx: EmitContext) -> TorchLayer:
+        dims = tuple(a + 1 for a in reduce_axes(ctx.node.attrs, ctx.in_shape))
+        return TorchLayer(f"{ctx.x}.{method}({kwargs(dim=dims, keepdim=ctx.node.attrs['keepdims'])})")
+
+    return emit
+
+
+emitter("torch", "reduce_mean")(_reduce("mean"))
+emitter("torch", "reduce_max")(_reduce("amax"))
+emitter("torch", "reduce_sum")(_reduce("sum"))
+
+
+@emitter("torch", "matmul")
+def _matmul(ctx: EmitContext) -> TorchLayer:
+    return TorchLayer(f"torch.matmul({ctx.args[0]}, {ctx.args[1]})")
