@@ -62,8 +62,8 @@ def random_weights(model: Model, seed: int = 0) -> dict:
     """:func:`init_weights`, with the tensors it sets to constants made random too.
 
     Biases, norm shifts and running means become N(0, 0.2); norm scales and running
-    variances U(0.5, 1.5). Scaled initialisers keep activations of order 1, so the
-    tolerance applies at the scale real models have, while every term of every formula
+    variances U(0.5, 1.5); other constants (prelu slopes) U(-0.5, 1). Scaled initialisers keep
+    activations of order 1, so the tolerance applies at the scale real models have, while every term of every formula
     is exercised.
     """
     import numpy as np
@@ -77,6 +77,8 @@ def random_weights(model: Model, seed: int = 0) -> dict:
                 weights[name] = rng.normal(0.0, 0.2, p.shape).astype(np.float32)
             elif p.init == "ones":
                 weights[name] = rng.uniform(0.5, 1.5, p.shape).astype(np.float32)
+            elif p.init.startswith("constant:"):  # e.g. prelu slopes: per element, negative ones too
+                weights[name] = rng.uniform(-0.5, 1.0, p.shape).astype(np.float32)
     return weights
 
 

@@ -20,6 +20,8 @@ def _draw(param: Param, rng):
 
     if param.init in ("zeros", "ones"):
         return (np.zeros if param.init == "zeros" else np.ones)(param.shape, dtype=np.float32)
+    if param.init.startswith("constant:"):
+        return np.full(param.shape, float(param.init.split(":")[1]), dtype=np.float32)
     kind, scale = param.scale()
     if kind == "uniform":
         return rng.uniform(-scale, scale, size=param.shape).astype(np.float32)

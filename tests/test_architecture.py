@@ -34,11 +34,11 @@ def test_generating_source_imports_no_framework():
 
 
 # Each stage may import only stages to its left (DESIGN.md section 2).
-ORDER = ["errors", "loader", "spec", "ir", "lower", "passes", "weights", "api", "backends", "summary",
+ORDER = ["activations", "errors", "loader", "spec", "ir", "lower", "passes", "weights", "api", "backends", "summary",
          "parity", "schema", "cli"]
-ALLOWED = {"ir": {"errors"}, "loader": {"errors"}, "spec": {"errors", "loader"},
+ALLOWED = {"ir": {"errors", "activations"}, "loader": {"errors"}, "spec": {"errors", "loader", "activations"},
            "lower": {"ir", "spec", "errors", "loader"}, "passes": {"errors", "ir"},
-           "weights": {"errors", "ir"}, "backends": {"errors", "ir", "spec", "__version__"},
+           "weights": {"errors", "ir"}, "backends": {"errors", "ir", "spec", "activations", "__version__"},
            "deploy": {"errors", "backends"}, "train": {"api", "backends", "data", "errors", "weights"}}
 
 

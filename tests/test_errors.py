@@ -43,7 +43,15 @@ def error_of(spec_file, text, name="bad.yaml"):
      "block (docs/spec.md lists them). Received: {'units': 3}"),
     ("  - {type: dense, units: 3, activation: relu7}\n",
      "bad.yaml:6:41: layers[0].activation: must be one of 'linear', 'relu', 'relu6', 'leaky_relu', 'elu', "
-     "'gelu', 'silu', 'sigmoid', 'tanh' or 'softmax'. Received: 'relu7'"),
+     "'gelu', 'silu', 'sigmoid', 'tanh', 'softmax', 'hardswish', 'hardsigmoid', 'mish' or 'softplus'. "
+     "Received: 'relu7'"),
+    # unknown name in an activation layer: located at .activation, not at the layer
+    ("  - {type: activation, activation: relu7}\n",
+     "bad.yaml:6:36: layers[0].activation: must be one of 'linear', 'relu', 'relu6', 'leaky_relu', 'elu', "
+     "'gelu', 'silu', 'sigmoid', 'tanh', 'softmax', 'hardswish', 'hardsigmoid', 'mish' or 'softplus'. "
+     "Received: 'relu7'"),
+    ("  - {type: activation, activation: relu, beta: 2.0}\n",
+     "bad.yaml:6:48: layers[0].beta: applies only to activation 'softplus', not 'relu'. Received: 2.0"),
     ("  - {type: activation, activation: relu, negative_slope: 0.1}\n",
      "bad.yaml:6:58: layers[0].negative_slope: applies only to activation 'leaky_relu', not 'relu'. Received: 0.1"),
     ("  - {type: batchnorm, momentum: 0}\n",

@@ -66,11 +66,7 @@ class KerasContext(EmitContext):
 
     def axis(self, logical_axis: int) -> int:
         """Physical axis (batch = 0) of a logical axis, given the input's layout."""
-        rank = len(self.in_shape) + 1
-        axis = logical_axis % rank
-        if self.layout != CHANNELS_LAST or rank <= 2 or axis == 0:
-            return axis
-        return rank - 1 if axis == 1 else axis - 1
+        return physical_axis(logical_axis, len(self.in_shape) + 1, self.layout)
 
 
 def _w(node, param: str, transform: str = "") -> str:
@@ -91,46 +87,119 @@ def _init(param: Param, exact_fans: bool = True) -> str:
     return f"keras.initializers.RandomNormal({kwargs(mean=0.0, stddev=scale)})"
 
 
+def physical_axis(logical_axis: int, rank: int, layout: str) -> int:
+    """Physical axis (batch = 0) of a logical axis of a rank-``rank`` tensor (batch included) in ``layout``."""
+    axis = logical_axis % rank
+    if layout != CHANNELS_LAST or rank <= 2 or axis == 0:
+        return axis
+    return rank - 1 if axis == 1 else axis - 1
+
+
+HELPERS["TorchLeakyReLU"] = '''
+@keras.saving.register_keras_serializable(package="dlspec")
+class TorchLeakyReLU(keras.layers.Layer):
+    """x if x >= 0 else negative_slope * x, for any slope (keras.layers.LeakyReLU rejects negative ones)."""
+
+    def __init__(self, negative_slope, **kwargs):
+        super().__init__(**kwargs)
+        self.negative_slope = negative_slope
+
+    def call(self, x):
+        return keras.ops.where(x >= 0, x, x * self.negative_slope)
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+'''
+
+HELPERS["TorchSoftplus"] = '''
+@keras.saving.register_keras_serializable(package="dlspec")
+class TorchSoftplus(keras.layers.Layer):
+    """torch's softplus: log(1 + exp(beta * x)) / beta, and x where beta * x > threshold."""
+
+    def __init__(self, beta=1.0, threshold=20.0, **kwargs):
+        super().__init__(**kwargs)
+        self.beta, self.threshold = beta, threshold
+
+    def call(self, x):
+        scaled = x * self.beta
+        return keras.ops.where(scaled > self.threshold, x, keras.ops.softplus(scaled) / self.beta)
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta, "threshold": self.threshold}
+'''
+
+
+def _leaky_relu(act: Act, axis: int) -> tuple[str, tuple[str, ...]]:
+    if act.negative_slope < 0:
+        return f"TorchLeakyReLU({kwargs(negative_slope=act.negative_slope)})", ("TorchLeakyReLU",)
+    return f"keras.layers.LeakyReLU({kwargs(negative_slope=act.negative_slope)})", ()
+
+
+def _gelu(act: Act, axis: int) -> tuple[str, tuple[str, ...]]:
+    if act.approximate == "tanh":
+        return "keras.layers.Activation(gelu_tanh)", ("gelu_tanh",)
+    return 'keras.layers.Activation("gelu")', ()
+
+
+# One standalone layer per activation of the registry (dlspec/activations.py), as (constructor call without
+# its name, helpers); ``axis`` is the physical axis of the activation's logical axis. A test checks the keys.
+ACTIVATIONS = {
+    "linear": lambda act, axis: ("keras.layers.Identity()", ()),
+    "relu": lambda act, axis: ("keras.layers.ReLU()", ()),
+    "relu6": lambda act, axis: ("keras.layers.ReLU(max_value=6.0)", ()),
+    "leaky_relu": _leaky_relu,
+    "elu": lambda act, axis: (f"keras.layers.ELU({kwargs(alpha=act.alpha)})", ()),
+    "gelu": _gelu,
+    "silu": lambda act, axis: ('keras.layers.Activation("silu")', ()),
+    "sigmoid": lambda act, axis: ('keras.layers.Activation("sigmoid")', ()),
+    "tanh": lambda act, axis: ('keras.layers.Activation("tanh")', ()),
+    "softmax": lambda act, axis: (f"keras.layers.Softmax({kwargs(axis=axis)})", ()),
+    "hardswish": lambda act, axis: ('keras.layers.Activation("hard_swish")', ()),
+    "hardsigmoid": lambda act, axis: ('keras.layers.Activation("hard_sigmoid")', ()),  # Keras 3: relu6(x+3)/6
+    "mish": lambda act, axis: ('keras.layers.Activation("mish")', ()),
+    "softplus": lambda act, axis: (f"TorchSoftplus({kwargs(beta=act.beta, threshold=act.threshold)})",
+                                   ("TorchSoftplus",)),
+}
+
+# Activations a Keras layer takes as ``activation=`` with exactly the meaning of the registry's defaults.
+_FUSED = {"relu": "relu", "relu6": "relu6", "elu": "elu", "gelu": "gelu", "silu": "silu", "sigmoid": "sigmoid",
+          "tanh": "tanh", "softmax": "softmax", "hardswish": "hard_swish", "hardsigmoid": "hard_sigmoid",
+          "mish": "mish"}
+
+
 def activation_layer(act: Act | None, name: str, ctx: KerasContext) -> KerasLayer:
     """A standalone Keras activation layer with exactly ``act``'s meaning (None: identity)."""
-    n = kwargs(name=name)
-    if act is None:
-        return KerasLayer(f"keras.layers.Identity({n})")
-    if act.kind == "relu":
-        return KerasLayer(f"keras.layers.ReLU({n})")
-    if act.kind == "relu6":
-        return KerasLayer(f"keras.layers.ReLU(max_value=6.0, {n})")
-    if act.kind == "leaky_relu":
-        return KerasLayer(f"keras.layers.LeakyReLU({kwargs(negative_slope=act.negative_slope)}, {n})")
-    if act.kind == "elu":
-        return KerasLayer(f"keras.layers.ELU({kwargs(alpha=act.alpha)}, {n})")
-    if act.kind == "softmax":
-        return KerasLayer(f"keras.layers.Softmax({kwargs(axis=ctx.axis(act.axis))}, {n})")
-    if act.kind == "gelu" and act.approximate == "tanh":
-        return KerasLayer(f"keras.layers.Activation(gelu_tanh, {n})", helpers=("gelu_tanh",))
-    return KerasLayer(f"keras.layers.Activation({literal(act.kind)}, {n})")
+    act = act or Act("linear")
+    expr, helpers = ACTIVATIONS[act.kind](act, ctx.axis(act.axis))
+    return KerasLayer(_named(expr, name), helpers=helpers)
 
 
-def fused(act: Act | None) -> tuple[str, tuple[str, ...]]:
-    """The ``activation=`` argument for a fused activation, and the helpers it needs."""
+def fused(act: Act | None, rank: int = 2, layout: str = LOGICAL) -> tuple[str, tuple[str, ...], list]:
+    """The ``activation=`` argument for a fused activation, the helpers it needs, and the ``post`` layers that
+    apply it instead where no ``activation=`` means exactly the same (softmax over the logical last axis of a
+    channels-last output, softplus with torch's threshold). ``rank`` and ``layout`` describe the output."""
     if act is None:
-        return "None", ()
+        return "None", (), []
     if act.kind == "leaky_relu":
-        return "leaky_relu", ("leaky_relu",)
-    return literal(act.kind), ()
+        return "leaky_relu", ("leaky_relu",), []
+    if act.kind in _FUSED and not (act.kind == "softmax" and physical_axis(-1, rank, layout) != rank - 1):
+        return literal(_FUSED[act.kind]), (), []
+    expr, helpers = ACTIVATIONS[act.kind](act, physical_axis(act.axis, rank, layout))
+    return "None", helpers, [(act.kind, expr)]
 
 
 @emitter("keras", "dense")
 def _dense(ctx: KerasContext) -> KerasLayer:
     node, a = ctx.node, ctx.node.attrs
-    fused_act, helpers = fused(Act.of(a["activation"]))
+    fused_act, helpers, post = fused(Act.of(a["activation"]), len(node.shape) + 1, LOGICAL)
     params = {p.name: p for p in node.params}
     args = [f"units={a['units']}", f"activation={fused_act}", f"use_bias={a['use_bias']}",
             f"kernel_initializer={_init(params['weight'])}"]
     if a["use_bias"]:
         args.append(f"bias_initializer={_init(params['bias'])}")
     weights = [_w(node, "weight", ".T")] + ([_w(node, "bias")] if a["use_bias"] else [])
-    return KerasLayer(f"keras.layers.Dense({', '.join(args)}, name={literal(node.name)})", weights, LOGICAL, helpers)
+    return KerasLayer(f"keras.layers.Dense({', '.join(args)}, name={literal(node.name)})", weights, LOGICAL, helpers,
+                      post=post)
 
 
 @emitter("keras", "activation")
@@ -209,13 +278,6 @@ def _batchnorm(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"BatchNorm({args})", weights, CHANNELS_LAST, helpers=("BatchNorm",))
 
 
-@emitter("keras", "layernorm")
-def _layernorm(ctx: KerasContext) -> KerasLayer:
-    args = kwargs(axis=-1, epsilon=ctx.node.attrs["eps"], name=ctx.node.name)
-    return KerasLayer(f"keras.layers.LayerNormalization({args})",
-                      [_w(ctx.node, "weight"), _w(ctx.node, "bias")], LOGICAL)
-
-
 @emitter("keras", "flatten")
 def _flatten(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.Flatten({kwargs(name=ctx.node.name)})", wants=LOGICAL)
@@ -229,7 +291,7 @@ def _reshape(ctx: KerasContext) -> KerasLayer:
 
 def _named(expr: str, name: str) -> str:
     """Add ``name=...`` to a layer constructor call."""
-    return expr[:-1] + (", " if not expr.endswith("(") else "") + f"name={literal(name)})"
+    return expr[:-1] + (", " if not expr[:-1].endswith("(") else "") + f"name={literal(name)})"
 
 
 class _Writer:

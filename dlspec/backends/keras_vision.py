@@ -77,7 +77,7 @@ def _conv(ctx: KerasContext) -> KerasLayer:
     if max(geo.stride) > 1 and max(geo.dilation) > 1:
         raise UsageError(f"{node.name}: the keras backend cannot combine stride > 1 with dilation > 1 "
                          "(TensorFlow's convolutions reject it)")
-    act, helpers = fused(Act.of(a["activation"]))
+    act, helpers, post = fused(Act.of(a["activation"]), nd + 2, CHANNELS_LAST)
     pre = []
     if a["padding"] == "same" and (set(geo.stride) == {1} or set(geo.dilation) == {1}):
         padding = "same"  # Keras' same is TF's rule, as the spec defines it
@@ -99,7 +99,7 @@ def _conv(ctx: KerasContext) -> KerasLayer:
     if a["use_bias"]:
         tail += f", bias_initializer={_init(params['bias'])}"
     layer = f"{head}{tail}, name={literal(node.name)})"
-    return KerasLayer(layer, _conv_weights(ctx, depthwise), CHANNELS_LAST, helpers, pre=pre)
+    return KerasLayer(layer, _conv_weights(ctx, depthwise), CHANNELS_LAST, helpers, pre=pre, post=post)
 
 
 emitter("keras", "conv1d")(_conv)
@@ -156,7 +156,6 @@ def _global(kind: str, keepdims: bool = False):
 
 emitter("keras", "global_avgpool")(_global("Average"))
 emitter("keras", "global_maxpool")(_global("Max"))
-emitter("keras", "adaptive_avgpool")(_global("Average", keepdims=True))
 
 
 @emitter("keras", "groupnorm")

@@ -51,27 +51,54 @@ class OnnxGraph:
         return name
 
 
+def _softplus(g: OnnxGraph, act: Act, x: str, out: str, name: str) -> str:
+    """torch's softplus: where(beta*x > threshold, x, Softplus(beta*x) / beta)."""
+    scaled = x if act.beta == 1.0 else g.add("Mul", [x, g.const(f"{name}/beta", act.beta)], f"{name}/scaled",
+                                             f"{name}/scaled")
+    soft = g.add("Softplus", [scaled], f"{name}/softplus", f"{name}/softplus")
+    if act.beta != 1.0:
+        soft = g.add("Div", [soft, f"{name}/beta"], f"{name}/soft", f"{name}/soft")
+    above = g.add("Greater", [scaled, g.const(f"{name}/threshold", act.threshold)], f"{name}/above",
+                  f"{name}/above")
+    return g.add("Where", [above, x, soft], out, name)
+
+
+def _mish(g: OnnxGraph, act: Act, x: str, out: str, name: str) -> str:
+    if g.opset >= 18:
+        return g.add("Mish", [x], out, name)
+    soft = g.add("Softplus", [x], f"{name}/softplus", f"{name}/softplus")
+    return g.add("Mul", [x, g.add("Tanh", [soft], f"{name}/tanh", f"{name}/tanh")], out, name)
+
+
+def _silu(g: OnnxGraph, act: Act, x: str, out: str, name: str) -> str:
+    s = g.add("Sigmoid", [x], f"{name}/sigmoid", f"{name}/sigmoid")
+    return g.add("Mul", [x, s], out, name)
+
+
+# One lowering per activation of the registry (dlspec/activations.py); a test checks the keys.
+ACTIVATIONS = {
+    "linear": lambda g, act, x, out, name: g.add("Identity", [x], out, name),
+    "relu": lambda g, act, x, out, name: g.add("Relu", [x], out, name),
+    "relu6": lambda g, act, x, out, name: g.add(
+        "Clip", [x, g.const(f"{name}/min", 0.0), g.const(f"{name}/max", 6.0)], out, name),
+    "leaky_relu": lambda g, act, x, out, name: g.add("LeakyRelu", [x], out, name, alpha=act.negative_slope),
+    "elu": lambda g, act, x, out, name: g.add("Elu", [x], out, name, alpha=act.alpha),
+    "gelu": lambda g, act, x, out, name: _gelu(g, act.approximate, x, out, name),
+    "silu": _silu,
+    "sigmoid": lambda g, act, x, out, name: g.add("Sigmoid", [x], out, name),
+    "tanh": lambda g, act, x, out, name: g.add("Tanh", [x], out, name),
+    "softmax": lambda g, act, x, out, name: g.add("Softmax", [x], out, name, axis=act.axis),
+    "hardswish": lambda g, act, x, out, name: g.add("HardSwish", [x], out, name),
+    "hardsigmoid": lambda g, act, x, out, name: g.add("HardSigmoid", [x], out, name, alpha=1.0 / 6.0, beta=0.5),
+    "mish": _mish,
+    "softplus": _softplus,
+}
+
+
 def activation(g: OnnxGraph, act: Act | None, x: str, out: str, name: str) -> str:
     """Nodes computing ``act(x)`` into value ``out``."""
-    if act is None:
-        return g.add("Identity", [x], out, name)
-    simple = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
-    if act.kind in simple:
-        return g.add(simple[act.kind], [x], out, name)
-    if act.kind == "relu6":
-        return g.add("Clip", [x, g.const(f"{name}/min", 0.0), g.const(f"{name}/max", 6.0)], out, name)
-    if act.kind == "leaky_relu":
-        return g.add("LeakyRelu", [x], out, name, alpha=act.negative_slope)
-    if act.kind == "elu":
-        return g.add("Elu", [x], out, name, alpha=act.alpha)
-    if act.kind == "softmax":
-        return g.add("Softmax", [x], out, name, axis=act.axis)
-    if act.kind == "silu":
-        s = g.add("Sigmoid", [x], f"{name}/sigmoid", f"{name}/sigmoid")
-        return g.add("Mul", [x, s], out, name)
-    if act.kind == "gelu":
-        return _gelu(g, act.approximate, x, out, name)
-    raise ValueError(act.kind)
+    act = act or Act("linear")
+    return ACTIVATIONS[act.kind](g, act, x, out, name)
 
 
 def _gelu(g: OnnxGraph, approximate: str, x: str, out: str, name: str) -> str:
@@ -130,13 +157,6 @@ def _batchnorm(ctx: EmitContext, g: OnnxGraph) -> None:
     params = [g.param(node, p) for p in ("weight", "bias", "running_mean", "running_var")]
     g.add("BatchNormalization", [ctx.x] + params, node.name, node.name, epsilon=node.attrs["eps"],
           momentum=1.0 - node.attrs["momentum"])
-
-
-@emitter("onnx", "layernorm")
-def _layernorm(ctx: EmitContext, g: OnnxGraph) -> None:
-    node = ctx.node
-    g.add("LayerNormalization", [ctx.x, g.param(node, "weight"), g.param(node, "bias")], node.name, node.name,
-          axis=-1, epsilon=node.attrs["eps"])
 
 
 @emitter("onnx", "flatten")

@@ -87,7 +87,6 @@ def _global(op_type: str, keep: bool):
 
 emitter("onnx", "global_avgpool")(_global("GlobalAveragePool", keep=False))
 emitter("onnx", "global_maxpool")(_global("GlobalMaxPool", keep=False))
-emitter("onnx", "adaptive_avgpool")(_global("GlobalAveragePool", keep=True))
 
 
 @emitter("onnx", "groupnorm")

@@ -20,21 +20,28 @@ class TorchLayer:
     inits: list[str] = field(default_factory=list)
 
 
+# One forward expression per activation of the registry (dlspec/activations.py); a test checks the keys.
+ACTIVATIONS = {
+    "linear": lambda act, x: x,
+    "relu": lambda act, x: f"F.relu({x})",
+    "relu6": lambda act, x: f"F.relu6({x})",
+    "leaky_relu": lambda act, x: f"F.leaky_relu({x}, {kwargs(negative_slope=act.negative_slope)})",
+    "elu": lambda act, x: f"F.elu({x}, {kwargs(alpha=act.alpha)})",
+    "gelu": lambda act, x: f"F.gelu({x}, {kwargs(approximate=act.approximate)})",
+    "silu": lambda act, x: f"F.silu({x})",
+    "sigmoid": lambda act, x: f"torch.sigmoid({x})",
+    "tanh": lambda act, x: f"torch.tanh({x})",
+    "softmax": lambda act, x: f"F.softmax({x}, {kwargs(dim=act.axis)})",
+    "hardswish": lambda act, x: f"F.hardswish({x})",
+    "hardsigmoid": lambda act, x: f"F.hardsigmoid({x})",
+    "mish": lambda act, x: f"F.mish({x})",
+    "softplus": lambda act, x: f"F.softplus({x}, {kwargs(beta=act.beta, threshold=act.threshold)})",
+}
+
+
 def activation(act: Act | None, x: str) -> str:
     """Forward expression applying ``act`` to ``x``."""
-    if act is None:
-        return x
-    return {
-        "relu": lambda: f"F.relu({x})",
-        "relu6": lambda: f"F.relu6({x})",
-        "leaky_relu": lambda: f"F.leaky_relu({x}, {kwargs(negative_slope=act.negative_slope)})",
-        "elu": lambda: f"F.elu({x}, {kwargs(alpha=act.alpha)})",
-        "gelu": lambda: f"F.gelu({x}, {kwargs(approximate=act.approximate)})",
-        "silu": lambda: f"F.silu({x})",
-        "sigmoid": lambda: f"torch.sigmoid({x})",
-        "tanh": lambda: f"torch.tanh({x})",
-        "softmax": lambda: f"F.softmax({x}, {kwargs(dim=act.axis)})",
-    }[act.kind]()
+    return x if act is None else ACTIVATIONS[act.kind](act, x)
 
 
 _NAMED_INIT = {
@@ -93,12 +100,6 @@ def _batchnorm(ctx: EmitContext) -> TorchLayer:
     a, rank = ctx.node.attrs, len(ctx.in_shape)
     cls = {1: "BatchNorm1d", 2: "BatchNorm1d", 3: "BatchNorm2d", 4: "BatchNorm3d"}[rank]
     module = f"nn.{cls}({kwargs(num_features=ctx.in_shape[0], eps=a['eps'], momentum=a['momentum'])})"
-    return TorchLayer(f"{ctx.module}({ctx.x})", module)
-
-
-@emitter("torch", "layernorm")
-def _layernorm(ctx: EmitContext) -> TorchLayer:
-    module = f"nn.LayerNorm({kwargs(normalized_shape=ctx.in_shape[-1], eps=ctx.node.attrs['eps'])})"
     return TorchLayer(f"{ctx.module}({ctx.x})", module)
 
 

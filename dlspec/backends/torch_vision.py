@@ -81,12 +81,6 @@ def _global_max(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"{ctx.x}.amax(dim={literal(_spatial_dims(ctx))})")
 
 
-@emitter("torch", "adaptive_avgpool")
-def _adaptive(ctx: EmitContext) -> TorchLayer:
-    nd = len(ctx.in_shape) - 1
-    return TorchLayer(f"F.adaptive_avg_pool{nd}d({ctx.x}, output_size=1)")
-
-
 @emitter("torch", "groupnorm")
 def _groupnorm(ctx: EmitContext) -> TorchLayer:
     a = ctx.node.attrs

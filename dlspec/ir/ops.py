@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..activations import ACTIVATIONS
 from .graph import Param, Shape
 
 OPS: dict[str, Op] = {}
@@ -34,21 +35,24 @@ def op(name: str):
 
 @dataclass(frozen=True)
 class Act:
-    """An activation and its parameters (only the one its kind uses matters)."""
+    """An activation of the registry (dlspec/activations.py) and its parameters (only those its kind takes
+    matter; the others keep the registry's defaults)."""
 
     kind: str
     negative_slope: float = 0.01
     alpha: float = 1.0
     approximate: str = "none"
     axis: int = -1
+    beta: float = 1.0
+    threshold: float = 20.0
 
     @classmethod
     def of(cls, attrs: dict) -> Act | None:
         """From lowered attributes; None for 'linear'."""
         if attrs is None or attrs["activation"] == "linear":
             return None
-        return cls(attrs["activation"], attrs["negative_slope"], attrs["alpha"], attrs["approximate"],
-                   attrs["axis"])
+        kind = attrs["activation"]
+        return cls(kind, **{a: attrs[a] for a in ACTIVATIONS[kind].attrs})
 
 
 class Op:
@@ -96,12 +100,9 @@ class Dense(Op):
 
 @op("activation")
 class Activation(Op):
-    """Elementwise function, as torch defines it.
-
-    relu max(x, 0); relu6 min(max(x, 0), 6); leaky_relu x if x >= 0 else negative_slope*x; elu x if x > 0 else
-    alpha*(exp(x)-1); gelu x*Phi(x) (exact, erf) or the tanh approximation; silu x*sigmoid(x);
-    sigmoid; tanh; softmax exp(x)/sum(exp(x)) along ``axis`` (batch is axis 0).
-    """
+    """Elementwise function, as torch defines it; each activation's exact meaning is its entry in the
+    registry, dlspec/activations.py (relu max(x, 0); softplus log(1 + exp(beta*x))/beta, x above the
+    threshold; softmax exp(x)/sum(exp(x)) along ``axis``, batch is axis 0; ...)."""
 
     def infer(self, attrs, inputs):
         if attrs["activation"] == "softmax":
@@ -136,15 +137,6 @@ class BatchNorm(Op):
         return (Param("weight", (c,), "ones"), Param("bias", (c,), "zeros"),
                 Param("running_mean", (c,), "zeros", trainable=False),
                 Param("running_var", (c,), "ones", trainable=False))
-
-
-@op("layernorm")
-class LayerNorm(Op):
-    """y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis (biased variance)."""
-
-    def params(self, attrs, inputs):
-        c = _features(inputs, "layernorm")
-        return (Param("weight", (c,), "ones"), Param("bias", (c,), "zeros"))
 
 
 @op("flatten")

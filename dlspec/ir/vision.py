@@ -232,15 +232,6 @@ class GlobalMaxPool(Op):
         return (inputs[0][0],)
 
 
-@op("adaptive_avgpool")
-class AdaptiveAvgPool(Op):
-    """y[c, 0, ...] = mean of x[c, ...] over all spatial axes, which are kept with size 1."""
-
-    def infer(self, attrs, inputs):
-        _needs_spatial(inputs, "adaptive_avgpool")
-        return (inputs[0][0],) + (1,) * (len(inputs[0]) - 1)
-
-
 @op("groupnorm")
 class GroupNorm(Op):
     """Channels split into groups; each group of each sample is normalised over its channels and spatial

@@ -10,13 +10,13 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from ..activations import ACTIVATIONS, ATTRIBUTES, attribute_owners
 from .base import Strict, invalid
 from .types import Bool, NodeName, Number, PositiveFloat, PositiveInt, Rate, UnitInterval
 
 LAYER_TYPES: dict[str, type] = {}
 
-ActivationName = Literal["linear", "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh",
-                         "softmax"]
+ActivationName = Literal[tuple(ACTIVATIONS)]  # the activation registry, dlspec/activations.py
 Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
                       "lecun_uniform", "lecun_normal", "normal", "zeros", "ones"]
 
@@ -92,24 +92,23 @@ class Activation(LayerBase):
 
     type: Literal["activation"] = "activation"
     activation: ActivationName
-    """The function."""
-    negative_slope: Number = 0.01
-    """leaky_relu only: slope for x < 0 (torch default 0.01; Keras 0.2 or 0.3)."""
-    alpha: Number = 1.0
-    """elu only: alpha * (exp(x) - 1) for x < 0."""
-    approximate: Literal["none", "tanh"] = "none"
-    """gelu only: exact erf form ('none') or the tanh approximation (keras.ops.gelu defaults to tanh)."""
-    axis: int = Field(default=-1, strict=True)
-    """softmax only: the axis, counting the batch as axis 0; negative counts from the end."""
+    """The function (one of the activation registry, dlspec/activations.py)."""
+    negative_slope: Number = Field(default=ATTRIBUTES["negative_slope"][0], description=ATTRIBUTES["negative_slope"][1])
+    alpha: Number = Field(default=ATTRIBUTES["alpha"][0], description=ATTRIBUTES["alpha"][1])
+    approximate: Literal["none", "tanh"] = Field(default=ATTRIBUTES["approximate"][0],
+                                                 description=ATTRIBUTES["approximate"][1])
+    axis: int = Field(default=ATTRIBUTES["axis"][0], strict=True, description=ATTRIBUTES["axis"][1])
+    beta: PositiveFloat = Field(default=ATTRIBUTES["beta"][0], description=ATTRIBUTES["beta"][1])
+    threshold: Number = Field(default=ATTRIBUTES["threshold"][0], description=ATTRIBUTES["threshold"][1])
 
-    _applies: ClassVar[dict[str, str]] = {
-        "negative_slope": "leaky_relu", "alpha": "elu", "approximate": "gelu", "axis": "softmax"}
+    _applies: ClassVar[dict[str, list[str]]] = attribute_owners()
 
     @model_validator(mode="after")
     def _only_relevant(self):
-        for field, owner in self._applies.items():
-            if self.given(field) and self.activation != owner:
-                invalid(field, f"applies only to activation {owner!r}, not {self.activation!r}")
+        for field, owners in self._applies.items():
+            if self.given(field) and self.activation not in owners:
+                invalid(field, f"applies only to activation {' or '.join(map(repr, owners))}, "
+                               f"not {self.activation!r}")
         if self.given("axis") and self.axis == 0:
             invalid("axis", "must not be the batch axis 0")
         return self
@@ -136,15 +135,6 @@ class BatchNorm(LayerBase):
     """Added to the variance (torch 1e-5, Keras 1e-3; dlspec's default 1e-5)."""
     momentum: UnitInterval = 0.1
     """torch convention: running = (1 - momentum) * running + momentum * batch (Keras' momentum is 1 - this)."""
-
-
-@layer
-class LayerNorm(LayerBase):
-    """Layer normalisation over the last axis, with affine scale and shift."""
-
-    type: Literal["layernorm"] = "layernorm"
-    eps: PositiveFloat = 1e-5
-    """Added to the variance (torch 1e-5, Keras 1e-3; dlspec's default 1e-5)."""
 
 
 @layer

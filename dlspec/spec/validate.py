@@ -38,10 +38,11 @@ class Checked:
 
 def _walk(doc: Document, loc: tuple) -> tuple:
     """Map a pydantic error location onto a path in the document (dropping union tags)."""
-    path, node = [], doc.data
+    path, node, tagged = [], doc.data, None
     for part in loc:
-        if isinstance(node, dict) and part == node.get("type") and (
+        if isinstance(node, dict) and part == node.get("type") and tagged is not node and (
                 part not in node or (path and isinstance(path[-1], int))):
+            tagged = node  # a layer's tag comes once; `activation` in `type: activation` is then a key
             continue  # discriminated-union tag, not a key
         if isinstance(part, str) and not (isinstance(node, dict) and part in node) and (
                 "[" in part or "-" in part or part in ("int", "str", "float", "bool", "list", "dict")):

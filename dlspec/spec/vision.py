@@ -148,15 +148,6 @@ class GlobalMaxPool(LayerBase):
 
 
 @layer
-class AdaptiveAvgPool(LayerBase):
-    """torch's adaptive average pooling to size 1 on every spatial axis: [C, H, W] -> [C, 1, 1]."""
-
-    type: Literal["adaptive_avgpool"] = "adaptive_avgpool"
-    output_size: Literal[1] = 1
-    """Output size of every spatial axis (only 1)."""
-
-
-@layer
 class GroupNorm(LayerBase):
     """Group normalisation over channels split into `groups`, with per-channel scale and shift."""
 

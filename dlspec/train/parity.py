@@ -50,10 +50,11 @@ class TrainReport:
 
 
 def without_dropout(model: Model) -> Model:
-    """A copy whose dropout layers drop nothing (their masks cannot match across frameworks)."""
+    """A copy whose dropout and stochastic_depth layers drop nothing (their masks cannot match across
+    frameworks)."""
     model = copy.deepcopy(model)
     for node in model.graph.nodes:
-        if node.op == "dropout":
+        if node.op in ("dropout", "stochastic_depth"):
             node.attrs["rate"] = 0.0
     return model
 
