@@ -59,10 +59,11 @@ with torch.no_grad():
     for p in model.parameters():  # constant initial values hide errors: zero heads, layer scale 1e-6, LayerNorm
         if bool((p == p.flatten()[0]).all()):
             p.copy_(torch.empty_like(p).uniform_(0.5, 1.5) if p.flatten()[0] != 0 else 0.1 * torch.randn_like(p))
-    model.train()
-    for _ in range(2):
-        model(torch.randn(8, 3, 224, 224))
-    model.eval()
+    if any(isinstance(module, torch.nn.BatchNorm2d) for module in model.modules()):  # ViT, ConvNeXt: none
+        model.train()
+        for _ in range(2):
+            model(torch.randn(8, 3, 224, 224))
+        model.eval()
     x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
     y = model(torch.from_numpy(x)).numpy()
 torch.save(model.state_dict(), f"{directory}/{name}.pth")
