@@ -118,7 +118,8 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
             stack[-1][1].append(tok.start[1])
     if not groups:
         return indent + statement
-    start, close, commas = max(groups, key=lambda g: (len(g[2]), g[1] - g[0]))
+    fitting = [g for g in groups if len(indent + statement[:g[0] + 1]) <= width]  # the opening line must fit
+    start, close, commas = max(fitting or groups, key=lambda g: (len(g[2]), g[1] - g[0]))
     bounds = [start, *commas, close]
     items = [statement[a + 1:b].strip() for a, b in zip(bounds, bounds[1:])]
     inner = indent + "    "

@@ -50,7 +50,7 @@ class Arithmetic(keras.layers.Layer):
 
     def call(self, inputs):
         values = []
-        for x, shape, perm in zip(inputs, self.shapes, self.perms):
+        for x, shape, perm in zip(inputs, self.shapes, self.perms, strict=True):
             if shape is not None:
                 x = keras.ops.reshape(x, shape)
             if perm is not None:
@@ -120,7 +120,7 @@ class ConcatExpand(keras.layers.Layer):
     def call(self, inputs):
         batch = keras.ops.shape(inputs[self.expand.index(False)])[0]
         values = [keras.ops.broadcast_to(x, (batch, *x.shape[1:])) if e else x
-                  for x, e in zip(inputs, self.expand)]
+                  for x, e in zip(inputs, self.expand, strict=True)]
         return keras.ops.concatenate(values, axis=self.axis)
 
     def get_config(self):
