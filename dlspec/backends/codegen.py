@@ -116,8 +116,12 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
             groups.append((start, tok.start[1], commas))
         elif tok.string == "," and stack:
             stack[-1][1].append(tok.start[1])
-    if not groups:
-        return indent + statement
+    if not groups:  # an assignment such as ``a = b + c``: parenthesise the value, as ruff format does
+        target, eq, value = code.partition(" = ")
+        if not eq or "(" in target:
+            return indent + statement
+        comment = statement[len(code):]
+        return "\n".join([f"{indent}{target} = (", f"{indent}    {value.strip()}", f"{indent}){comment}"])
     fitting = [g for g in groups if len(indent + statement[:g[0] + 1]) <= width]  # the opening line must fit
     start, close, commas = max(fitting or groups, key=lambda g: (len(g[2]), g[1] - g[0]))
     bounds = [start, *commas, close]
