@@ -40,7 +40,20 @@ def test_wrap_parenthesises_a_long_assignment_without_brackets():
 
 def test_wrap_splits_a_group_whose_opening_line_fits():
     statement = 'encoder_layer_0_attention_add = keras.layers.Add(name="encoder.layers.encoder_layer_0.add")([a, b])'
-    assert wrap(statement, "    ", width=80) == (
+    assert wrap(statement, "    ", width=60) == (
         "    encoder_layer_0_attention_add = keras.layers.Add(\n"
         '        name="encoder.layers.encoder_layer_0.add",\n'
         "    )([a, b])")
+
+
+def test_wrap_adds_no_comma_that_would_make_a_tuple():
+    """``w["key",]`` indexes by a tuple and ``(a + b,)`` is one: a single item there gets no trailing comma."""
+    statement = 'kernel = weights["encoder.layers.encoder_layer_0.self_attention.in_proj_weight"][0:768].T'
+    assert wrap(statement, "", width=40) == (
+        "kernel = weights[\n"
+        '    "encoder.layers.encoder_layer_0.self_attention.in_proj_weight"\n'
+        "][0:768].T")
+    assert wrap("y = (first_long_name + second_long_name).T", "", width=30) == (
+        "y = (\n    first_long_name + second_long_name\n).T")
+    assert wrap("y = torch.flatten(first_long_name_here)", "", width=30) == (
+        "y = torch.flatten(\n    first_long_name_here,\n)")

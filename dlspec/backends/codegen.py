@@ -122,15 +122,29 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
             return indent + statement
         comment = statement[len(code):]
         return "\n".join([f"{indent}{target} = (", f"{indent}    {value.strip()}", f"{indent}){comment}"])
-    fitting = [g for g in groups if len(indent + statement[:g[0] + 1]) <= width]  # the opening line must fit
+    fitting = [g for g in groups if len(indent + statement[:g[0] + 1]) <= width + 20]  # its first line must fit
     start, close, commas = max(fitting or groups, key=lambda g: (len(g[2]), g[1] - g[0]))
     bounds = [start, *commas, close]
     items = [statement[a + 1:b].strip() for a, b in zip(bounds, bounds[1:])]
     inner = indent + "    "
     if len(items) == 1 and len(inner + items[0]) >= len(indent + statement):
         return indent + statement  # nothing left to split
-    return "\n".join([indent + statement[:start + 1], *(wrap(f"{item},", inner, width) for item in items if item),
+    comma = "," if len(items) > 1 or _comma_keeps_meaning(statement, start) else ""
+    return "\n".join([indent + statement[:start + 1], *(wrap(item + comma, inner, width) for item in items if item),
                       indent + statement[close:]])
+
+
+def _comma_keeps_meaning(statement: str, start: int) -> bool:
+    """Whether a trailing comma after the single item of the bracket at ``start`` changes nothing: true for a
+    call and for a list, set or dict display; false for a subscript (``w["a",]`` indexes by a tuple) and a
+    parenthesised expression (``(a + b,)`` is a tuple)."""
+    import keyword
+    import re
+
+    before = statement[:start].rstrip()
+    word = re.search(r"([A-Za-z_][A-Za-z0-9_]*)?$", before).group(1)
+    follows_value = bool(word) and not keyword.iskeyword(word) or before[-1:] in (")", "]", '"', "'")
+    return follows_value if statement[start] == "(" else not follows_value
 
 
 class Namespace:
