@@ -141,7 +141,21 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
             head = wrap(head[:-1], indent, width).lstrip() + head[-1]
         if len(indent + tail) > width + 20 and tail[1:].lstrip()[:1] in "([{":
             tail = tail[0] + wrap(tail[1:], indent, width - 1).lstrip()  # the ")" before it takes a column
-    return "\n".join([indent + head, *(wrap(f"{item},", inner, width) for item in items if item), indent + tail])
+    comma = "," if len(items) > 1 or _comma_keeps_meaning(statement, start) else ""
+    return "\n".join([indent + head, *(wrap(item + comma, inner, width) for item in items if item), indent + tail])
+
+
+def _comma_keeps_meaning(statement: str, start: int) -> bool:
+    """Whether a trailing comma after the single item of the bracket at ``start`` changes nothing: true for a
+    call and for a list, set or dict display; false for a subscript (``w["a",]`` indexes by a tuple) and a
+    parenthesised expression (``(a + b,)`` is a tuple)."""
+    import keyword
+    import re
+
+    before = statement[:start].rstrip()
+    word = re.search(r"([A-Za-z_][A-Za-z0-9_]*)?$", before).group(1)
+    follows_value = bool(word) and not keyword.iskeyword(word) or before[-1:] in (")", "]", '"', "'")
+    return follows_value if statement[start] == "(" else not follows_value
 
 
 class Namespace:
