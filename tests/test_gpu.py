@@ -55,13 +55,17 @@ def test_onnxruntime_cuda_matches_cpu_reference():
 
 NEW_ZOO = ["convnext_tiny", "vit_b_16", "mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x1_0",
            "efficientnet_b0", "efficientnet_v2_s", "regnet_y_400mf", "bert_small"]
+# fp16 bounds relative to the largest output. bert_small's pooler_output (a 128-wide dense and tanh after two
+# layers) measured 3.8e-3 on the H200 (1.9e-3 on onnxruntime's CPU), and torch's own .half() model gives 4.2e-3
+# against its float32 result on the same input: that is float16's precision, not the export's.
+FP16_BOUND = {"bert_small": 5e-3}
 
 
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="no onnxruntime")
 @pytest.mark.parametrize("name", NEW_ZOO)
 def test_zoo_onnx_on_cuda_matches_the_cpu_reference(name):
     """fp32 on CUDA (TF32 off) within 1e-4 of onnxruntime's CPU run, relative to max(1, |ref|); fp16 within 2e-3
-    relative to the largest output; both exports pass onnx's full check."""
+    relative to the largest output (see FP16_BOUND); both exports pass onnx's full check."""
     import onnx
     import onnxruntime
 
@@ -81,7 +85,7 @@ def test_zoo_onnx_on_cuda_matches_the_cpu_reference(name):
     fp16 = session(half, "cuda").run(None, feeds)
     for ref, a, h in zip(cpu, gpu, fp16):
         assert np.max(np.abs(a - ref)) <= 1e-4 * max(1.0, float(np.max(np.abs(ref)))), name
-        assert np.max(np.abs(h - ref)) / np.max(np.abs(ref)) <= 2e-3, name
+        assert np.max(np.abs(h - ref)) / np.max(np.abs(ref)) <= FP16_BOUND.get(name, 2e-3), name
 
 
 def test_compare_on_cuda_agrees_across_paths():
