@@ -54,11 +54,13 @@ def import_onnxruntime():
 
 
 def session(model):
-    """An onnxruntime session on the CPU (parity's reference); see dlspec.deploy for CUDA."""
+    """An onnxruntime session on the CPU for a ModelProto or its bytes (parity's reference); see dlspec.deploy
+    for CUDA."""
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 4
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 def run(model, inputs: list) -> list:
