@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from .errors import SpecError
+import math
+
+from .errors import MAX_ELEMENTS, MAX_PARAMS, MAX_RANK, SpecError
 from .ir import OPS, Graph, ShapeError
 
 
 def infer_shapes(graph: Graph) -> Graph:
     """Fill in every node's output shape and parameters; errors name the node."""
     shapes = {inp.name: inp.shape for inp in graph.inputs}
+    total = 0
     for node in graph.nodes:
         opdef = OPS[node.op]
         ins = [shapes[v] for v in node.inputs]
@@ -17,6 +20,7 @@ def infer_shapes(graph: Graph) -> Graph:
                 raise ShapeError(f"{node.op} takes one input", list(node.inputs), "inputs")
             node.shape = opdef.infer(node.attrs, ins)
             node.params = opdef.params(node.attrs, ins)
+            total += _check_sizes(node, total)
         except ShapeError as err:
             loc, path = node.where(err.attr)
             shown = ", ".join(str(s) for s in ins)
@@ -24,6 +28,23 @@ def infer_shapes(graph: Graph) -> Graph:
                             err.received) from None
         shapes[node.name] = node.shape
     return graph
+
+
+def _check_sizes(node, total: int) -> int:
+    """Refuse outputs and parameters beyond the documented limits; returns the node's parameter count."""
+    if len(node.shape) > MAX_RANK:
+        raise ShapeError(f"the output has {len(node.shape)} axes, more than the {MAX_RANK} a sample may have",
+                         list(node.shape))
+    if math.prod(node.shape) > MAX_ELEMENTS:
+        raise ShapeError(f"the output has more than {MAX_ELEMENTS:,} elements", list(node.shape))
+    count = 0
+    for p in node.params:
+        if math.prod(p.shape) > MAX_ELEMENTS:
+            raise ShapeError(f"parameter {p.name!r} has more than {MAX_ELEMENTS:,} elements", list(p.shape))
+        count += math.prod(p.shape)
+    if total + count > MAX_PARAMS:
+        raise ShapeError(f"the model has more than {MAX_PARAMS:,} parameters", total + count)
+    return count
 
 
 def check_dtypes(graph: Graph) -> Graph:

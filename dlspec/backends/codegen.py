@@ -76,10 +76,20 @@ def _printable_lines(text: str) -> str:
     return "\n".join(_printable(line) for line in text.splitlines())
 
 
+# Module-level names of generated files, which a model class must not shadow.
+MODULE_NAMES = frozenset({"F", "Path", "WEIGHTS", "json", "np", "torch", "nn", "keras"})
+
+
 def class_name(name: str) -> str:
-    """``mnist_mlp`` -> ``MnistMlp``."""
+    """``mnist_mlp`` -> ``MnistMlp``; a name Python or the generated module already means something by
+    (``none`` -> ``None``, ``exception``, ``f`` -> ``F``) gets a ``Model`` suffix: ``NoneModel``."""
+    import builtins
+    import keyword
+
     out = "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
-    return out if out[:1].isalpha() else "Model" + out
+    out = out if out[:1].isalpha() else "Model" + out
+    taken = keyword.iskeyword(out) or hasattr(builtins, out) or out in MODULE_NAMES
+    return out + "Model" if taken else out
 
 
 def channels_last_perm(rank: int) -> tuple[int, ...]:
@@ -122,8 +132,10 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
     bounds = [start, *commas, close]
     items = [statement[a + 1:b].strip() for a, b in zip(bounds, bounds[1:])]
     inner = indent + "    "
-    if len(items) == 1 and len(inner + items[0]) >= len(indent + statement):
-        return indent + statement  # nothing left to split
+    if len(items) == 1:  # one item gets no trailing comma: it would make `(a)` or `x["key"]` a tuple
+        if len(inner + items[0]) >= len(indent + statement):
+            return indent + statement  # nothing left to split
+        return "\n".join([indent + statement[:start + 1], wrap(items[0], inner, width), indent + statement[close:]])
     return "\n".join([indent + statement[:start + 1], *(wrap(f"{item},", inner, width) for item in items if item),
                       indent + statement[close:]])
 

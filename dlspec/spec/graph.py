@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from ..errors import SpecError
+from ..errors import MAX_NODES, SpecError
 from ..loader import Document, format_path
 from .base import suggest
 from .blocks import BlockLayer
@@ -94,6 +94,9 @@ class _Expander:
             if isinstance(layer, BlockLayer):
                 self.block(scope, layer, full, refs, path, stack)
             else:
+                if len(self.nodes) >= MAX_NODES:
+                    self.fail(path, f"a model has at most {MAX_NODES:,} nodes once blocks are expanded", full,
+                              scope.context)
                 self.nodes[full] = (layer, refs, path, scope.context, layer.trainable and scope.trainable)
             prev = _Ref(scope, local, path)
         return prev
