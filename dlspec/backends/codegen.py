@@ -143,9 +143,13 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
 class Namespace:
     """Python variable names for graph values: dots become underscores, clashes get a suffix."""
 
-    def __init__(self, values: list[str]):
+    def __init__(self, values: list[str], reserved=()):
+        import builtins
+
         self.vars: dict[str, str] = {}
-        self.used: set[str] = set()
+        # a variable named like a builtin, a module-level name or a helper class (``reserved``) would shadow it
+        self.used: set[str] = {*dir(builtins), *MODULE_NAMES, *reserved, "build_model", "load_weights",
+                               "read_safetensors"}
         for value in values:
             self.vars[value] = self.fresh(value.replace(".", "_"))
 
