@@ -14,6 +14,7 @@ import collections
 import multiprocessing
 import random
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ def _work(args):
         counts["slowest_ms"] = max(counts["slowest_ms"], int((time.perf_counter() - t) * 1000))
         if out.status in ("crash", "hang"):
             bad.append((i, case.kind, case.seed, out.status, out.detail))
+    shutil.rmtree(workdir, ignore_errors=True)
     return counts, bad
 
 
