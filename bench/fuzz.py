@@ -72,8 +72,9 @@ def main(argv=None):
             counts.update(c)
             counts["slowest_ms"] = slowest
             bad += b
-            if done % 20 == 0:
-                print(f"... {sum(counts[k] for k in ('ok', 'error', 'crash', 'hang'))} cases, "
+            if done % 4 == 0:
+                print(f"... {sum(counts[k] for k in ('ok', 'error', 'crash', 'hang'))} cases: ok {counts['ok']}, "
+                      f"errors {counts['error']}, crashes {counts['crash']}, hangs {counts['hang']}; "
                       f"{time.time() - start:.0f} s", file=sys.stderr, flush=True)
     elapsed = time.time() - start
     total = sum(counts[k] for k in ("ok", "error", "crash", "hang"))
