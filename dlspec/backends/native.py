@@ -7,14 +7,15 @@ import os
 import sys
 
 
-def preload_triton() -> None:
+def preload_triton(only_after_tensorflow: bool = False) -> None:
     """Load triton (which torch's optimizers and torch.compile import lazily) before it can crash the process.
 
     triton's LLVM clashes with the one TensorFlow loads: importing triton after TensorFlow kills the process
     with a segfault (triton 3.8, TF 2.21). Before TensorFlow it is a plain import; after it, triton's
     libraries are loaded with RTLD_DEEPBIND so that they bind their own symbols, not TensorFlow's.
+    ``only_after_tensorflow``: do nothing unless TensorFlow is loaded (triton takes about a second to import).
     """
-    if "triton" in sys.modules:
+    if "triton" in sys.modules or only_after_tensorflow and "tensorflow" not in sys.modules:
         return
     try:
         if importlib.util.find_spec("triton") is None:
