@@ -43,6 +43,8 @@ def _work(args):
         counts["slowest_ms"] = max(counts["slowest_ms"], int((time.perf_counter() - t) * 1000))
         if out.status in ("crash", "hang"):
             bad.append((i, case.kind, case.seed, out.status, out.detail))
+            print(f"!!! case {i} ({case.kind} of {case.seed}): {out.status}: {out.detail[:300]}", file=sys.stderr,
+                  flush=True)
     shutil.rmtree(workdir, ignore_errors=True)
     return counts, bad
 

@@ -151,6 +151,14 @@ def test_malformed_derived_specs_are_located_errors(tmp_path, files, message):
     assert str(info.value).replace(str(tmp_path) + os.sep, "") == message
 
 
+@pytest.mark.parametrize("name, shown", [("a.01", "'01'"), ("a." + "9" * 5000, "'999999999999'")])
+def test_indices_in_node_names_are_canonical_and_short(spec_file, name, shown):
+    # a 5000-digit index crashed torch code generation (int() of more than 4300 digits), found by bench/fuzz.py
+    message = error_of(spec_file, HEAD + f"  - {{type: dense, units: 2, name: {name}}}\n")
+    assert message == ("bad.yaml:6:35: layers[0].name: an index in a dotted name has at most 9 digits and no leading "
+                       f"zero ({shown}). Received: {dlspec.errors.show(name)}")
+
+
 # --- item 4: spec names that are Python words ------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, cls", [("none", "NoneModel"), ("true", "TrueModel"), ("false", "FalseModel"),
