@@ -23,6 +23,7 @@ MAX_ELEMENTS = 2**31 - 1  # elements of one sample's value, or of one parameter 
 MAX_PARAMS = 2**32  # scalars in all parameters and buffers (16 GiB of float32)
 MAX_RANK = 8  # axes of one sample
 MAX_NODES = 10_000  # nodes once blocks are expanded
+MAX_NAME_PARTS = 64  # dotted parts of a node name once blocks are expanded (generated modules nest this deep)
 MAX_REPEAT = 1_000  # instances of one `block` layer
 MAX_NESTING = 32  # levels of mappings and lists in a spec file
 MAX_DIGITS = 100  # digits of an integer in a spec file

@@ -32,7 +32,8 @@ from dlspec.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCATED = re.compile(r"^[^\n]+:\d+:\d+: [^\n]+$")
-CASE_SECONDS = 20.0  # the time guard of one case: the slowest legitimate case (a mutated resnet50) takes < 1 s
+CASE_SECONDS = 20.0  # CPU-time guard of one case: the largest valid spec (10,000 nodes) takes about 3 s
+WALL_SECONDS = 120.0  # wall-clock guard, for a case that would block without using the CPU
 SHAPES = ([3, 16, 16], [16], [8, 12], [2, 4, 6, 6], [1, 28, 28], [4, 9])
 
 
@@ -254,6 +255,31 @@ def derived(seed_text: str, src: Source) -> tuple[str, dict[str, str]]:
     return render(spec, src), files
 
 
+# --- large specs: long chains, deep names, nested blocks (rare: each costs up to a few seconds) ---------------
+
+def large(src: Source) -> str:
+    head = "dlspec: 1\nname: big\ninputs:\n  x: {shape: [4]}\n"
+    kind = src.below(4)
+    if kind == 0:  # a chain written last-to-first: deep recursion in a naive topological sort
+        n = src.choice([1100, 3000, 10_001])
+        lines = [f"  - {{type: activation, activation: relu, name: l{i}, inputs: [l{i + 1}]}}" for i in range(n - 1)]
+        return head + "outputs: [l0]\nlayers:\n" + "\n".join(lines) + \
+            f"\n  - {{type: activation, activation: relu, name: l{n - 1}, inputs: [x]}}\n"
+    if kind == 1:  # a name of many dotted parts: deeply nested generated modules
+        parts = src.choice([63, 64, 65, 300, 2000])
+        return head + f"layers:\n  - {{type: dense, units: 2, name: {'.'.join(['a'] * parts)}}}\n"
+    if kind == 2:  # blocks nested 16 or 17 deep, each repeated
+        depth, repeat = src.choice([15, 16, 17]), src.choice([1, 2, 3])
+        blocks = ["  b0:\n    layers:\n      - {type: dense, units: 4}"]
+        blocks += [f"  b{i}:\n    layers:\n      - {{type: block, block: b{i - 1}, repeat: {repeat}}}"
+                   for i in range(1, depth)]
+        return head + "blocks:\n" + "\n".join(blocks) + f"\nlayers:\n  - {{type: block, block: b{depth - 1}}}\n"
+    n = src.choice([500, 2000])  # many inputs into one node
+    inputs = "".join(f"  x{i}: {{shape: [2]}}\n" for i in range(n))
+    return (f"dlspec: 1\nname: wide\ninputs:\n{inputs}layers:\n  - {{type: concat, axis: 1, inputs: "
+            f"[{', '.join(f'x{i}' for i in range(n))}]}}\n")
+
+
 # --- running a case ------------------------------------------------------------------------------------------
 
 @dataclass
@@ -266,6 +292,8 @@ class Case:
 
 def make_case(src: Source, corpus: list[tuple[str, str]]) -> Case:
     name, text = src.choice(corpus)
+    if src.chance(0.003):
+        return Case("large", "-", large(src))
     kind = src.choice(["data", "data", "data", "text", "text", "derived"])
     if kind == "data":
         data = yaml.safe_load(text)
@@ -352,8 +380,9 @@ def run_case(case: Case, workdir: Path, seconds: float = CASE_SECONDS) -> Outcom
         (workdir / name).write_text(text, encoding="utf-8", errors="surrogatepass")
     spec_path = workdir / "spec.yaml"
     spec_path.write_text(case.text, encoding="utf-8", errors="surrogatepass")
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGALRM, _alarm), signal.signal(signal.SIGPROF, _alarm)
+    signal.setitimer(signal.ITIMER_PROF, seconds)  # CPU time: other jobs on the machine do not count
+    signal.setitimer(signal.ITIMER_REAL, max(WALL_SECONDS, seconds))
     try:
         model = dlspec.load(spec_path)
         for backend in ("torch", "keras"):
@@ -376,8 +405,10 @@ def run_case(case: Case, workdir: Path, seconds: float = CASE_SECONDS) -> Outcom
     except Exception as err:  # noqa: BLE001  (any other exception is what the fuzzer looks for)
         return Outcome("crash", f"{type(err).__name__}: {str(err)[:300]}")
     finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGALRM, previous[0])
+        signal.signal(signal.SIGPROF, previous[1])
 
 
 def new_workdir() -> Path:

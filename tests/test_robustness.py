@@ -108,7 +108,7 @@ def test_limits_are_listed_in_the_spec_docs():
     text = (ROOT / "docs" / "spec.md").read_text()
     section = text[text.index("### Limits"):]
     for value in (errors.MAX_ELEMENTS, errors.MAX_PARAMS, errors.MAX_RANK, errors.MAX_NODES, errors.MAX_REPEAT,
-                  errors.MAX_NESTING, errors.MAX_DIGITS):
+                  errors.MAX_NESTING, errors.MAX_DIGITS, errors.MAX_NAME_PARTS):
         assert f"{value:,}" in section
 
 
@@ -157,6 +157,25 @@ def test_indices_in_node_names_are_canonical_and_short(spec_file, name, shown):
     message = error_of(spec_file, HEAD + f"  - {{type: dense, units: 2, name: {name}}}\n")
     assert message == ("bad.yaml:6:35: layers[0].name: an index in a dotted name has at most 9 digits and no leading "
                        f"zero ({shown}). Received: {dlspec.errors.show(name)}")
+
+
+def test_a_long_chain_written_last_to_first_validates_without_recursion(spec_file):
+    n = 1500  # the topological sort used to recurse once per node: RecursionError past about 1,000
+    lines = [f"  - {{type: activation, activation: relu, name: l{i}, inputs: [l{i + 1}]}}" for i in range(n - 1)]
+    text = ("dlspec: 1\nname: m\ninputs:\n  x: {shape: [4]}\noutputs: [l0]\nlayers:\n" + "\n".join(lines) +
+            f"\n  - {{type: activation, activation: relu, name: l{n - 1}, inputs: [x]}}\n")
+    model = dlspec.load(spec_file(text))
+    assert [node.name for node in model.graph.nodes[:2]] == ["l1499", "l1498"]
+    compile(dlspec.generate(model, "torch"), "<torch>", "exec")
+
+
+def test_node_names_have_at_most_64_dotted_parts(spec_file):
+    # 2,000 parts made torch code generation recurse once per part (RecursionError)
+    ok = dlspec.load(spec_file(HEAD + f"  - {{type: dense, units: 2, name: {'.'.join(['a'] * 64)}}}\n", "ok.yaml"))
+    compile(dlspec.generate(ok, "torch"), "<torch>", "exec")
+    message = error_of(spec_file, HEAD + f"  - {{type: dense, units: 2, name: {'.'.join(['a'] * 2000)}}}\n")
+    assert message == ("bad.yaml:6:5: layers[0]: a node name has at most 64 dotted parts once blocks are expanded. "
+                       "Received: '" + "a." * 38 + "...")
 
 
 # --- item 4: spec names that are Python words ------------------------------------------------------------------
