@@ -49,7 +49,13 @@ def from_dict(data: dict, file: str = "<dict>") -> Model:
     """Validate a spec given as Python data (errors point into its JSON rendering)."""
     import json
 
-    return loads(json.dumps(data, indent=2), file)
+    try:
+        text = json.dumps(data, indent=2)
+    except (TypeError, ValueError, RecursionError) as err:  # a set, a cycle, a huge int, deep nesting
+        raise loader.SpecError(loader.Loc(file), "", "spec data must be JSON-like: mappings with string keys, lists, "
+                               f"strings, numbers, booleans and None ({type(err).__name__})", type(data).__name__,
+                               has_received=False) from None
+    return loads(text, file)
 
 
 def load(path: str | os.PathLike) -> Model:

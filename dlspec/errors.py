@@ -17,6 +17,25 @@ class Loc:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+# Size limits (docs/spec.md, "Limits"). They keep validation bounded in time and memory, and refuse sizes that no
+# backend holds: each is enforced with a located error.
+MAX_ELEMENTS = 2**31 - 1  # elements of one sample's value, or of one parameter (int32 indexing; 8 GiB of float32)
+MAX_PARAMS = 2**32  # scalars in all parameters and buffers (16 GiB of float32)
+MAX_RANK = 8  # axes of one sample
+MAX_NODES = 10_000  # nodes once blocks are expanded
+MAX_NAME_PARTS = 64  # dotted parts of a node name once blocks are expanded (generated modules nest this deep)
+MAX_REPEAT = 1_000  # instances of one `block` layer
+MAX_NESTING = 32  # levels of mappings and lists in a spec file
+MAX_DIGITS = 100  # digits of an integer in a spec file
+
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break escaped (``\\n``), so that one error is one line."""
+    return text.translate(_LINE_BREAKS)
+
+
 def show(value: object, limit: int = 80) -> str:
     """Render a received value for an error message: repr, shortened."""
     text = repr(value)
@@ -33,7 +52,7 @@ class SpecError(Exception):
         text = where + rule if rule.endswith(("?", ".")) else where + rule + "."
         if has_received:
             text += f" Received: {show(received)}"
-        super().__init__(text)
+        super().__init__(one_line(text))
 
 
 class SpecErrors(SpecError):

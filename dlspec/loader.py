@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import Loc, SpecError
+from .errors import MAX_DIGITS, MAX_NESTING, Loc, SpecError
 
 PathKey = tuple  # ("layers", 2, "units")
 MAX_SPEC_BYTES = 16 << 20  # a spec file larger than this is refused unread (a spec is a few KB)
@@ -49,7 +49,10 @@ def format_path(path: PathKey) -> str:
     """``("layers", 2, "units")`` -> ``layers[2].units``."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int) or not part.isprintable():  # a key with a line break is shown quoted
+            out += f"[{part!r}]"
+        else:
+            out += f".{part}" if out else part
     return out
 
 
@@ -96,8 +99,17 @@ class _Builder:
     def node(self, event, path):
         yaml = self.yaml
         self.check_node(event, path)
+        if len(path) > MAX_NESTING:
+            raise SpecError(self.doc.values[path], format_path(path[:MAX_NESTING]) + "...",
+                            f"a spec nests at most {MAX_NESTING} levels of mappings and lists",
+                            None, has_received=False)
         if isinstance(event, yaml.ScalarEvent):
-            return _scalar(event.value, event.style)
+            text = event.value
+            if event.style is None and len(text) > MAX_DIGITS and _INT.match(text) and \
+                    sum(c.isdigit() for c in text) > MAX_DIGITS:
+                raise SpecError(self.doc.values[path], format_path(path),
+                                f"an integer has at most {MAX_DIGITS} digits", text)
+            return _scalar(text, event.style)
         if isinstance(event, yaml.SequenceStartEvent):
             items = []
             while not isinstance(ev := self.next(), yaml.SequenceEndEvent):
@@ -154,8 +166,14 @@ def parse_text(text: str, file: str = "<string>") -> Document:
         lines = text.splitlines()
         near = lines[mark.line].strip() if mark and mark.line < len(lines) else ""
         raise SpecError(loc, "", rule, near or "end of file", has_received=True) from None
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow
+        line = text.count("\n", 0, err.position)
+        loc = Loc(file, line + 1, err.position - (text.rfind("\n", 0, err.position) + 1) + 1)
+        char = chr(err.character) if isinstance(err.character, int) else err.character
+        raise SpecError(loc, "", f"invalid YAML: {err.reason}", char) from None
     except yaml.YAMLError as err:
-        raise SpecError(Loc(file), "", f"invalid YAML: {err}", None, has_received=False) from None
+        raise SpecError(Loc(file), "", f"invalid YAML: {str(err).splitlines()[0]}", None,
+                        has_received=False) from None
 
 
 def read(path: str | Path) -> Document:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .errors import SpecError
+import math
+
+from .errors import MAX_ELEMENTS, MAX_PARAMS, MAX_RANK, SpecError
 from .ir import OPS, Graph, ShapeError
 
 
@@ -10,6 +12,7 @@ def infer_shapes(graph: Graph) -> Graph:
     """Fill in every node's output shape and parameters; errors name the node."""
     shapes = {inp.name: inp.shape for inp in graph.inputs}
     batched = {inp.name: True for inp in graph.inputs}
+    total = 0
     for node in graph.nodes:
         opdef = OPS[node.op]
         ins = [shapes[v] for v in node.inputs]
@@ -23,6 +26,7 @@ def infer_shapes(graph: Graph) -> Graph:
                                  unbatched[0], "inputs")
             node.shape, node.batched = opdef.infer_values(node.attrs, ins, [batched[v] for v in node.inputs])
             node.params = opdef.params(node.attrs, ins)
+            total += _check_sizes(node, total)
         except ShapeError as err:
             loc, path = node.where(err.attr)
             shown = ", ".join(str(s) for s in ins)
@@ -44,6 +48,21 @@ def _wanted_dtypes(op: str, k: int) -> tuple[str, ...]:
     if op == "attention" and k >= 1:  # the key padding mask: 0/1 as int64 (HF's attention_mask) or float32
         return ("int64", "float32")
     return ("float32",)
+def _check_sizes(node, total: int) -> int:
+    """Refuse outputs and parameters beyond the documented limits; returns the node's parameter count."""
+    if len(node.shape) > MAX_RANK:
+        raise ShapeError(f"the output has {len(node.shape)} axes, more than the {MAX_RANK} a sample may have",
+                         list(node.shape))
+    if math.prod(node.shape) > MAX_ELEMENTS:
+        raise ShapeError(f"the output has more than {MAX_ELEMENTS:,} elements", list(node.shape))
+    count = 0
+    for p in node.params:
+        if math.prod(p.shape) > MAX_ELEMENTS:
+            raise ShapeError(f"parameter {p.name!r} has more than {MAX_ELEMENTS:,} elements", list(p.shape))
+        count += math.prod(p.shape)
+    if total + count > MAX_PARAMS:
+        raise ShapeError(f"the model has more than {MAX_PARAMS:,} parameters", total + count)
+    return count
 
 
 def check_dtypes(graph: Graph) -> Graph:

@@ -79,10 +79,20 @@ def _printable_lines(text: str) -> str:
     return "\n".join(_printable(line) for line in text.splitlines())
 
 
+# Module-level names of generated files, which a model class must not shadow.
+MODULE_NAMES = frozenset({"F", "Path", "WEIGHTS", "json", "np", "torch", "nn", "keras"})
+
+
 def class_name(name: str) -> str:
-    """``mnist_mlp`` -> ``MnistMlp``."""
+    """``mnist_mlp`` -> ``MnistMlp``; a name Python or the generated module already means something by
+    (``none`` -> ``None``, ``exception``, ``f`` -> ``F``) gets a ``Model`` suffix: ``NoneModel``."""
+    import builtins
+    import keyword
+
     out = "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
-    return out if out[:1].isalpha() else "Model" + out
+    out = out if out[:1].isalpha() else "Model" + out
+    taken = keyword.iskeyword(out) or hasattr(builtins, out) or out in MODULE_NAMES
+    return out + "Model" if taken else out
 
 
 def channels_last_perm(rank: int) -> tuple[int, ...]:
@@ -161,9 +171,13 @@ def _comma_keeps_meaning(statement: str, start: int) -> bool:
 class Namespace:
     """Python variable names for graph values: dots become underscores, clashes get a suffix."""
 
-    def __init__(self, values: list[str]):
+    def __init__(self, values: list[str], reserved=()):
+        import builtins
+
         self.vars: dict[str, str] = {}
-        self.used: set[str] = set()
+        # a variable named like a builtin, a module-level name or a helper class (``reserved``) would shadow it
+        self.used: set[str] = {*dir(builtins), *MODULE_NAMES, *reserved, "build_model", "load_weights",
+                               "read_safetensors"}
         for value in values:
             self.vars[value] = self.fresh(value.replace(".", "_"))
 

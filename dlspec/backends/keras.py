@@ -11,6 +11,7 @@ import tempfile
 from ..ir import Graph, weight_name
 from .execsource import exec_source
 from .keras_emit import generate
+from .native import preload_triton
 
 __all__ = ["build", "count_params", "generate", "run"]
 
@@ -41,12 +42,7 @@ def quiet_tensorflow():
 def import_tensorflow():
     """Import TensorFlow safely and quietly, without starting its runtime (devices can still be configured)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # read once, at import
-    import importlib.util
-
-    if "triton" not in sys.modules and importlib.util.find_spec("triton") is not None:
-        # triton (pulled in by torch's optimizers and torchvision) crashes the process when it is first
-        # imported after TensorFlow (seen with torch 2.14.1 and TF 2.21); importing it first is safe
-        import triton  # noqa: F401
+    preload_triton()  # a triton imported after TensorFlow would crash the process
     with quiet_tensorflow():
         import tensorflow as tf
     return tf

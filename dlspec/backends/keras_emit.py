@@ -299,7 +299,7 @@ class _Writer:
 
     def __init__(self, graph: Graph):
         self.graph, self.lines, self.layouts = graph, [], {}
-        self.ns = Namespace([i.name for i in graph.inputs] + [n.name for n in graph.nodes])
+        self.ns = Namespace([i.name for i in graph.inputs] + [n.name for n in graph.nodes], reserved=HELPERS)
         self.weights, self.helpers, self.converted, self.plan = [], [], {}, {}
 
     def convert(self, var: str, rank: int, want: str) -> tuple[str, str]:
@@ -359,7 +359,8 @@ class _Writer:
 
 
 def _write(graph: Graph) -> _Writer:
-    w, table = _Writer(graph), emitters("keras")
+    table = emitters("keras")  # first: emitter modules register the helper names the namespace avoids
+    w = _Writer(graph)
     for inp in graph.inputs:
         dtype = "" if inp.dtype == "float32" else f", dtype={literal(inp.dtype)}"
         w.lines.append(f"    {w.ns[inp.name]} = keras.Input({kwargs(shape=tuple(inp.shape))}{dtype}, "

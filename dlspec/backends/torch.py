@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..ir import Graph
 from .execsource import exec_source
+from .native import preload_triton
 from .torch_emit import generate
 
 __all__ = ["build", "count_params", "generate", "run"]
@@ -11,6 +12,7 @@ __all__ = ["build", "count_params", "generate", "run"]
 
 def build(graph: Graph, weights: dict | None = None):
     """An ``nn.Module`` in eval mode built by executing the generated source."""
+    preload_triton(only_after_tensorflow=True)  # torch's optimizers import triton later: a crash after TensorFlow
     module = exec_source(generate(graph), f"dlspec_generated.{graph.name}_torch", f"<{graph.name}_torch.py>")
     model = module.build_model(weights)
     return model.eval()

@@ -148,7 +148,13 @@ class PoolGeometry:
     pads: tuple[int, ...]
     extra: tuple[int, ...]
     out: tuple[int, ...]
-    divisors: tuple[tuple[int, ...], ...]
+    bounds: tuple[tuple[int, int], ...]  # the window positions a divisor counts, per axis
+
+    @property
+    def divisors(self) -> tuple[tuple[int, ...], ...]:
+        """Computed on demand: an axis has as many divisors as output positions, which only emitters need."""
+        return tuple(tuple(min(j * s - p + k, hi) - max(j * s - p, lo) for j in range(o))
+                     for k, s, p, o, (lo, hi) in zip(self.kernel, self.stride, self.pads, self.out, self.bounds))
 
 
 def pool_geometry(attrs: dict, in_spatial: Shape, include_pad: bool = True) -> PoolGeometry:
@@ -161,7 +167,7 @@ def pool_geometry(attrs: dict, in_spatial: Shape, include_pad: bool = True) -> P
     p = per_axis(attrs["padding"], nd, "padding")
     if any(2 * pi > ki for pi, ki in zip(p, k)):
         raise ShapeError("padding must be at most half the window", attrs["padding"], "padding")
-    outs, extras, divisors = [], [], []
+    outs, extras, bounds = [], [], []
     for i, ki, si, pi in zip(in_spatial, k, s, p):
         span = i + 2 * pi - ki
         if span < 0:
@@ -172,9 +178,8 @@ def pool_geometry(attrs: dict, in_spatial: Shape, include_pad: bool = True) -> P
             o -= 1
         outs.append(o)
         extras.append(max((o - 1) * si + ki - (i + 2 * pi), 0))
-        lo, hi = (-pi, i + pi) if include_pad else (0, i)
-        divisors.append(tuple(min(j * si - pi + ki, hi) - max(j * si - pi, lo) for j in range(o)))
-    return PoolGeometry(k, s, p, tuple(extras), tuple(outs), tuple(divisors))
+        bounds.append((-pi, i + pi) if include_pad else (0, i))
+    return PoolGeometry(k, s, p, tuple(extras), tuple(outs), tuple(bounds))
 
 
 class _PoolOp(Op):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from ..errors import MAX_REPEAT
 from .base import Strict, invalid
 from .layers import LayerBase
 from .types import Name, NodeName, PositiveInt
@@ -39,7 +40,7 @@ class BlockLayer(LayerBase):
     type: Literal["block"] = "block"
     block: Name
     """The block to instantiate (a key of `blocks:`)."""
-    repeat: PositiveInt = 1
+    repeat: Annotated[PositiveInt, Field(le=MAX_REPEAT)] = 1
     """Number of chained instances: each reads the previous instance's output as its first input, and the
     layer's other `inputs` (such as an attention mask) unchanged."""
     args: dict[Name, Any] = {}

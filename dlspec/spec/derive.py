@@ -39,14 +39,16 @@ def resolve_base(doc: Document, depth: int = 0) -> Document:
         raise SpecError(doc.loc(("base",)), "base", "must be the path of a spec file", base_ref)
     if depth > 8:
         raise SpecError(doc.loc(("base",)), "base", "bases nest too deeply (a cycle?)", base_ref)
-    path = Path(doc.file).parent / base_ref
-    if not path.exists():
-        zoo = ZOO / base_ref
-        if not zoo.exists():
-            raise SpecError(doc.loc(("base",)), "base", "no such spec file (relative to this file, or in the zoo)",
-                            base_ref)
-        path = zoo
+    for key, kind, rule in (("replace", dict, "must be a mapping from layer names to layers"),
+                            ("layers", list, "must be a list")):
+        if not isinstance(data.get(key, kind()), kind):
+            raise SpecError(doc.loc((key,)), key, rule, data[key])
+    path = _find(doc, base_ref)
     base = resolve_base(read(path), depth + 1)
+    if not isinstance(base.data, dict) or not isinstance(base.data.get("layers", []), list):
+        where = () if not isinstance(base.data, dict) else ("layers",)
+        raise SpecError(base.loc(where), format_path(where), "a base spec must be a mapping whose `layers` is a list",
+                        base.data if not where else base.data["layers"])
     merged = Document({k: v for k, v in base.data.items()}, doc.file)
     _graft(merged, base, (), ())
     for key, value in data.items():
@@ -69,9 +71,21 @@ def resolve_base(doc: Document, depth: int = 0) -> Document:
             for p in [p for p in table if p[:2] == ("layers", i) and len(p) > 2]:
                 del table[p]
         _graft(merged, doc, ("replace", name), ("layers", i))
-    for extra in data.get("layers", []):
-        _graft(merged, doc, ("layers", data["layers"].index(extra)), ("layers", len(layers)))
+    for k, extra in enumerate(data.get("layers", [])):
+        _graft(merged, doc, ("layers", k), ("layers", len(layers)))
         layers.append(extra)
     merged.data["layers"] = layers
     merged.data.pop("base", None)
     return merged
+
+
+def _find(doc: Document, base_ref: str) -> Path:
+    """The file ``base:`` names: relative to the derived spec, else in the zoo."""
+    try:
+        for path in (Path(doc.file).parent / base_ref, ZOO / base_ref):
+            if path.exists():
+                return path
+    except (OSError, ValueError) as err:  # a name too long for the OS, a NUL byte
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise SpecError(doc.loc(("base",)), "base", f"cannot be a file name ({reason})", base_ref) from None
+    raise SpecError(doc.loc(("base",)), "base", "no such spec file (relative to this file, or in the zoo)", base_ref)

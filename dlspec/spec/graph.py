@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from ..errors import SpecError
+from ..errors import MAX_NAME_PARTS, MAX_NODES, SpecError
 from ..loader import Document, format_path
 from .base import suggest
 from .blocks import BlockLayer
@@ -124,6 +124,9 @@ class _Expander:
                     self.nodes[f"{full}.{k}"] = (SplitPart(layer, k), refs, path, scope.context,
                                                  layer.trainable and scope.trainable)
             else:
+                if len(self.nodes) >= MAX_NODES:
+                    self.fail(path, f"a model has at most {MAX_NODES:,} nodes once blocks are expanded", full,
+                              scope.context)
                 self.nodes[full] = (layer, refs, path, scope.context, layer.trainable and scope.trainable)
             if not isinstance(layer, Parameter):  # a parameter is never the implicit input of the next layer
                 prev = _Ref(scope, local, path)
@@ -246,6 +249,9 @@ def flatten(spec: Spec, doc: Document, to_error) -> tuple[list[FlatNode], list[s
 def _check_hierarchy(ex: _Expander):
     for name, (_, _, path, context, _) in ex.nodes.items():
         parts = name.split(".")
+        if len(parts) > MAX_NAME_PARTS:
+            ex.fail(path, f"a node name has at most {MAX_NAME_PARTS} dotted parts once blocks are expanded", name,
+                    context)
         for k in range(1, len(parts)):
             if ".".join(parts[:k]) in ex.nodes:
                 ex.fail(path, f"{name!r} lies inside {'.'.join(parts[:k])!r}, which is a node itself", name,
@@ -253,21 +259,27 @@ def _check_hierarchy(ex: _Expander):
 
 
 def _topological(ex: _Expander, resolved: dict) -> list[str]:
+    """Depth-first post-order, iterative: a chain of thousands of nodes written in reverse must not recurse."""
     order, state = [], {}
-
-    def visit(name, trail):
-        if state.get(name) == "done" or name not in resolved:
-            return
-        if state.get(name) == "active":
-            cycle = trail[trail.index(name):] + [name]
-            _, _, path, context, _ = ex.nodes[cycle[0]]
-            ex.fail(path + ("inputs",), "the graph has a cycle: " + " -> ".join(cycle), cycle[1], context)
-        state[name] = "active"
-        for dep in resolved[name]:
-            visit(dep, trail + [name])
-        state[name] = "done"
-        order.append(name)
-
-    for name in ex.nodes:  # file order, so independent nodes keep the order they were written in
-        visit(name, [])
+    for root in ex.nodes:  # file order, so independent nodes keep the order they were written in
+        if state.get(root) == "done":
+            continue
+        state[root], stack, trail = "active", [iter(resolved[root])], [root]
+        while stack:
+            for dep in stack[-1]:
+                if state.get(dep) == "done" or dep not in resolved:
+                    continue
+                if state.get(dep) == "active":
+                    cycle = trail[trail.index(dep):] + [dep]
+                    _, _, path, context, _ = ex.nodes[cycle[0]]
+                    ex.fail(path + ("inputs",), "the graph has a cycle: " + " -> ".join(cycle), cycle[1], context)
+                state[dep] = "active"
+                stack.append(iter(resolved[dep]))
+                trail.append(dep)
+                break
+            else:
+                stack.pop()
+                done = trail.pop()
+                state[done] = "done"
+                order.append(done)
     return order

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
+from ..errors import MAX_ELEMENTS, MAX_RANK
 from . import layers, merge, norm, sequence, tensor, vision  # noqa: F401  (each registers its layer types)
-from .base import Strict
+from .base import Strict, invalid
 from .blocks import Block, BlockLayer
 from .layers import LAYER_TYPES
 from .train import Train
@@ -24,6 +26,14 @@ class Input(Strict):
     """Shape of one sample, without the batch axis (channels-first for images: [C, H, W])."""
     dtype: Literal["float32", "int64"] = "float32"
     """Element type: float32, or int64 for token indices."""
+
+    @model_validator(mode="after")
+    def _size(self):
+        if len(self.shape) > MAX_RANK:
+            invalid("shape", f"a sample has at most {MAX_RANK} axes")
+        if math.prod(self.shape) > MAX_ELEMENTS:
+            invalid("shape", f"a sample has at most {MAX_ELEMENTS:,} elements (the product of its shape)")
+        return self
 
 
 class Spec(Strict):

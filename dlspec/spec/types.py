@@ -49,6 +49,8 @@ def _node_name(value: str) -> str:
         _fail("name", "must be an identifier, or a dotted path of identifiers and indices such as "
                       "layer1.0.conv1")
     for part in parts:
+        if part.isdigit() and (len(part) > 9 or part != str(int(part))):  # `a.01` would load as `a.1` in torch
+            _fail("name", f"an index in a dotted name has at most 9 digits and no leading zero ({part[:12]!r})")
         if keyword.iskeyword(part) or part in RESERVED_NAMES:
             _fail("name", f"uses a reserved name{'' if len(parts) == 1 else f' ({part!r})'} (a Python keyword or "
                           "a name generated code uses)")
