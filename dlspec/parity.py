@@ -108,15 +108,19 @@ def run_all(model: Model, weights: dict, inputs: list, backends=registry.BACKEND
 
 
 def parity(model: Model, *, weights: dict | None = None, batch: int = 8, seed: int = 0, tol: float = 1e-5,
-           backends=registry.BACKENDS) -> Report:
-    """Build every backend with the same weights and compare outputs on the same random inputs.
+           backends=registry.BACKENDS, inputs: list | None = None) -> Report:
+    """Build every backend with the same weights and compare outputs on the same inputs.
 
-    Without ``weights``, every tensor is random (see :func:`random_weights`).
+    Without ``weights``, every tensor is random (see :func:`random_weights`); without ``inputs`` (one
+    array per model input), so are the inputs (see :func:`random_inputs`), ``batch`` samples of them.
     """
     import numpy as np
 
     weights = weights if weights is not None else random_weights(model, seed)
-    outputs = run_all(model, weights, random_inputs(model, batch, seed), backends)
+    if inputs is None:
+        inputs = random_inputs(model, batch, seed)
+    batch = len(inputs[0])
+    outputs = run_all(model, weights, inputs, backends)
     pairs = []
     for a, b in itertools.combinations(backends, 2):
         for name, x, y in zip(model.graph.outputs, outputs[a], outputs[b]):

@@ -38,16 +38,24 @@ def infer_shapes(graph: Graph) -> Graph:
     return graph
 
 
+def _wanted_dtypes(op: str, k: int) -> tuple[str, ...]:
+    if op == "embedding":
+        return ("int64",)
+    if op == "attention" and k >= 1:  # the key padding mask: 0/1 as int64 (HF's attention_mask) or float32
+        return ("int64", "float32")
+    return ("float32",)
+
+
 def check_dtypes(graph: Graph) -> Graph:
-    """int64 values (tokens) feed only embeddings, and embeddings read only int64 values."""
+    """int64 values (tokens) feed only embeddings and attention masks; embeddings read only int64 values."""
     dtypes = {inp.name: inp.dtype for inp in graph.inputs}
     for node in graph.nodes:
-        want = "int64" if node.op == "embedding" else "float32"
-        for value in node.inputs:
-            if dtypes[value] != want:
+        for k, value in enumerate(node.inputs):
+            want = _wanted_dtypes(node.op, k)
+            if dtypes[value] not in want:
                 loc, path = node.where("inputs")
-                raise SpecError(loc, path, f"{node.name} ({node.op}) needs {want} input, but {value!r} is "
-                                f"{dtypes[value]}{node.context}", value)
+                raise SpecError(loc, path, f"{node.name} ({node.op}) needs {' or '.join(want)} input, but {value!r} "
+                                f"is {dtypes[value]}{node.context}", value)
         dtypes[node.name] = "float32"
     return graph
 

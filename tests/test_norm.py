@@ -187,3 +187,83 @@ def test_training_parity_turns_stochastic_depth_off_as_it_does_dropout():
 
     m = model([6], [{"type": "stochastic_depth", "rate": 0.3}, {"type": "dropout", "rate": 0.2}])
     assert [n.attrs["rate"] for n in without_dropout(m).graph.nodes] == [0.0, 0.0]
+
+
+def test_training_parity_runs_with_stochastic_depth_prelu_and_the_new_norms():
+    """torch and Keras train step for step on a net with the new ops (stochastic depth off, as dropout)."""
+    from dlspec.train.parity import train_parity
+
+    m = dlspec.loads("""\
+dlspec: 1
+name: net
+inputs: {x: {shape: [3, 6, 5]}}
+layers:
+  - {type: conv2d, filters: 4, kernel: 3, activation: hardswish}
+  - {type: layernorm, axes: [1], eps: 1.0e-6}
+  - {type: prelu}
+  - {type: stochastic_depth, rate: 0.3}
+  - {type: rmsnorm, axes: [-2, -1]}
+  - {type: adaptive_avgpool, output_size: [3, 2]}
+  - {type: flatten}
+  - {type: dense, units: 4, activation: softplus}
+  - {type: dense, units: 3}
+train:
+  loss: cross_entropy
+  optimizer: {type: sgd, lr: 0.05, momentum: 0.9}
+  batch_size: 8
+""")  # not Adam: rmsnorm over H, W per channel makes layernorm_1.weight's gradient ~0, and Adam scales noise up
+    report = train_parity(m, steps=20, plot=False)
+    assert report.torch_loss[0] != report.torch_loss[-1]
+    assert report.max_rel_loss <= 1e-5, report.table()
+    assert report.max_weight_diff <= 1e-5, report.table()
+
+
+@pytest.mark.parametrize("opset", [17, 18, 21])
+def test_onnx_lowerings_agree_with_torch_at_every_opset(opset):
+    """ReduceMean/ReduceMax take axes as an input from opset 18, and Mish exists from 18: both paths."""
+    import torch
+
+    from dlspec.backends import onnx as onnx_backend
+    from dlspec.parity import random_inputs, random_weights
+
+    m = model([3, 7, 6], [{"type": "conv2d", "filters": 4, "kernel": 3, "activation": "mish"},
+                          {"type": "rmsnorm", "axes": [1]}, {"type": "prelu"},
+                          {"type": "adaptive_maxpool", "output_size": [3, 3]},
+                          {"type": "activation", "activation": "softplus", "beta": 2.0},
+                          {"type": "adaptive_avgpool", "output_size": [2, 1]}])
+    weights, (x,) = random_weights(m, 4), random_inputs(m, 3, 4)
+    expected = dlspec.build(m, "torch", weights).eval()(torch.from_numpy(x)).detach().numpy()
+    proto = dlspec.build(m, "onnx", weights, opset=opset)
+    assert proto.opset_import[0].version == opset
+    assert ("Mish" in {n.op_type for n in proto.graph.node}) == (opset >= 18)
+    (out,) = onnx_backend.run(proto, [x])
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_both_backends_train_with_stochastic_depth_on():
+    """In training the masks differ between torch and Keras (as dropout's); both learn the digits."""
+    from dlspec.train import fit, prepare
+
+    m = dlspec.loads("""\
+dlspec: 1
+name: digits_sd
+inputs: {image: {shape: [1, 8, 8]}}
+layers:
+  - {type: conv2d, filters: 16, kernel: 3, padding: same, activation: hardswish}
+  - {type: stochastic_depth, rate: 0.2}
+  - {type: layernorm, axes: [1]}
+  - {type: adaptive_avgpool, output_size: [3, 3]}
+  - {type: flatten}
+  - {type: dense, units: 10}
+train:
+  loss: cross_entropy
+  optimizer: {type: adam, lr: 3.0e-3}
+  batch_size: 64
+  epochs: 3
+  metrics: [accuracy]
+  validation_split: 0.2
+""")
+    data = prepare(m, "digits")
+    for backend in ("torch", "keras"):
+        history, _, _ = fit(m, backend, data, dlspec.init_weights(m, 0), progress=False)
+        assert history.epochs[-1]["val_accuracy"] > 0.6, (backend, history.epochs[-1])

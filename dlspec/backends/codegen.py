@@ -7,11 +7,11 @@ import json
 from ..ir import Graph, Node
 
 READ_SAFETENSORS = '''
-_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "BOOL": "?"}
+_DTYPES = {"BF16": "<u2", "F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "BOOL": "?"}
 
 
 def read_safetensors(path):
-    """Read a safetensors file into a dict of numpy arrays."""
+    """Read a safetensors file into a dict of numpy arrays (bfloat16 and float16 become float32)."""
     with open(path, "rb") as file:
         data = file.read()
     size = int.from_bytes(data[:8], "little")
@@ -21,7 +21,10 @@ def read_safetensors(path):
     for name, info in header.items():
         begin, end = info["data_offsets"]
         raw = data[8 + size + begin : 8 + size + end]
-        arrays[name] = np.frombuffer(raw, dtype=_DTYPES[info["dtype"]]).reshape(info["shape"]).copy()
+        array = np.frombuffer(raw, dtype=_DTYPES[info["dtype"]]).reshape(info["shape"])
+        if info["dtype"] == "BF16":  # bfloat16 is the upper half of a float32
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        arrays[name] = array.astype(np.float32) if info["dtype"] == "F16" else array.copy()
     return arrays
 '''
 
@@ -116,22 +119,30 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
             groups.append((start, tok.start[1], commas))
         elif tok.string == "," and stack:
             stack[-1][1].append(tok.start[1])
-    if not groups:  # an assignment such as ``a = b + c``: parenthesise the value, as ruff format does
+    if not groups:
         target, eq, value = code.partition(" = ")
-        if not eq or "(" in target:
-            return indent + statement
-        comment = statement[len(code):]
-        return "\n".join([f"{indent}{target} = (", f"{indent}    {value.strip()}", f"{indent}){comment}"])
-    fitting = [g for g in groups if len(indent + statement[:g[0] + 1]) <= width + 20]  # its first line must fit
-    start, close, commas = max(fitting or groups, key=lambda g: (len(g[2]), g[1] - g[0]))
+        if eq and target.isidentifier() and "\n" not in value:  # x = a + b  ->  x = (\n    a + b\n)
+            return "\n".join([f"{indent}{target} = (", f"{indent}    {value.strip()}",
+                              indent + ")" + statement[len(code):]])
+        return indent + statement
+    # the group with the most items, preferring one whose outside fits; what stays outside too long (a call
+    # of a constructed layer, f(...)(...)) is wrapped in turn
+    ranked = sorted(groups, key=lambda g: (len(g[2]), g[1] - g[0]), reverse=True)
+    start, close, commas = next((g for g in ranked if len(indent + statement[:g[0] + 1]) <= width
+                                 and len(indent + statement[g[1]:]) <= width + 20), ranked[0])
     bounds = [start, *commas, close]
     items = [statement[a + 1:b].strip() for a, b in zip(bounds, bounds[1:])]
     inner = indent + "    "
     if len(items) == 1 and len(inner + items[0]) >= len(indent + statement):
         return indent + statement  # nothing left to split
+    head, tail = statement[:start + 1], statement[close:]
+    if not any(a < start and b > close for a, b, _ in groups):  # top level: head and tail are balanced
+        if len(indent + head) > width:
+            head = wrap(head[:-1], indent, width).lstrip() + head[-1]
+        if len(indent + tail) > width + 20 and tail[1:].lstrip()[:1] in "([{":
+            tail = tail[0] + wrap(tail[1:], indent, width - 1).lstrip()  # the ")" before it takes a column
     comma = "," if len(items) > 1 or _comma_keeps_meaning(statement, start) else ""
-    return "\n".join([indent + statement[:start + 1], *(wrap(item + comma, inner, width) for item in items if item),
-                      indent + statement[close:]])
+    return "\n".join([indent + head, *(wrap(item + comma, inner, width) for item in items if item), indent + tail])
 
 
 def _comma_keeps_meaning(statement: str, start: int) -> bool:

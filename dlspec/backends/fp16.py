@@ -1,5 +1,6 @@
 """Half-precision ONNX: fp16 weights and compute, with fp32 where accuracy needs it.
 
+Finite float32 constants beyond float16's range saturate at +-65504.
 Kept in fp32: BatchNormalization (statistics and arithmetic), LayerNormalization's statistics
 (stash_type 1), and whole operations whose accumulation loses accuracy in fp16: Softmax,
 InstanceNormalization (GroupNorm), the recurrent layers, and reductions.
@@ -34,7 +35,12 @@ def to_fp16(model):
     inits = []
     for init in graph.initializer:
         if init.data_type == TensorProto.FLOAT and init.name not in keep32:
-            init = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name)
+            # finite constants beyond float16's range saturate (attention's lowest-float32 mask value becomes
+            # -65504, not -inf, so an all-padding query still gets uniform weights, not NaN)
+            array = numpy_helper.to_array(init)
+            big = np.isfinite(array) & (np.abs(array) > np.finfo(np.float16).max)
+            array = np.where(big, np.sign(array) * np.finfo(np.float16).max, array)
+            init = numpy_helper.from_array(array.astype(np.float16), init.name)
         inits.append(init)
     graph.ClearField("initializer")
     graph.initializer.extend(inits)

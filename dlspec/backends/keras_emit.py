@@ -53,7 +53,7 @@ class KerasLayer:
     helpers: tuple[str, ...] = ()
     pre: list[tuple[str, str]] = field(default_factory=list)  # (name suffix, layer expression without name)
     post: list[tuple[str, str]] = field(default_factory=list)
-    call: str = "{}"  # how the layer is called; {} is the input (a list for several)
+    call: str = "{}"  # how the layer is called; {0} is the input (a list for several), {1}, {2}, ... each input
     out: str | None = None  # the output's layout, where it differs from the layout the inputs were fed in
     alias: bool = False  # no layer: the output is the (converted) input itself, as a permute that the layout absorbs
 
@@ -310,7 +310,7 @@ class _Writer:
             return self.converted[var, want], want
         perm = channels_last_perm(rank) if want == CHANNELS_LAST else channels_first_perm(rank)
         new = self.ns.fresh(f"{var}_{'nhwc' if want == CHANNELS_LAST else 'nchw'}")
-        self.lines.append(f"    {new} = keras.layers.Permute({kwargs(dims=perm, name=new)})({var})")
+        self.lines.append(wrap(f"{new} = keras.layers.Permute({kwargs(dims=perm, name=new)})({var})", "    "))
         self.layouts[new] = want
         self.converted[var, want] = new
         return new, want
@@ -318,10 +318,11 @@ class _Writer:
     def node(self, node, table):
         shapes = [self.graph.shape_of(v) for v in node.inputs]
         batched = [self.graph.is_batched(v) for v in node.inputs]
-        probe = KerasContext(self.graph, node, list(node.inputs), shapes)
+        firsts = [self.layouts[self.ns[v]] for v, b in zip(node.inputs, batched) if b]
+        # the probe sees the layout the first batched input has now, so an emitter can ask for another one
+        probe = KerasContext(self.graph, node, list(node.inputs), shapes, layout=firsts[0] if firsts else LOGICAL)
         lay = table[node.op](probe)
         args, layout = [], LOGICAL
-        firsts = [self.layouts[self.ns[v]] for v, b in zip(node.inputs, batched) if b]
         for var, shape, b in zip([self.ns[v] for v in node.inputs], shapes, batched):
             if not b:  # parameters stay as they are; emitters bring them to the batched inputs' layout
                 args.append(var)
@@ -345,7 +346,7 @@ class _Writer:
             call = step
         main = self.ns.fresh(f"{var}_raw") if lay.post else var
         comment = "" if lay.post else f"  {where(self.graph, node)}"
-        self.lines.append(wrap(f"{main} = {lay.layer}({lay.call.format(call)}){comment}", "    "))
+        self.lines.append(wrap(f"{main} = {lay.layer}({lay.call.format(call, *args)}){comment}", "    "))
         for i, (suffix, expr) in enumerate(lay.post):
             step = var if i == len(lay.post) - 1 else self.ns.fresh(f"{var}_{suffix}")
             comment = f"  {where(self.graph, node)}" if step == var else ""
@@ -390,7 +391,7 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     default = "WEIGHTS" if weights_file else "None"
     lines += ["", f"def build_model(weights={default}):",
               '    """Build the model; ``weights`` is a safetensors path or a dict of numpy arrays."""',
-              *w.lines, f"    model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})",
+              *w.lines, wrap(f"model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})", "    "),
               "    if weights is not None:", "        load_weights(model, weights)", "    return model", "", "",
               "def load_weights(model, weights):",
               '    """Load dlspec\'s canonical weights (a safetensors path or a dict of arrays) into ``model``."""',

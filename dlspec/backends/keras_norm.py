@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..ir.norm import adaptive_output, norm_axes
 from .codegen import kwargs, literal
-from .keras_emit import ANY, CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, _w
+from .keras_emit import ANY, CHANNELS_LAST, HELPERS, LOGICAL, KerasContext, KerasLayer, _w
 from .registry import emitter
 
 HELPERS["RMSNorm"] = '''
@@ -97,14 +97,21 @@ def _layernorm(ctx: KerasContext) -> KerasLayer:
     axes, order = _physical(ctx)
     axis = -1 if axes == [len(ctx.in_shape)] else axes
     args = kwargs(axis=axis, epsilon=ctx.node.attrs["eps"], name=ctx.node.name)
-    return KerasLayer(f"keras.layers.LayerNormalization({args})", _weights(ctx, ("weight", "bias"), order), ANY)
+    return KerasLayer(f"keras.layers.LayerNormalization({args})", _weights(ctx, ("weight", "bias"), order),
+                      _norm_layout(ctx))
 
 
 @emitter("keras", "rmsnorm")
 def _rmsnorm(ctx: KerasContext) -> KerasLayer:
     axes, order = _physical(ctx)
     args = kwargs(axis=axes, epsilon=ctx.node.attrs["eps"], name=ctx.node.name)
-    return KerasLayer(f"RMSNorm({args})", _weights(ctx, ("weight",), order), ANY, helpers=("RMSNorm",))
+    return KerasLayer(f"RMSNorm({args})", _weights(ctx, ("weight",), order), _norm_layout(ctx), helpers=("RMSNorm",))
+
+
+def _norm_layout(ctx: KerasContext) -> str:
+    """Normalise in the layout the input has when it is the logical or the channels-last one; after a user
+    permute the layout may be another order, and the logical one lets a following dense run without a Permute."""
+    return ANY if ctx.layout in (LOGICAL, CHANNELS_LAST) else LOGICAL
 
 
 @emitter("keras", "prelu")

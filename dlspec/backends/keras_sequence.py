@@ -96,7 +96,11 @@ def _attention(ctx: KerasContext) -> KerasLayer:
         weights += [f"{w_in}[{i * e}:{(i + 1) * e}].T.reshape({e}, {heads}, {d})",
                     f"{b_in}[{i * e}:{(i + 1) * e}].reshape({heads}, {d})"]
     weights += [f"{_w(node, 'out_proj.weight')}.T.reshape({heads}, {d}, {e})", _w(node, "out_proj.bias")]
-    call = "{0}, {0}, use_causal_mask=True" if a["causal"] else "{0}, {0}"
+    # A second input is the key padding mask: MultiHeadAttention casts value_mask to bool (nonzero = attend) and
+    # replaces a masked score by -0.7 * 3.38953e38, which, like the spec's lowest float32, gives weight 0 and
+    # uniform weights to a query whose every key is masked.
+    call = "{1}, {1}, value_mask={2}" if len(ctx.args) == 2 else "{0}, {0}"
+    call += ", use_causal_mask=True" if a["causal"] else ""
     return KerasLayer(f"keras.layers.MultiHeadAttention({args})", weights, LOGICAL, call=call)
 
 

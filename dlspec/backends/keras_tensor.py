@@ -199,10 +199,17 @@ def _preferred_layout(ctx: KerasContext) -> str:
     from .registry import emitters
 
     table, wants = emitters("keras"), set()
-    for reader in ctx.graph.nodes:
-        if ctx.node.name in reader.inputs:
-            shapes = [ctx.graph.shape_of(v) for v in reader.inputs]
-            wants.add(table[reader.op](KerasContext(ctx.graph, reader, list(reader.inputs), shapes)).wants)
+    values, seen = [ctx.node.name], set()
+    while values:  # readers that take any layout pass it on: look through them (layernorm, activation, ...)
+        value = values.pop()
+        for reader in ctx.graph.nodes:
+            if value in reader.inputs and reader.name not in seen:
+                seen.add(reader.name)
+                shapes = [ctx.graph.shape_of(v) for v in reader.inputs]
+                lay = table[reader.op](KerasContext(ctx.graph, reader, list(reader.inputs), shapes))
+                wants.add(lay.wants)
+                if lay.wants == ANY and lay.out is None and len(reader.inputs) == 1 and len(seen) < 16:
+                    values.append(reader.name)
     if CHANNELS_LAST in wants or (LOGICAL not in wants and len(ctx.node.shape) >= 3):
         return CHANNELS_LAST
     return LOGICAL

@@ -70,9 +70,9 @@ def _adaptive(kind: str):
             parts = []
             for i, (start, end) in enumerate(adaptive_bins(n, o)):
                 step = f"{name}/axis{axis}_bin{i}"
-                part = g.add("Slice", [x, g.const(f"{step}/starts", [start], "int64"),
-                                       g.const(f"{step}/ends", [end], "int64"),
-                                       g.const(f"{step}/axes", [axis], "int64")], f"{step}/slice", f"{step}/slice")
+                bounds = [g.const(f"{step}/starts", [start], "int64"), g.const(f"{step}/ends", [end], "int64"),
+                          g.const(f"{step}/slice_axes", [axis], "int64")]
+                part = g.add("Slice", [x, *bounds], f"{step}/slice", f"{step}/slice")
                 parts.append(reduce(g, op, part, [axis], step, step))
             last = s == len(steps) - 1
             x = g.add("Concat", parts, name if last else f"{name}/axis{axis}", name if last else f"{name}/axis{axis}",

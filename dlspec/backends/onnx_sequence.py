@@ -106,7 +106,9 @@ def _attention(ctx: EmitContext, g: OnnxGraph) -> None:
     q, k, v = projected
     scores = g.add("MatMul", [q, k], f"{name}/scores", f"{name}/scores")
     scores = g.add("Mul", [scores, g.const(f"{name}/scale", 1.0 / math.sqrt(d))], f"{name}/scaled", f"{name}/scaled")
-    if node.attrs["causal"]:
+    if len(ctx.args) == 2:
+        scores = _key_padding(ctx, g, scores)
+    elif node.attrs["causal"]:
         mask = [[0.0 if j <= i else float("-inf") for j in range(t)] for i in range(t)]
         scores = g.add("Add", [scores, g.const(f"{name}/causal_mask", mask)], f"{name}/masked", f"{name}/masked")
     weights = g.add("Softmax", [scores], f"{name}/softmax", f"{name}/softmax", axis=-1)
@@ -115,6 +117,22 @@ def _attention(ctx: EmitContext, g: OnnxGraph) -> None:
     merged = g.add("Reshape", [mixed, g.const(f"{name}/merged_shape", [0, t, e], "int64")], f"{name}/merged",
                    f"{name}/merged")
     _linear(g, merged, g.param(node, "out_proj.weight"), g.param(node, "out_proj.bias"), name)
+
+
+def _key_padding(ctx: EmitContext, g: OnnxGraph, scores: str) -> str:
+    """Scores (N, heads, T, T) with every masked key's score replaced by the lowest float32."""
+    import numpy as np
+
+    name, t = ctx.node.name, ctx.in_shape[0]
+    dtype = {i.name: i.dtype for i in ctx.graph.inputs}.get(ctx.node.inputs[1], "float32")
+    padding = g.add("Equal", [ctx.args[1], g.const(f"{name}/zero", 0, dtype)], f"{name}/padding", f"{name}/padding")
+    masked = g.add("Unsqueeze", [padding, g.const(f"{name}/mask_axes", [1, 2], "int64")], f"{name}/key_masked",
+                   f"{name}/key_masked")  # (N, 1, 1, T)
+    if ctx.node.attrs["causal"]:
+        future = g.const(f"{name}/future", np.triu(np.ones((t, t), dtype=bool), 1), "bool")
+        masked = g.add("Or", [masked, future], f"{name}/any_masked", f"{name}/any_masked")
+    lowest = g.const(f"{name}/lowest", np.finfo(np.float32).min)
+    return g.add("Where", [masked, lowest, scores], f"{name}/masked", f"{name}/masked")
 
 
 @emitter("onnx", "sequence_mean")

@@ -77,13 +77,25 @@ class GRU(_Recurrent):
 @op("attention")
 class Attention(Op):
     """torch.nn.MultiheadAttention(E, heads) on (x, x, x): q, k, v = x @ in_proj_weight.T + in_proj_bias split
-    in three; per head softmax(q k^T / sqrt(E / heads)) v, with -inf above the diagonal when causal; then
-    out_proj. Parameters: in_proj_weight (3E, E), in_proj_bias, out_proj.weight (E, E), out_proj.bias."""
+    in three; per head softmax(q k^T / sqrt(E / heads)) v, then out_proj. Parameters: in_proj_weight (3E, E),
+    in_proj_bias, out_proj.weight (E, E), out_proj.bias.
+
+    Masking: key s is masked for query t when causal and s > t, or when an optional second input, the key
+    padding mask m of shape [T] per sample (HF's attention_mask: nonzero = attend, 0 = padding; int64 or
+    float32), has m[s] == 0. A masked key's score is replaced by the lowest float32 (-3.4028235e38), the
+    value HF's BERT adds: it gets weight 0, and a query whose every key is masked averages v uniformly over
+    all T keys (HF's eager BERT on an all-padding sample) instead of producing NaN."""
+
+    arity = None
 
     def infer(self, attrs, inputs):
-        _, e = _sequence(inputs, "attention")
+        t, e = _sequence(inputs, "attention")
         if e % attrs["heads"]:
             raise ShapeError(f"heads must divide the features ({e})", attrs["heads"], "heads")
+        if len(inputs) > 2:
+            raise ShapeError("attention takes the sequence and an optional key padding mask", len(inputs), "inputs")
+        if len(inputs) == 2 and inputs[1] != (t,):
+            raise ShapeError(f"the key padding mask must have shape [{t}] (one entry per key)", inputs[1], "inputs")
         return inputs[0]
 
     def params(self, attrs, inputs):

@@ -40,7 +40,8 @@ class BlockLayer(LayerBase):
     block: Name
     """The block to instantiate (a key of `blocks:`)."""
     repeat: PositiveInt = 1
-    """Number of chained instances."""
+    """Number of chained instances: each reads the previous instance's output as its first input, and the
+    layer's other `inputs` (such as an attention mask) unchanged."""
     args: dict[Name, Any] = {}
     """Parameter values for every instance."""
     first: Name | None = None

@@ -160,7 +160,9 @@ class _Expander:
             if name in stack or len(stack) >= MAX_DEPTH:
                 chain = " -> ".join((*stack, name))
                 self.fail(path + (key,), f"blocks may not use themselves ({chain})", name, scope.context)
-            refs = [self.instance(scope, layer, name, i, f"{full}.{i}" if indexed else full, refs, path, stack)]
+            # instance i + 1 reads instance i's output as its first input; other inputs (a mask) go to every one
+            refs = [self.instance(scope, layer, name, i, f"{full}.{i}" if indexed else full, refs, path, stack),
+                    *refs[1:]]
         self.aliases[full] = refs[0]
 
     def instance(self, scope, layer, name, i, inst, refs, path, stack) -> _Ref:

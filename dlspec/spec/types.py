@@ -24,6 +24,7 @@ RESERVED_NAMES = frozenset("""
     register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
     self set_extra_state set_submodule share_memory state_dict super tensors to to_empty torch
     train training type weights xpu zero_grad
+    Scope Parameter Arithmetic Index Reduce MatMul ConcatExpand
 """.split())
 
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..api import Model
 from ..weights import init_weights
@@ -128,7 +127,12 @@ def _plot(lt, lk, path: str, name: str) -> str | None:
     bottom.set_ylabel("relative difference")
     bottom.set_xlabel("step")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    import io
+
+    from ..files import write_atomic
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
+    write_atomic(path, buffer.getvalue())
     return path

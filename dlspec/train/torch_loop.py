@@ -37,6 +37,9 @@ class TorchTrainer:
                 for p in module.parameters(recurse=False):
                     p.requires_grad_(False)
                 self.frozen_modules.append(module)
+        for name, p in self.net.named_parameters():
+            if name in frozen:  # a `parameter` node: the tensor is the node
+                p.requires_grad_(False)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         named = dict(self.net.named_parameters())
         self.penalties = [(named[k], l1, l2) for k, (l1, l2) in model.regularizers().items()
@@ -259,9 +262,11 @@ class TorchTrainer:
             self.dist.barrier()
             self.dist.destroy_process_group()
 
-    def save_native(self, out) -> None:
-        """The trained model as a torch state dict: ``model.pt``."""
-        self.torch.save(self.net.state_dict(), out / "model.pt")
+    native_file = "model.pt"
+
+    def save_native(self, path) -> None:
+        """The trained model as a torch state dict (``model.pt``, written by the caller through a temporary)."""
+        self.torch.save(self.net.state_dict(), path)
 
     def weights(self) -> dict:
         """Canonical weights."""
