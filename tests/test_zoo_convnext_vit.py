@@ -21,7 +21,8 @@ def test_vit_b_16_equals_torchvision(tmp_path):
 
 def test_convnext_tiny_training_gradients_equal_torchvision():
     """Stochastic depth in training mode draws the same masks as torchvision's (none at rate 0, as torchvision
-    skips the draw), so one training step's gradients are equal (an extra draw at rate 0 gave 1.15)."""
+    skips the draw), so one training step's gradients are equal (an extra draw at rate 0 gave 1.15); the
+    residual `+=` into the stochastic-depth output keeps autograd exact."""
     if importlib.util.find_spec("torchvision") is None:
         pytest.skip("torchvision is not installed")
     result = subprocess.run([PYTHON, "-c", TRAIN_STEP, "convnext_tiny", str(SPECS / "convnext_tiny.yaml")],
@@ -57,3 +58,10 @@ def test_wrap_adds_no_comma_that_would_make_a_tuple():
         "y = (\n    first_long_name + second_long_name\n).T")
     assert wrap("y = torch.flatten(first_long_name_here)", "", width=30) == (
         "y = torch.flatten(\n    first_long_name_here,\n)")
+
+
+def test_convnext_block_accumulates_in_place_where_nothing_else_reads():
+    import dlspec
+
+    source = dlspec.generate(dlspec.load(SPECS / "convnext_tiny.yaml"), "torch")
+    assert "        features_1_0 = features_1_0.add_(features_0)  # convnext_tiny.yaml:25\n" in source

@@ -197,7 +197,10 @@ def _module_lines(tree: dict) -> list[str]:
 
 # Ops whose backward pass does not read their own output, so a single consumer may overwrite it in place
 # (as torchvision's blocks do with relu(inplace=True) and out += identity).
-_OVERWRITABLE = {"batchnorm", "add", "conv1d", "conv2d", "dense", "groupnorm"}
+_OVERWRITABLE = {"batchnorm", "add", "multiply", "conv1d", "conv2d", "dense", "groupnorm"}
+# Ops that return their input itself at inference (and at rate 0): their output may be overwritten only
+# where their input may be (ConvNeXt's `layer_scale * block`, then stochastic depth, then `+= input`).
+_ALIASING = {"dropout", "stochastic_depth"}
 
 
 def inplace_values(graph: Graph) -> set[str]:
@@ -206,8 +209,12 @@ def inplace_values(graph: Graph) -> set[str]:
     for node in graph.nodes:
         for v in node.inputs:
             readers[v] = readers.get(v, 0) + 1
-    return {n.name for n in graph.nodes if n.op in _OVERWRITABLE and readers.get(n.name) == 1
-            and n.name not in graph.outputs and Act.of(n.attrs.get("activation")) is None}
+    out = {n.name for n in graph.nodes if n.op in _OVERWRITABLE and readers.get(n.name) == 1
+           and n.name not in graph.outputs and Act.of(n.attrs.get("activation")) is None}
+    for n in graph.nodes:  # in graph order, so a chain of aliasing ops resolves
+        if n.op in _ALIASING and n.inputs[0] in out and readers.get(n.name) == 1 and n.name not in graph.outputs:
+            out.add(n.name)
+    return out
 
 
 def variables(graph: Graph) -> dict[str, str]:
