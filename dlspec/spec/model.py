@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
-from . import layers, merge, norm, sequence, tensor, vision  # noqa: F401  (each registers its layer types)
+from . import layers, lrn, merge, norm, sequence, tensor, vision  # noqa: F401  (each registers its layer types)
 from .base import Strict
 from .blocks import Block, BlockLayer
 from .layers import LAYER_TYPES
