@@ -147,8 +147,9 @@ def read(path) -> OnnxGraph:
             folded = helper.make_graph(nodes, g.name, list(g.input), list(g.output),
                                        [numpy_helper.from_array(v, k) for k, v in consts.items()
                                         if v.size <= 64 or k not in initializer_names and v.dtype != np.float32])
-            shell = helper.make_model(folded, opset_imports=list(model.opset_import), ir_version=max(model.ir_version, 4))  # initializers need not be inputs
-            for vi in g.value_info:
+            shell = helper.make_model(folded, opset_imports=list(model.opset_import),
+                                      ir_version=max(model.ir_version, 4))
+            for vi in g.value_info:  # IR 4: initializers need not be graph inputs
                 shell.graph.value_info.append(vi)
             for k, v in consts.items():  # large float constants enter shape inference as typed inputs only
                 if not (v.size <= 64 or k not in initializer_names and v.dtype != np.float32):
