@@ -120,6 +120,10 @@ def read(path) -> OnnxGraph:
     consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     initializer_names = set(consts)
     inputs = [i.name for i in g.input if i.name not in consts]
+    for vi in g.input:  # a dynamic batch axis is taken as 1 for shape inference (the spec's batch is dynamic)
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name not in consts and len(dims) and not dims[0].HasField("dim_value"):
+            dims[0].dim_value = 1
     nodes = list(g.node)
     shapes: dict = {}
     changed, rounds = True, 0
