@@ -48,7 +48,7 @@ def build_spec(graph, path: str, stem: str, blocks: bool = True) -> tuple[str, d
     if blocks:
         from .blocks import find_blocks
 
-        body, block_text = find_blocks(layers, names)
+        body, block_text = find_blocks(layers, names, set(inputs), {_resolve(alias, o) for o in graph.outputs})
     else:
         body, previous = [], None
         for layer in body_layers:
