@@ -74,10 +74,11 @@ def _values(layers, a, b, keys):
     return [{k: layers[j].attrs.get(k, _default(layers[j].type, k)) for k in keys[j - a]} for j in range(a, b)]
 
 
-def _local_names(layers, insts, structure):
-    """(stage name or None, local names): torch-style when every instance is <stage>.<i>.<local>."""
+def _local_names(layers, insts, structure, index=None):
+    """(stage name or None, local names): torch-style when every instance is <stage>.<i>.<local>, i its index
+    in the block layer (``index``, default 0, 1, ...)."""
     stage, locals_ = None, None
-    for n, (a, b, _) in enumerate(insts):
+    for n, (a, b, _) in zip(index or range(len(insts)), insts):
         names = [layers[j].name for j in range(a, b)]
         m = [re.fullmatch(r"(.+)\.(\d+)\.(.+)", name) for name in names]
         if not all(m) or len({x.group(1) for x in m}) != 1 or {int(x.group(2)) for x in m} != {n}:
@@ -176,8 +177,8 @@ def find_blocks(layers, names, inputs: set, outputs: set):
         stage, _ = _local_names(layers, [(a, b, x) for a, b, x, _ in insts], structures[0])
         locals_by_structure = {}
         for s in dict.fromkeys(structures):
-            of_s = [i for i in insts if i[3] == s]
-            st, loc = _local_names(layers, [(a, b, x) for a, b, x, _ in of_s], s)
+            of_s = [(n, i) for n, i in enumerate(insts) if i[3] == s]
+            _, loc = _local_names(layers, [(a, b, x) for _, (a, b, x, _) in of_s], s, [n for n, _ in of_s])
             locals_by_structure[s] = loc
         if stage is None:
             stage_no += 1

@@ -1,8 +1,11 @@
 """Names for imported nodes, made valid dlspec names by one rule (documented in docs/spec.md, "Importing ONNX").
 
 1. A layer with weights is named after its first weight's initializer with the parameter suffix removed
-   (``layer1.0.conv1.weight`` -> ``layer1.0.conv1``; Caffe2's ``conv1_w_0`` -> ``conv1``); other layers after
-   the ONNX node's name, or its first output's name when the node has none.
+   (``layer1.0.conv1.weight`` -> ``layer1.0.conv1``; Caffe2's ``conv1_w_0`` -> ``conv1``), unless the
+   initializer has an exporter's generated name (``onnx::Conv_497``). Other layers, and those, are named after
+   the ONNX node: a torch scope name ``/layer1/layer1.0/conv1/Conv`` gives the module path ``layer1.0.conv1``
+   (with the op appended, ``layer1.0.add``, when other nodes lie inside that module); any other node name is
+   taken as it is, and a node without a name is named after its first output.
 2. A prefix ending in ``/`` that every name from rule 1's initializers shares (``gpu_0/``) is dropped.
 3. Every character other than a letter, digit, ``_`` or ``.`` becomes ``_``; runs of ``_`` shrink to one and
    ``_`` at either end of a dot-separated segment is dropped.
@@ -61,10 +64,43 @@ def common_prefix(names: list[str]) -> str:
     return first[:cut]
 
 
+def scope_path(node_name: str) -> str | None:
+    """torch's scope name ``/layer1/layer1.0/conv1/Conv`` as the module path ``layer1.0.conv1`` (None if it is not
+    one)."""
+    parts = [p for p in node_name.split("/") if p]
+    if not node_name.startswith("/") or len(parts) < 2:
+        return None
+    path, prev = parts[0], parts[0]
+    for seg in parts[1:-1]:  # a child scope repeats its parent's name: layer1/layer1.0, downsample/downsample.0
+        path = path[: len(path) - len(prev)] + seg if seg.startswith(prev + ".") else f"{path}.{seg}"
+        prev = seg
+    return path
+
+
+def _hints(layers) -> tuple[list[str], list[bool]]:
+    hints, from_weights, scoped = [], [], []
+    for layer in layers:
+        op, _, node = layer.source[0].partition(" ") if layer.source else ("", "", "")
+        if layer.weights and layer.type != "parameter" and not layer.hint.startswith("onnx::"):
+            hints.append(stem(layer.hint))
+            from_weights.append(True)
+            scoped.append(None)
+            continue
+        path = scope_path(node)
+        hints.append(path if path else (layer.hint if not layer.hint.startswith("onnx::") else node))
+        from_weights.append(False)
+        scoped.append((path, op) if path else None)
+    paths = {s[0] for s in scoped if s}
+    for k, s in enumerate(scoped):  # a module with nodes inside it: name the node by its op too
+        if s and any(p.startswith(s[0] + ".") for p in paths):
+            hints[k] = f"{s[0]}.{s[1].lower()}"
+    return hints, from_weights
+
+
 def assign(layers, taken: set[str]) -> None:
     """Give every layer its name (rules 1 to 5), in order; ``taken`` holds the input names."""
-    hints = [stem(layer.hint) if layer.weights and layer.type != "parameter" else layer.hint for layer in layers]
-    prefix = common_prefix([h for h, layer in zip(hints, layers) if layer.weights])
+    hints, from_weights = _hints(layers)
+    prefix = common_prefix([h for h, w in zip(hints, from_weights) if w])
     used = set(taken)
     for hint, layer in zip(hints, layers):
         hint = hint[len(prefix):] if prefix and hint.startswith(prefix) else hint
