@@ -1,0 +1,186 @@
+"""`dlspec import`: ONNX files become specs with blocks and canonical weights that build equal in every backend.
+
+The light model-zoo networks that onnx ships (onnx/backend/test/data/light) are imported and built in torch, Keras
+and onnxruntime; each must give the shipped output for the input onnx's backend test feeds them
+(arange(n) / n in the input's shape, `generate_dummy_data(random=False)` in onnx/backend/test/runner), within the
+test data's tolerance (rtol 1e-3, atol 1e-7; densenet121 rtol 2e-3) and within 1e-5 relative to max(1, |ref|).
+Their shipped weights are constants (ConstantOfShape), so the outputs barely depend on the input; each network is
+therefore also run with random weights (the same file with every weight replaced by a random initializer, and its
+final Softmax removed so logits are compared), against onnxruntime running that ONNX file itself.
+"""
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import PYTHON, ROOT
+from onnx import helper, numpy_helper
+
+import dlspec
+from dlspec.backends import keras as keras_backend
+from dlspec.backends import onnx as onnx_backend
+from dlspec.backends import torch as torch_backend
+from dlspec.onnx_import import UnsupportedModel, import_onnx
+
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+# vgg19 (548 MB of weights) and zfnet512 (349 MB) take over a minute each and 4 GB: slow tests
+MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet",
+          pytest.param("vgg19", marks=pytest.mark.slow), pytest.param("zfnet512", marks=pytest.mark.slow)]
+RTOL = {"densenet121": 2e-3}
+RUNNERS = {"torch": torch_backend, "keras": keras_backend, "onnx": onnx_backend}
+ROWS: dict[str, tuple] = {}  # model -> row of the coverage table, filled by the tests that check it
+
+
+def built_outputs(model, weights, x):
+    return {b: r.run(dlspec.build(model, b, weights), [x])[0] for b, r in RUNNERS.items()}
+
+
+def shipped_input(path):
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    x = next(i for i in model.graph.input if i.name not in inits)
+    shape = tuple(d.dim_value for d in x.type.tensor_type.shape.dim)
+    n = int(np.prod(shape))
+    return (np.arange(n).reshape(shape) / n).astype(np.float32)
+
+
+def randomized(src, dst, seed=0):
+    """``src`` with every weight random (He-scaled tensors; positive scales and variances) and no final Softmax."""
+    rng = np.random.default_rng(seed)
+    model = onnx.load(str(src))
+    g = model.graph
+    given = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+
+    def draw(name, shape):
+        if len(shape) >= 2:
+            return (rng.standard_normal(shape) * np.sqrt(2 / np.prod(shape[1:]))).astype(np.float32)
+        if any(k in name.lower() for k in ("bias", "_b_0", "mean", "_rm_")):
+            return rng.normal(0, 0.2, shape).astype(np.float32)
+        return rng.uniform(0.5, 1.5, shape).astype(np.float32)
+
+    kept = []
+    for node in g.node:
+        if node.op_type == "ConstantOfShape" and node.input[0] in given:
+            shape = [int(d) for d in given[node.input[0]]]
+            g.initializer.append(numpy_helper.from_array(draw(node.output[0], shape), node.output[0]))
+        else:
+            kept.append(node)
+    last = kept[-1]
+    if last.op_type == "Softmax":  # compare logits: a softmax would hide differences
+        kept = kept[:-1]
+        for o in g.output:
+            if o.name == last.output[0]:
+                o.name = last.input[0]
+    del g.node[:]
+    g.node.extend(kept)
+    for t in g.initializer:
+        a = numpy_helper.to_array(t)
+        if a.dtype == np.float32 and t.name in given:
+            t.CopyFrom(numpy_helper.from_array(draw(t.name, a.shape), t.name))
+    onnx.save(model, str(dst))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_light_model_imports_and_builds_equal(name, tmp_path):
+    import onnxruntime as ort
+
+    path = LIGHT / f"light_{name}.onnx"
+    text, weights = import_onnx(path)
+    model = dlspec.loads(text, f"light_{name}.yaml")
+    x = shipped_input(path)
+    expected = numpy_helper.to_array(onnx.load_tensor(str(LIGHT / f"light_{name}_output_0.pb")))
+    for backend, y in built_outputs(model, weights, x).items():
+        y = y.reshape(expected.shape)
+        np.testing.assert_allclose(y, expected, rtol=RTOL.get(name, 1e-3), atol=1e-7, err_msg=backend)
+        assert np.max(np.abs(y - expected)) <= 1e-5 * max(1.0, np.max(np.abs(expected))), backend
+    randomized(path, tmp_path / "random.onnx")
+    text_r, weights_r = import_onnx(tmp_path / "random.onnx")
+    model_r = dlspec.loads(text_r)
+    xr = np.random.default_rng(1).standard_normal((2, *x.shape[1:])).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "random.onnx"), providers=["CPUExecutionProvider"])
+    feed = session.get_inputs()[0].name
+    ref = np.concatenate([session.run(None, {feed: xr[i:i + 1]})[0] for i in range(2)])  # the file's batch is 1
+    assert np.std(ref) > 1e-2
+    worst = 0.0
+    for backend, y in built_outputs(model_r, weights_r, xr).items():
+        diff = float(np.max(np.abs(y.reshape(ref.shape) - ref)) / max(1.0, np.max(np.abs(ref))))
+        assert diff <= 1e-5, (backend, diff)
+        worst = max(worst, diff)
+    nodes = len(onnx.load(str(path), load_external_data=False).graph.node)
+    ROWS[name] = (nodes, len(text.splitlines()), len(model.spec.blocks), "imported, equal", f"{worst:.1e}")
+
+
+def coverage_table(rows) -> str:
+    lines = ["| model | ONNX nodes | spec lines | blocks | status | max diff, random weights |",
+             "|---|---|---|---|---|---|"]
+    for name, (nodes, spec_lines, blocks, status, diff) in sorted(rows.items()):
+        lines.append(f"| {name} | {nodes} | {spec_lines} | {blocks} | {status} | {diff} |")
+    return "\n".join(lines)
+
+
+def test_light_coverage_table_is_in_the_docs(capsys):
+    """Runs after the tests above: prints the coverage table, and docs/spec.md holds each row measured here."""
+    table = coverage_table(ROWS)
+    with capsys.disabled():
+        print(f"\nlight model-zoo coverage (dlspec import):\n{table}")
+    docs = (ROOT / "docs" / "spec.md").read_text()
+    for row in table.splitlines()[2:]:
+        name = row.split("|")[1].strip()
+        documented = next((line for line in docs.splitlines() if line.startswith(f"| {name} |")), None)
+        assert documented is not None, name
+        assert documented.split("|")[1:6] == row.split("|")[1:6], (documented, row)  # the diff column may vary
+
+
+def test_cli_writes_spec_and_weights(tmp_path):
+    result = subprocess.run([PYTHON, "-m", "dlspec", "import", str(LIGHT / "light_squeezenet.onnx"), "-o",
+                             str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (f"wrote {tmp_path / 'light_squeezenet.yaml'}\n"
+                             f"wrote {tmp_path / 'light_squeezenet.safetensors'}\n")
+    model = dlspec.load(tmp_path / "light_squeezenet.yaml")
+    weights = dlspec.load_weights(tmp_path / "light_squeezenet.safetensors", model)
+    assert weights["conv1.weight"].shape == (64, 3, 3, 3)
+    text = (tmp_path / "light_squeezenet.yaml").read_text()
+    assert "  - {name: conv1, type: conv2d, filters: 64, kernel: 3, stride: 2, activation: relu, inputs: [data_0]}" \
+           "  # onnx: Conv n0, Relu n1\n" in text
+
+
+def unsupported_model(path):
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3, 1), np.float32)[..., 0], "conv.weight")
+    nodes = [helper.make_node("Conv", ["x", "conv.weight"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Sin", ["c"], ["s1"], name="sin1"),
+             helper.make_node("Cos", ["s1"], ["c1"], name="cos1"),
+             helper.make_node("Sin", ["c1"], ["s2"], name="sin2"),
+             helper.make_node("MaxPool", ["s2"], ["y"], name="pool", kernel_shape=[2, 2], dilations=[2, 2])]
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], [w]),
+                                opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+
+def test_unsupported_ops_are_listed_and_nothing_is_written(tmp_path):
+    unsupported_model(tmp_path / "odd.onnx")
+    out = tmp_path / "out"
+    result = subprocess.run([PYTHON, "-m", "dlspec", "import", str(tmp_path / "odd.onnx"), "-o", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: {tmp_path / 'odd.onnx'}: cannot import 4 nodes (nothing written):\n"
+        "  Cos: no dlspec layer for this op: 1 node (cos1)\n"
+        "  MaxPool: dilated pooling: 1 node (pool)\n"
+        "  Sin: no dlspec layer for this op: 2 nodes (sin1, sin2)\n")
+    assert not out.exists()
+    with pytest.raises(UnsupportedModel) as err:
+        import_onnx(tmp_path / "odd.onnx")
+    assert err.value.refused == {"Cos: no dlspec layer for this op": ["cos1"], "MaxPool: dilated pooling": ["pool"],
+                                 "Sin: no dlspec layer for this op": ["sin1", "sin2"]}
+
+
+def test_unreadable_file_is_a_data_error(tmp_path):
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    result = subprocess.run([PYTHON, "-m", "dlspec", "import", str(tmp_path / "bad.onnx")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {tmp_path / 'bad.onnx'}: not a readable ONNX model (")
