@@ -184,3 +184,109 @@ def test_unreadable_file_is_a_data_error(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {tmp_path / 'bad.onnx'}: not a readable ONNX model (")
+
+
+# torchvision segfaults when imported after TensorFlow in one process (see tests/test_zoo.py), so the export runs in
+# a subprocess: random BatchNorm statistics (calibrated on random images), the legacy exporter at opset 17 (the
+# dynamo exporter needs onnxscript), a dynamic batch axis.
+EXPORT = """
+import sys
+import numpy as np
+import torch, torchvision
+name, directory = sys.argv[1], sys.argv[2]
+torch.manual_seed(0)
+model = getattr(torchvision.models, name)(weights=None).eval()
+with torch.no_grad():
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+            module.weight.uniform_(0.5, 1.5)
+            module.bias.normal_(0.0, 0.1)
+    model.train()
+    for _ in range(2):
+        model(torch.randn(8, 3, 224, 224))
+    model.eval()
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    y = model(torch.from_numpy(x)).numpy()
+    torch.onnx.export(model, (torch.from_numpy(x[:1]),), f"{directory}/{name}.onnx", opset_version=17, dynamo=False,
+                      input_names=["image"], dynamic_axes={"image": {0: "batch"}})
+np.savez(f"{directory}/{name}.npz", x=x, y=y)
+"""
+
+
+def torchvision_export(name, directory):
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is None:
+        pytest.skip("torchvision is not installed")
+    result = subprocess.run([PYTHON, "-c", EXPORT, name, str(directory)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = np.load(directory / f"{name}.npz")
+    return directory / f"{name}.onnx", data["x"], data["y"]
+
+
+@pytest.mark.parametrize("name, lines", [pytest.param("resnet50", 35, marks=pytest.mark.slow),
+                                         ("mobilenet_v3_large", 0)])
+def test_torchvision_export_imports_equal(name, lines, tmp_path):
+    path, x, expected = torchvision_export(name, tmp_path)
+    text, weights = import_onnx(path)
+    model = dlspec.loads(text, f"{name}.yaml")
+    for backend, y in built_outputs(model, weights, x).items():
+        assert np.max(np.abs(y - expected)) <= 1e-4 * max(1.0, np.max(np.abs(expected))), backend
+    if lines:
+        assert len(text.splitlines()) == lines  # specs/resnet50.yaml: 55 lines; torch folds BatchNorm into conv
+
+
+def normalized(model):
+    """The IR graph as data: (name, op, attrs, inputs) per node, with padding written as the amounts it gives
+    (`same` and explicit numbers mean one thing at a known shape), dropout (an inference ONNX graph holds it as
+    Identity) left out, and an activation layer right after a conv or dense, its only reader, fused into it (as
+    the importer writes it)."""
+    from dlspec.ir.vision import conv_geometry
+
+    readers = {}
+    for n in model.graph.nodes:
+        for i in n.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    ops = {n.name: n for n in model.graph.nodes}
+    skip = {n.name: n.inputs[0] for n in model.graph.nodes if n.op == "dropout"}
+    fused = {}
+    for n in model.graph.nodes:
+        src = ops.get(n.inputs[0]) if n.inputs else None
+        if n.op == "activation" and src is not None and src.op in ("conv1d", "conv2d", "dense") \
+                and readers[src.name] == 1 and src.attrs["activation"]["activation"] == "linear" \
+                and n.attrs["activation"] not in ("softmax", "linear") and n.name not in model.graph.outputs:
+            fused[src.name], skip[n.name] = n.attrs, src.name
+    out = []
+    for n in model.graph.nodes:
+        if n.op == "dropout" or n.name in skip:
+            continue
+        attrs = dict(n.attrs)
+        if n.name in fused:
+            attrs["activation"] = fused[n.name]
+        if n.op in ("conv1d", "conv2d"):
+            attrs["padding"] = conv_geometry(n.attrs, _in_shape(model, n)[1:]).pads
+        if n.op.endswith(("pool1d", "pool2d")) and attrs.get("stride") is None:
+            attrs["stride"] = attrs["kernel"]
+        out.append((n.name, n.op, attrs, tuple(skip.get(i, i) for i in n.inputs)))
+    return out
+
+
+def _in_shape(model, node):
+    shapes = {n.name: n.shape for n in model.graph.nodes}
+    shapes.update({k: tuple(v.shape) for k, v in model.spec.inputs.items()})
+    return shapes[node.inputs[0]]
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn", "digits_cnn", "resnet18", "mobilenet_v2", "regnet_y_400mf"])
+def test_dlspec_export_imports_back_to_the_same_spec(name, tmp_path):
+    from dlspec.weights import init_weights
+
+    model = dlspec.load(ROOT / "specs" / f"{name}.yaml")
+    weights = init_weights(model, 0)
+    onnx.save(dlspec.build(model, "onnx", weights), str(tmp_path / f"{name}.onnx"))
+    text, back = import_onnx(tmp_path / f"{name}.onnx")
+    again = dlspec.loads(text, f"{name}.yaml")
+    assert normalized(again) == normalized(model)
+    assert sorted(back) == sorted(weights)
+    assert all(np.array_equal(back[k], weights[k]) for k in weights)

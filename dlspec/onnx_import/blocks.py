@@ -180,6 +180,12 @@ def find_blocks(layers, names, inputs: set, outputs: set):
             of_s = [(n, i) for n, i in enumerate(insts) if i[3] == s]
             _, loc = _local_names(layers, [(a, b, x) for _, (a, b, x, _) in of_s], s, [n for n, _ in of_s])
             locals_by_structure[s] = loc
+        if stage is None and any("." in layers[j].name for a, b, _, _ in insts for j in range(a, b)):
+            for a, b, _, _ in insts:  # names with a module path that a block cannot reproduce are kept
+                for j in range(a, b):
+                    body.append(f"  - {flow(layer_dict(layers[j], previous, names))}{comment(layers[j].source)}")
+                    previous = layers[j].name
+            continue
         if stage is None:
             stage_no += 1
             stage = f"stage{stage_no}"

@@ -142,9 +142,12 @@ def _fuse_activations(layers, graph, alias):
     prod = _producers(layers)
     out = []
     for layer in layers:
-        if layer.type == "activation" and layer.attrs["activation"] in FUSABLE and len(layer.attrs) == 1:
+        softmax = layer.type == "activation" and layer.attrs["activation"] == "softmax" and \
+            layer.attrs.get("axis") == -1  # fused on a dense, softmax is over its units
+        if layer.type == "activation" and (layer.attrs["activation"] in FUSABLE and len(layer.attrs) == 1 or softmax):
             target = prod.get(layer.inputs[0])
-            if target is not None and target.type in ("conv1d", "conv2d", "dense") and readers[target.output] == 1 \
+            kinds = ("dense",) if softmax else ("conv1d", "conv2d", "dense")
+            if target is not None and target.type in kinds and readers[target.output] == 1 \
                     and target.attrs.get("activation", "linear") == "linear" \
                     and _resolve(alias, target.output) not in {_resolve(alias, o) for o in graph.outputs}:
                 target.attrs["activation"] = layer.attrs["activation"]

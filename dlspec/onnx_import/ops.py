@@ -66,6 +66,15 @@ def _pads(node, ctx, nd: int, kernel, stride, dilation=None):
     return out
 
 
+def _same(spatial, kernel, stride, dilation):
+    """(begin, end) padding of TF's `same` at this input size."""
+    out = []
+    for n, k, s, d in zip(spatial, kernel, stride, dilation):
+        total = max((math.ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)
+        out.append((total // 2, total - total // 2))
+    return out
+
+
 def _spatial_rank(node, ctx) -> int:
     shape = ctx.shape(node.inputs[0])
     if shape is None:
@@ -95,6 +104,8 @@ def _conv(node, ctx):
     if all(b == e for b, e in pads):
         if any(b for b, _ in pads):
             attrs["padding"] = _one([b for b, _ in pads])
+    elif _same(ctx.shape(node.inputs[0])[2:], kernel, stride, dilation) == pads:
+        attrs["padding"] = "same"  # TF's rule (dlspec's `same`): the odd pixel at the end
     else:  # asymmetric: an explicit zero_pad first
         padded = f"{node.outputs[0]}/pad"
         layers.append(_layer(node, "zero_pad", {"padding": [list(p) for p in pads]}, output=padded,
@@ -343,7 +354,7 @@ def _pool(node, ctx, kind: str):
     cip = bool(a.get("count_include_pad", 0)) if kind == "avg" else True
     spatial = ctx.shape(node.inputs[0])[2:]
     want = ctx.shape(node.outputs[0])[2:]
-    base = {"kernel": _one(kernel), "stride": _one(stride)}
+    base = {"kernel": _one(kernel)} if stride == kernel else {"kernel": _one(kernel), "stride": _one(stride)}
     if kind == "avg" and (any(b or e for b, e in pads) or ceil):
         base["count_include_pad"] = cip
     typ = f"{kind}pool{nd}d"
