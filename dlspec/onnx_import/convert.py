@@ -31,6 +31,10 @@ class Context:
 
 def convert(graph: OnnxGraph) -> tuple[list[Layer], dict[str, list[str]], dict[str, str]]:
     """(layers, refusals {reason line: node names}, aliases {onnx value: value it equals})."""
+    from .patterns import REWRITES
+
+    for rewrite in REWRITES:
+        rewrite(graph)
     ctx = Context(graph)
     layers, refused, alias = [], {}, {}
     for node in graph.nodes:

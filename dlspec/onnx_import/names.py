@@ -11,7 +11,8 @@
    ``_`` at either end of a dot-separated segment is dropped.
 4. A segment that is not all digits and does not start with a letter gets an ``n`` in front; an empty segment
    is dropped; a segment that is a Python keyword or a name generated code uses gets ``_`` appended.
-5. A name already taken gets ``_2``, ``_3``, ... appended.
+5. A name already taken (or the module path of a name taken) gets ``_2``, ``_3``, ... appended; a last segment
+   that is an index ``1`` becomes ``n1_2``, ``n1_3``, ...
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ def assign(layers, taken: set[str]) -> None:
         hint = hint[len(prefix):] if prefix and hint.startswith(prefix) else hint
         base = clean(hint or layer.type)
         name, k = base, 2
+        parent, _, last = base.rpartition(".")
         while name in used or any(u.startswith(name + ".") or name.startswith(u + ".") for u in used):
-            name, k = f"{base}_{k}", k + 1
+            name = f"{base}_{k}" if not last.isdigit() else f"{parent + '.' if parent else ''}n{last}_{k}"
+            k += 1
         used.add(name)
         layer.name = name
