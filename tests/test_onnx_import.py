@@ -226,7 +226,8 @@ def torchvision_export(name, directory):
 
 
 @pytest.mark.parametrize("name, lines", [pytest.param("resnet50", 35, marks=pytest.mark.slow),
-                                         ("mobilenet_v3_large", 0)])
+                                         ("mobilenet_v3_large", 0),
+                                         pytest.param("convnext_tiny", 0, marks=pytest.mark.slow)])
 def test_torchvision_export_imports_equal(name, lines, tmp_path):
     path, x, expected = torchvision_export(name, tmp_path)
     text, weights = import_onnx(path)
