@@ -40,10 +40,6 @@ class OnnxGraph:
     producer: str = ""
 
 
-_FAST = {"Identity", "Constant", "ConstantOfShape", "Shape", "Unsqueeze", "Squeeze", "Gather", "Concat", "Cast",
-         "Reshape", "Transpose"}
-
-
 def _attrs(node) -> dict:
     from onnx import helper
 
