@@ -291,3 +291,41 @@ def test_dlspec_export_imports_back_to_the_same_spec(name, tmp_path):
     assert normalized(again) == normalized(model)
     assert sorted(back) == sorted(weights)
     assert all(np.array_equal(back[k], weights[k]) for k in weights)
+
+
+def onnx_cases():
+    data = LIGHT.parent
+    return [(kind, p.name) for kind in ("pytorch-converted", "pytorch-operator")
+            for p in sorted((data / kind).iterdir()) if (p / "model.onnx").exists()]
+
+
+def test_pytorch_cases_import_equal_or_are_refused_with_a_reason(capsys):
+    """onnx's pytorch-converted and pytorch-operator cases (small models with their input and output in
+    test_data_set_0): each is imported and equal in torch and onnxruntime within 1e-5 relative to max(1, |ref|), or
+    refused with its reasons. Keras is left out here to keep the test short (the light models cover it)."""
+    from collections import Counter
+
+    rows, reasons = [], Counter()
+    for kind, name in onnx_cases():
+        case = LIGHT.parent / kind / name
+        try:
+            text, weights = import_onnx(case / "model.onnx")
+        except UnsupportedModel as err:
+            rows.append((kind, name, "refused"))
+            reasons.update(r.split(" (")[0] for r in err.refused)
+            continue
+        inputs = [numpy_helper.to_array(onnx.load_tensor(str(f)))
+                  for f in sorted((case / "test_data_set_0").glob("input_*.pb"))]
+        expected = numpy_helper.to_array(onnx.load_tensor(str(case / "test_data_set_0" / "output_0.pb")))
+        model = dlspec.loads(text)
+        for backend in ("torch", "onnx"):
+            y = RUNNERS[backend].run(dlspec.build(model, backend, weights), inputs)[0].reshape(expected.shape)
+            assert np.max(np.abs(y - expected)) <= 1e-5 * max(1.0, np.max(np.abs(expected))), (name, backend)
+        rows.append((kind, name, "equal"))
+    counts = Counter((kind, status) for kind, _, status in rows)
+    with capsys.disabled():
+        print("\npytorch-converted / pytorch-operator cases:", dict(counts))
+        for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"  refused {n:2d} x {reason}")
+    assert counts == {("pytorch-converted", "equal"): 51, ("pytorch-converted", "refused"): 31,
+                      ("pytorch-operator", "equal"): 9, ("pytorch-operator", "refused"): 26}

@@ -19,6 +19,13 @@ def build_spec(graph, path: str, stem: str, blocks: bool = True) -> tuple[str, d
     inputs = {}
     for value in graph.inputs:
         shape = graph.shapes.get(value)
+        kind = graph.input_types.get(value, 1)
+        if kind not in (1, 7):
+            from onnx import helper
+
+            refused.setdefault(f"input: element type {helper.tensor_dtype_to_np_dtype(kind)} (dlspec's inputs are "
+                               "float32 or int64)", []).append(value)
+            continue
         if shape is None or len(shape) < 2:
             refused.setdefault("input: the shape is not static, or has no axis after the batch", []).append(value)
             continue
@@ -56,7 +63,8 @@ def build_spec(graph, path: str, stem: str, blocks: bool = True) -> tuple[str, d
             previous = layer.name
     last = layers[-1].name if layers else None
     spec_outputs = None if outputs == [last] else outputs
-    shapes = {inputs[v]: list(graph.shapes[v][1:]) for v in graph.inputs}
+    shapes = {inputs[v]: {"shape": list(graph.shapes[v][1:]), **({"dtype": "int64"} if graph.input_types.get(v) == 7
+                                                                 else {})} for v in graph.inputs}
     description = f"Imported from {stem}.onnx" + (f" (written by {graph.producer})" if graph.producer else "") + \
         f", opset {graph.opset}, by dlspec import."
     text = render(_model_name(stem), description, shapes, body, spec_outputs, block_text)

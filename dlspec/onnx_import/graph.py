@@ -38,6 +38,7 @@ class OnnxGraph:
     opset: int
     initializer_names: set[str] = field(default_factory=set)
     producer: str = ""
+    input_types: dict[str, int] = field(default_factory=dict)  # ONNX element type of each input
 
 
 def _attrs(node) -> dict:
@@ -158,5 +159,6 @@ def read(path) -> OnnxGraph:
             shapes = _static_shapes(shell)
             shapes.update({k: tuple(v.shape) for k, v in consts.items()})
     out = [OnnxNode(n.op_type, n.name, list(n.input), list(n.output), _attrs(n), n.domain) for n in nodes]
+    types = {i.name: i.type.tensor_type.elem_type for i in g.input if i.name in inputs}
     return OnnxGraph(out, consts, shapes, inputs, [o.name for o in g.output], opset, initializer_names,
-                     model.producer_name)
+                     model.producer_name, types)

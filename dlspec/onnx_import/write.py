@@ -46,8 +46,8 @@ def render(name: str, description: str, inputs: dict, body: list[str], outputs: 
            blocks: list[str] | None = None) -> str:
     lines = ["dlspec: 1", scalar("name", name), scalar("description", description)]
     lines.append("inputs:")
-    for key, shape in inputs.items():
-        lines.append(f"  {key}: {flow({'shape': list(shape)})}")
+    for key, value in inputs.items():
+        lines.append(f"  {key}: {flow(value)}")
     if blocks:
         lines += ["", "blocks:", *blocks]
     lines += ["", "layers:", *body]
