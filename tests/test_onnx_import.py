@@ -327,5 +327,21 @@ def test_pytorch_cases_import_equal_or_are_refused_with_a_reason(capsys):
         print("\npytorch-converted / pytorch-operator cases:", dict(counts))
         for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
             print(f"  refused {n:2d} x {reason}")
-    assert counts == {("pytorch-converted", "equal"): 51, ("pytorch-converted", "refused"): 31,
+    assert counts == {("pytorch-converted", "equal"): 53, ("pytorch-converted", "refused"): 29,
                       ("pytorch-operator", "equal"): 9, ("pytorch-operator", "refused"): 26}
+
+
+def test_dlspec_export_with_split_imports_equal(tmp_path):
+    """shufflenet_v2's `split` comes back as two `slice` layers (same values, another spec): outputs are compared."""
+    from dlspec.weights import init_weights
+
+    model = dlspec.load(ROOT / "specs" / "shufflenet_v2_x1_0.yaml")
+    weights = init_weights(model, 0)
+    onnx.save(dlspec.build(model, "onnx", weights), str(tmp_path / "shufflenet.onnx"))
+    text, back = import_onnx(tmp_path / "shufflenet.onnx")
+    again = dlspec.loads(text)
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    ref = torch_backend.run(dlspec.build(model, "torch", weights), [x])[0]
+    for backend in ("torch", "onnx"):
+        y = RUNNERS[backend].run(dlspec.build(again, backend, back), [x])[0]
+        assert np.max(np.abs(y - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref))), backend

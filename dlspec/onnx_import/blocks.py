@@ -180,7 +180,8 @@ def find_blocks(layers, names, inputs: set, outputs: set):
             of_s = [(n, i) for n, i in enumerate(insts) if i[3] == s]
             _, loc = _local_names(layers, [(a, b, x) for _, (a, b, x, _) in of_s], s, [n for n, _ in of_s])
             locals_by_structure[s] = loc
-        if stage is None and any("." in layers[j].name for a, b, _, _ in insts for j in range(a, b)):
+        dotted = any("." in layers[j].name for a, b, _, _ in insts for j in range(a, b))
+        if dotted and (stage is None or len(insts) == 1):  # one instance is named <stage>, not <stage>.0
             for a, b, _, _ in insts:  # names with a module path that a block cannot reproduce are kept
                 for j in range(a, b):
                     body.append(f"  - {flow(layer_dict(layers[j], previous, names))}{comment(layers[j].source)}")

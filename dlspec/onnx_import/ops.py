@@ -325,6 +325,9 @@ def _transpose(node, ctx):
     perm = list(node.attrs.get("perm", []))
     if not perm or perm[0] != 0:
         raise Refused(f"perm {perm} moves the batch axis")
+    moved = [i for i, p in enumerate(perm) if p != i]
+    if len(moved) == 2:  # a swap of two axes is torch.transpose
+        return [_layer(node, "transpose", {"axes": moved})]
     return [_layer(node, "permute", {"dims": [int(p) for p in perm[1:]]})]
 
 
@@ -511,3 +514,65 @@ def _arithmetic(node, ctx):
     if len(inputs) == 1:  # Sum of one input
         return []
     return layers + [_layer(node, ARITHMETIC[node.op], {}, inputs)]
+
+
+@converter("Slice")
+def _slice(node, ctx):
+    rank = len(ctx.shape(node.inputs[0]))
+    if ctx.opset < 10:
+        starts, ends = list(node.attrs["starts"]), list(node.attrs["ends"])
+        axes, steps = list(node.attrs.get("axes", range(len(starts)))), [1] * len(starts)
+    else:
+        starts = [int(v) for v in _needs_const(node, ctx, 1, "starts")]
+        ends = [int(v) for v in _needs_const(node, ctx, 2, "ends")]
+        axes = [int(v) for v in _needs_const(node, ctx, 3, "axes")] if len(node.inputs) > 3 and node.inputs[3] \
+            else list(range(len(starts)))
+        steps = [int(v) for v in _needs_const(node, ctx, 4, "steps")] if len(node.inputs) > 4 and node.inputs[4] \
+            else [1] * len(starts)
+    layers, x, big = [], node.inputs[0], 2 ** 62
+    cuts = [(a % rank, s, e, st) for a, s, e, st in zip(axes, starts, ends, steps)]
+    if any(a == 0 for a, *_ in cuts) or any(st < 1 for *_, st in cuts):
+        raise Refused("a slice of the batch axis, or a negative step")
+    for i, (axis, start, end, step) in enumerate(cuts):
+        attrs = {"axis": axis}
+        if start:
+            attrs["start"] = start
+        if end < big and not (end >= ctx.shape(node.inputs[0])[axis] and end > 0):
+            attrs["stop"] = end
+        if step != 1:
+            attrs["step"] = step
+        out = node.outputs[0] if i == len(cuts) - 1 else f"{node.outputs[0]}/axis{axis}"
+        layers.append(_layer(node, "slice", attrs, [x], output=out))
+        x = out
+    return layers
+
+
+@converter("ConvTranspose")
+def _conv_transpose(node, ctx):
+    w = _needs_const(node, ctx, 1, "the weight")
+    a = node.attrs
+    if w.ndim != 4 or a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1, 1])):
+        raise Refused("only 2-D transposed convolutions without groups or dilation")
+    if "output_shape" in a or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise Refused("output_shape or auto_pad (dlspec takes explicit padding)")
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    if pads[:2] != pads[2:]:
+        raise Refused(f"asymmetric pads {pads}")
+    attrs = {"filters": int(w.shape[1]), "kernel": _one(a.get("kernel_shape", w.shape[2:]))}
+    stride = list(a.get("strides", [1, 1]))
+    if any(s != 1 for s in stride):
+        attrs["stride"] = _one(stride)
+    if any(pads):
+        attrs["padding"] = _one(pads[:2])
+    out_pad = list(a.get("output_padding", [0, 0]))
+    if any(o > p or o >= s for o, p, s in zip(out_pad, pads[:2], stride)):
+        raise Refused(f"output_padding {out_pad} larger than the padding or the stride allows (dlspec's "
+                      "conv_transpose2d: at most padding and less than stride)")
+    if any(out_pad):
+        attrs["output_padding"] = _one(a["output_padding"])
+    weights = {"weight": w}
+    if len(node.inputs) > 2 and node.inputs[2]:
+        weights["bias"] = _needs_const(node, ctx, 2, "the bias")
+    else:
+        attrs["use_bias"] = False
+    return [_layer(node, "conv_transpose2d", attrs, weights=weights, hint=node.inputs[1])]
