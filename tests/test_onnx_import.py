@@ -279,13 +279,15 @@ def _in_shape(model, node):
     return shapes[node.inputs[0]]
 
 
-@pytest.mark.parametrize("name", ["mnist_cnn", "digits_cnn", "resnet18", "mobilenet_v2", "regnet_y_400mf"])
-def test_dlspec_export_imports_back_to_the_same_spec(name, tmp_path):
+@pytest.mark.parametrize("name, opset", [("mnist_cnn", 17), ("digits_cnn", 17), ("resnet18", 17), ("mobilenet_v2", 17),
+                                         ("regnet_y_400mf", 17), ("digits_cnn", onnx.defs.onnx_opset_version()),
+                                         ("resnet18", onnx.defs.onnx_opset_version())])
+def test_dlspec_export_imports_back_to_the_same_spec(name, opset, tmp_path):
     from dlspec.weights import init_weights
 
     model = dlspec.load(ROOT / "specs" / f"{name}.yaml")
     weights = init_weights(model, 0)
-    onnx.save(dlspec.build(model, "onnx", weights), str(tmp_path / f"{name}.onnx"))
+    onnx.save(dlspec.build(model, "onnx", weights, opset=opset), str(tmp_path / f"{name}.onnx"))
     text, back = import_onnx(tmp_path / f"{name}.onnx")
     again = dlspec.loads(text, f"{name}.yaml")
     assert normalized(again) == normalized(model)
