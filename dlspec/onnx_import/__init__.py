@@ -1,10 +1,11 @@
 """``dlspec import``: an ONNX file becomes a readable spec and canonical weights.
 
 :func:`import_onnx` reads the file (:mod:`.graph` folds constant subgraphs), maps every node to dlspec layers
-(:mod:`.ops`, one converter per op), folds the exporters' patterns back into single layers (:mod:`.convert`),
-names the nodes by a documented rule (:mod:`.names`), finds repeated structure and writes it as blocks
-(:mod:`.blocks`), and writes safe YAML (:mod:`.write`). Nodes it cannot express exactly are collected and refused
-together: :class:`UnsupportedModel` lists each op with a reason, a count and the node names.
+(one converter per op in :mod:`.ops`, :mod:`.ops_tensor` and :mod:`.ops_vision`), folds the exporters' patterns
+back into single layers (:mod:`.patterns`, :mod:`.convert`), names the nodes by a documented rule
+(:mod:`.names`), finds repeated structure and writes it as blocks (:mod:`.blocks`), and writes safe YAML
+(:mod:`.write`). Nodes it cannot express exactly are collected and refused together: :class:`UnsupportedModel`
+lists each op with a reason, a count and the node names.
 """
 
 from __future__ import annotations
