@@ -124,6 +124,18 @@ def cmd_import_weights(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from .onnx_import import import_onnx
+    from .weights import save_weights, write_atomic
+
+    name = args.name or Path(args.model).stem
+    text, weights = import_onnx(args.model, name=name, blocks=not args.no_blocks)  # refused: nothing written
+    stem = Path(args.output) / text.split("\nname: ", 1)[1].split("\n", 1)[0]
+    print(f"wrote {write_atomic(stem.with_suffix('.yaml'), text)}")
+    print(f"wrote {save_weights(weights, stem.with_suffix('.safetensors'))}")
+    return 0
+
+
 def cmd_train(args) -> int:
     from .api import load
     from .train import fit, prepare
@@ -380,6 +392,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("state_dict", metavar="STATE_DICT.pth", help="a state dict saved with torch.save")
     s.add_argument("-o", "--output", required=True, metavar="W.safetensors")
     s.set_defaults(fn=cmd_import_weights)
+
+    s = sub.add_parser("import", help="turn an ONNX model into a spec and canonical weights",
+                       description="Write DIR/<name>.yaml and DIR/<name>.safetensors from an ONNX file. Nodes "
+                       "dlspec cannot express are listed with their names and counts; then nothing is written and "
+                       "the exit status is 2.")
+    s.add_argument("model", metavar="MODEL.onnx")
+    s.add_argument("-o", "--output", default=".", metavar="DIR", help="output directory (default: .)")
+    s.add_argument("--name", help="model name (default: the file's stem, made a valid name)")
+    s.add_argument("--no-blocks", action="store_true", help="write every layer, without finding repeated blocks")
+    s.set_defaults(fn=cmd_import)
 
     s = sub.add_parser("run", help="run an ONNX file on an input array with onnxruntime")
     s.add_argument("model", metavar="MODEL.onnx")
