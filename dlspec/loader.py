@@ -157,14 +157,41 @@ def parse_text(text: str, file: str = "<string>") -> Document:
         raise SpecError(Loc(file), "", f"invalid YAML: {err}", None, has_received=False) from None
 
 
+ZOO = Path(__file__).resolve().parent / "zoo"  # the packaged specs (the repository's specs/ links here)
+ZOO_PREFIX = "zoo:"
+
+
+def zoo_names() -> list[str]:
+    """Names of the packaged zoo specs, usable as ``zoo:NAME`` wherever a spec file is expected."""
+    return sorted(p.stem for p in ZOO.glob("*.yaml"))
+
+
+def resolve(path: str | Path) -> Path:
+    """The file a spec reference names: ``zoo:resnet18`` (or ``zoo:resnet18.yaml``) is the packaged
+    zoo's spec; anything else is a path. Raises :class:`SpecError` for an unknown zoo name."""
+    text = str(path)
+    if not text.startswith(ZOO_PREFIX):
+        return Path(path)
+    name = text[len(ZOO_PREFIX):].removesuffix(".yaml")
+    if name not in zoo_names():
+        raise SpecError(Loc(text, 0, 0), "", f"no such zoo spec (`dlspec zoo` lists them: "
+                        f"{', '.join(zoo_names())})", name)
+    return ZOO / f"{name}.yaml"
+
+
 def read(path: str | Path) -> Document:
-    """Read a spec file. Raises :class:`SpecError` for unreadable or malformed files."""
-    path = Path(path)
+    """Read a spec file (or ``zoo:NAME``). Raises :class:`SpecError` for unreadable or malformed files."""
+    path = resolve(path)
     try:
         raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(Loc(str(path), 0, 0), "", "no such file", None, has_received=False) from None
+    except IsADirectoryError:
+        raise SpecError(Loc(str(path), 0, 0), "", "is a directory, not a spec file", None,
+                        has_received=False) from None
     except OSError as err:
-        raise SpecError(Loc(str(path)), "", f"cannot read the spec file: {err.strerror}",
-                        str(path)) from None
+        raise SpecError(Loc(str(path), 0, 0), "", f"cannot read the spec file: {err.strerror}", None,
+                        has_received=False) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

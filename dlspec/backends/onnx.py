@@ -58,6 +58,10 @@ def session(model):
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 4
+    from .. import threads
+
+    if threads.current:  # set by --threads or its default (dlspec.threads)
+        options.intra_op_num_threads = threads.current
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SpecError
-from ..loader import Document, format_path, read
+from ..loader import ZOO, ZOO_PREFIX, Document, format_path, read, resolve
 
 DERIVED_KEYS = ("base", "replace")
-ZOO = Path(__file__).resolve().parents[1] / "zoo"
 
 
 def _graft(target: Document, source: Document, src: tuple, dst: tuple) -> None:
@@ -39,7 +38,13 @@ def resolve_base(doc: Document, depth: int = 0) -> Document:
         raise SpecError(doc.loc(("base",)), "base", "must be the path of a spec file", base_ref)
     if depth > 8:
         raise SpecError(doc.loc(("base",)), "base", "bases nest too deeply (a cycle?)", base_ref)
-    path = Path(doc.file).parent / base_ref
+    if base_ref.startswith(ZOO_PREFIX):
+        try:
+            path = resolve(base_ref)
+        except SpecError as err:
+            raise SpecError(doc.loc(("base",)), "base", err.rule, base_ref) from None
+    else:
+        path = Path(doc.file).parent / base_ref
     if not path.exists():
         zoo = ZOO / base_ref
         if not zoo.exists():
