@@ -9,5 +9,5 @@ from .weights import init_weights, load_weights, save_weights
 
 __version__ = "0.1.0"
 
-__all__ = ["DataError", "InternalError", "MissingExtra", "Model", "SpecError", "build", "from_dict", "generate", "init_weights",
-           "load", "load_weights", "loads", "save_weights", "UsageError"]
+__all__ = ["DataError", "InternalError", "MissingExtra", "Model", "SpecError", "build", "from_dict", "generate",
+           "init_weights", "load", "load_weights", "loads", "save_weights", "UsageError"]

@@ -117,4 +117,5 @@ def summary(model: Model) -> str:
 
 
 def _giga(n: int) -> str:
-    return f"{n / 1e9:.2f} G" if n >= 1e8 else f"{n / 1e6:.2f} M"
+    """1.81 G, 235.15 M (as torchinfo rounds them), or the exact count below a million."""
+    return f"{n / 1e9:.2f} G" if n >= 1e9 else f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n:,}"

@@ -67,14 +67,11 @@ def _torch(n: int) -> None:
 
 
 def _tensorflow(n: int) -> None:
-    os.environ["TF_NUM_INTRAOP_THREADS"] = str(n)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(n)  # read by TensorFlow when it starts its runtime
     os.environ["TF_NUM_INTEROP_THREADS"] = str(n)
-    if "tensorflow" not in sys.modules:  # set again below once imported: TF reads its config at first use
-        try:
-            import tensorflow as tf
-        except ImportError:
-            return
-    tf = sys.modules["tensorflow"]
+    tf = sys.modules.get("tensorflow")
+    if tf is None:  # not imported yet: the environment is enough (and importing it here would cost seconds)
+        return
     try:
         tf.config.threading.set_intra_op_parallelism_threads(n)
         tf.config.threading.set_inter_op_parallelism_threads(n)

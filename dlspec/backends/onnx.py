@@ -18,6 +18,8 @@ def build(graph: Graph, weights: dict | None = None, opset: int | None = None, f
     if weights is None:
         raise ValueError("the ONNX graph embeds its weights: pass them (dlspec.build draws them with seed 0)")
     model = lower_onnx(graph, weights, opset=opset)
+    if optimize or fp16:  # the passes change types and remove values: shapes are inferred again after them
+        del model.graph.value_info[:]
     if optimize:
         from .optimize import fold_batchnorm
 
@@ -26,6 +28,10 @@ def build(graph: Graph, weights: dict | None = None, opset: int | None = None, f
         from .fp16 import to_fp16
 
         model = to_fp16(model)
+    if optimize or fp16:
+        from .onnx_emit import infer_value_info
+
+        infer_value_info(model)
     onnx.checker.check_model(model, full_check=True)
     return model
 

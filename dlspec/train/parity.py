@@ -52,8 +52,8 @@ class TrainReport:
 
     def to_dict(self) -> dict:
         """JSON-ready data (``dlspec parity --train --json``)."""
-        return {"model": self.model, "kind": "training", "steps": self.steps, "tolerance": self.tol, "threads": self.threads,
-                "max_rel_loss": self.max_rel_loss, "max_weight_diff": self.max_weight_diff,
+        return {"model": self.model, "kind": "training", "steps": self.steps, "tolerance": self.tol,
+                "threads": self.threads, "max_rel_loss": self.max_rel_loss, "max_weight_diff": self.max_weight_diff,
                 "worst_tensor": self.worst_tensor, "torch_loss": self.torch_loss, "keras_loss": self.keras_loss,
                 "plot": self.plot, "ok": self.ok}
 
