@@ -309,12 +309,17 @@ def cmd_parity(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from dataclasses import replace
+
     from .api import load
     from .parity import parity
     from .summary import summary
     from .weights import write_atomic
 
     model = load(args.spec)
+    from . import threads
+
+    _, thread_phrase = threads.apply(None)
     print(f"== validate\n{args.spec}: ok\n\n== summary\n{summary(model)}\n\n== build")
     from .weights import init_weights
 
@@ -323,8 +328,8 @@ def cmd_demo(args) -> int:
         files.update(build_files(model, backend, weights))
     for file, content in files.items():
         print(f"wrote {write_atomic(Path(args.output) / file, content)}")
-    report = parity(model, weights=weights)
-    print(f"\n== parity\n{report.table()}")
+    report = replace(parity(model, weights=weights), threads=threads.current)
+    print(f"\n== parity ({thread_phrase})\n{report.table()}")
     return 0 if report.ok and _demo_training(Path(args.output), args.epochs) else 1
 
 

@@ -189,6 +189,25 @@ def test_the_zoo_ships_inside_the_package():
     assert '"zoo/*.yaml"' in text  # package data: pip install and wheels carry the specs
 
 
+@pytest.mark.slow
+def test_the_wheel_carries_the_zoo(tmp_path):
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(SPECS.parent / name, src / name)
+    shutil.copytree(SPECS.parent / "dlspec", src / "dlspec", ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run([PYTHON, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
+                             "-w", str(tmp_path / "wheel")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (wheel,) = (tmp_path / "wheel").glob("dlspec-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert sorted(n for n in names if n.startswith("dlspec/zoo/")) == sorted(
+        f"dlspec/zoo/{p.name}" for p in SPECS.glob("*.yaml"))
+
+
 # 7. ONNX for Netron --------------------------------------------------------------------------------------
 
 
