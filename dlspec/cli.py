@@ -177,7 +177,12 @@ def cmd_import_weights(args) -> int:
     model = load(args.spec)
     importer = {"torchvision": import_torchvision, "transformers": import_transformers}[args.source]
     weights = importer(model, args.state_dict)
-    print(f"imported {len(weights)} tensors ({sum(w.size for w in weights.values()):,} values) from {args.state_dict}")
+    from .ir import weight_name
+
+    buffers = {weight_name(n.name, p.name) for n in model.graph.nodes for p in n.params if not p.trainable}
+    counts = [sum(w.size for k, w in weights.items() if (k in buffers) == b) for b in (False, True)]
+    print(f"imported {len(weights)} tensors ({counts[0]:,} parameters" +
+          (f", {counts[1]:,} buffer values" if counts[1] else "") + f") from {args.state_dict}")
     print(f"wrote {save_weights(weights, args.output)}")
     return 0
 

@@ -5,7 +5,7 @@ totals (trainable and frozen parameters and buffers counted separately) and the 
 Counting rules (batch 1, float32 values, as torchinfo's ``summary(model, input_size=(1, ...))``):
 
 - params: the scalars of a node's parameters, trainable or frozen; buffers (BatchNorm's running statistics)
-  are counted apart, as torchvision, torchinfo and Keras' "non-trainable params" of a frozen model do not mix them.
+  are counted apart, as torchvision and torchinfo count (Keras' "non-trainable params" mixes the two).
 - mult-adds: a node's parameters times the positions it is applied at: the output positions of a convolution
   (all output axes but the channels), the positions of a dense, lstm, gru or attention layer (all axes of its
   input but the last), once for any other layer with parameters (norms, prelu). Embeddings and learned
