@@ -31,11 +31,13 @@ def load() -> float:
         return 0.0
 
 
-def default_threads(n_cores: int | None = None, load_average: float | None = None) -> int:
-    """Free cores: the usable cores minus the current load, at least 1, at most the cores."""
+def default_threads(n_cores: int | None = None, load_average: float | None = None, processes: int | None = None) -> int:
+    """Free cores: the usable cores minus the current load, shared among the processes torchrun started on this
+    machine (LOCAL_WORLD_SIZE), at least 1, at most the cores."""
     n_cores = cores() if n_cores is None else n_cores
     load_average = load() if load_average is None else load_average
-    return max(1, min(n_cores, n_cores - int(load_average)))
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if processes is None else processes
+    return max(1, min(n_cores, n_cores - int(load_average)) // max(1, processes))
 
 
 def apply(threads: int | None, backends=("torch", "keras", "onnx")) -> tuple[int, str]:

@@ -279,6 +279,7 @@ def test_default_threads_are_the_free_cores():
     assert threads.default_threads(16, 0.4) == 16
     assert threads.default_threads(8, 3.2) == 5
     assert threads.default_threads(4, 0.0) == 4
+    assert threads.default_threads(16, 0.0, processes=4) == 4  # torchrun --nproc-per-node 4 shares the cores
 
 
 # 4. training progress ------------------------------------------------------------------------------------
