@@ -68,7 +68,8 @@ def session(model):
 
     if threads.current:  # set by --threads or its default (dlspec.threads)
         options.intra_op_num_threads = threads.current
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else model.SerializeToString()  # a ModelProto or its bytes
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 def run(model, inputs: list) -> list:
