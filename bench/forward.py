@@ -3,11 +3,13 @@
     python bench/forward.py                      # torch and keras, resnet50, CPU, batch 8
     python bench/forward.py --framework torch --device cuda --batch 64
 
-torch: the generated torch resnet50 vs torchvision.models.resnet50 (same weights), target >= 0.98x.
+torch: the generated torch model vs torchvision.models.<model> (same weights), target >= 0.98x for resnet50
+(--model resnet50, mobilenet_v2, convnext_tiny or vit_b_16).
 keras: the generated Keras resnet50 vs keras.applications.ResNet50 (ResNet v1: the stride sits on the
 first 1x1 convolution and convolutions have biases, so the work differs slightly; dlspec's model also
-takes NCHW input and permutes it once). Each framework runs in its own process (torchvision and
-TensorFlow cannot share one here). Timings alternate between the two models in ABBA order; medians
+takes NCHW input and permutes it once), or keras.applications.MobileNetV2 / ConvNeXtTiny; vit_b_16 has
+no Keras baseline, so `all` runs only torch for it. Each framework runs in its own process (torchvision
+and TensorFlow cannot share one here). Timings alternate between the two models in ABBA order; medians
 are reported, with the spread (max - min) / median of dlspec's runs.
 """
 
@@ -24,6 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("resnet50", "mobilenet_v2", "convnext_tiny", "vit_b_16")
+KERAS_APPS = {"resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2", "convnext_tiny": "ConvNeXtTiny"}
 
 
 def _timed(fn, sync) -> float:
@@ -87,8 +91,8 @@ def bench_keras(args) -> dict:
 
     spec = dlspec.load(ROOT / "specs" / f"{args.model}.yaml")
     ours = dlspec.build(spec, "keras", dlspec.init_weights(spec, 0))
-    apps = {"resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2"}
-    baseline = getattr(keras.applications, apps[args.model])(weights=None)
+    app = KERAS_APPS[args.model]
+    baseline = getattr(keras.applications, app)(weights=None)
     x_nchw = np.random.default_rng(0).standard_normal((args.batch, 3, 224, 224)).astype(np.float32)
     x_nhwc = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
     ta, tb = _alternate(lambda: ours(x_nchw, training=False).numpy(),
@@ -96,7 +100,7 @@ def bench_keras(args) -> dict:
     import tensorflow as tf
 
     return {"framework": "keras", "versions": f"keras {keras.__version__}, tensorflow {tf.__version__}",
-            "device": "cpu", "ours": ta, "baseline": tb, "baseline_name": f"keras.applications.{apps[args.model]}",
+            "device": "cpu", "ours": ta, "baseline": tb, "baseline_name": f"keras.applications.{app}",
             "max_abs_diff": None}
 
 
@@ -116,16 +120,18 @@ def report(result: dict, args) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--framework", choices=("torch", "keras", "all"), default="all")
-    parser.add_argument("--model", choices=("resnet50", "mobilenet_v2"), default="resnet50")
+    parser.add_argument("--model", choices=MODELS, default="resnet50")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.framework == "keras" and args.model not in KERAS_APPS:
+        parser.error(f"keras.applications has no {args.model}")
     if args.framework == "all":
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-        for framework in ("torch", "keras"):
+        for framework in ("torch", "keras") if args.model in KERAS_APPS else ("torch",):
             cmd = [sys.executable, __file__, "--framework", framework, "--model", args.model, "--device", args.device,
                    "--batch", str(args.batch), "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
             subprocess.run(cmd, check=True)

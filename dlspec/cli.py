@@ -1,17 +1,19 @@
 """The ``dlspec`` command line.
 
-Exit status: 0 ok; 1 a failure the command exists to detect (parity above tolerance) or a missing framework;
-2 bad input or usage (a located message for a bad spec, one line for bad options or files); 130 interrupted.
+Exit status: 0 ok; 1 a failure the command exists to detect (parity above tolerance, a diverged training run)
+or a missing framework; 2 bad input or usage (a located message for a bad spec, one line for bad options or
+files); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
-from .errors import DataError, SpecError, UsageError
+from .errors import DataError, SpecError, TrainingDiverged, UsageError
 
 DEMO_SPEC = Path(__file__).parent / "zoo" / "mnist_mlp.yaml"
 BACKENDS = ("torch", "keras", "onnx")
@@ -147,7 +149,7 @@ def build_files(model, backend: str, weights, opset=None, fp16=False, optimize=F
 
 def cmd_build(args) -> int:
     from .api import load
-    from .weights import write_atomic
+    from .files import write_all
 
     model = load(args.spec)
     if args.fp16 and args.backend != "onnx":
@@ -155,8 +157,9 @@ def cmd_build(args) -> int:
 
         raise UsageError(f"--fp16 applies to the onnx backend only. Received: --backend {args.backend}")
     files = build_files(model, args.backend, _weights(model, args), args.opset, args.fp16, args.optimize)
-    for file, content in files.items():  # everything is computed before anything is written
-        print(f"wrote {write_atomic(Path(args.output) / file, content)}")
+    # everything is computed, and every target checked, before anything is written
+    for path in write_all({Path(args.output) / file: content for file, content in files.items()}):
+        print(f"wrote {path}")
     return 0
 
 
@@ -171,10 +174,16 @@ def cmd_weights(args) -> int:
 
 def cmd_import_weights(args) -> int:
     from .api import load
+    from .files import Unreadable, check_regular, check_target
     from .importers import import_torchvision, import_transformers
     from .weights import save_weights
 
     model = load(args.spec)
+    check_target(args.output)
+    try:
+        check_regular(args.state_dict)
+    except Unreadable as err:  # torch.load would block on a FIFO
+        raise DataError(f"{args.state_dict}: cannot read the state dict: {err}") from None
     importer = {"torchvision": import_torchvision, "transformers": import_transformers}[args.source]
     weights = importer(model, args.state_dict)
     from .ir import weight_name
@@ -193,6 +202,11 @@ def cmd_train(args) -> int:
     from .train.loop import describe_run, summary_line
 
     model = load(args.spec)
+    from .files import check_target
+    from .train.loop import OUTPUTS
+
+    for name in OUTPUTS:  # before any data is read or framework started
+        check_target(Path(args.output) / name)
     if model.spec.train is None:
         from .errors import Loc
 
@@ -239,24 +253,35 @@ def cmd_train(args) -> int:
 def cmd_run(args) -> int:
     import numpy as np
 
-    from .deploy import session
+    from .deploy import check_model_file, feed, is_ort_error, ort_message, session
+    from .files import Unreadable, check_regular, check_target
 
-    sess = session(args.model, args.provider)
+    if args.output:
+        check_target(args.output)
+    check_model_file(args.model)
     try:
+        check_regular(args.input)
         x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as err:
+    except Unreadable as err:
         raise DataError(f"{args.input}: cannot read the input array: {err}") from None
-    inputs = sess.get_inputs()
-    if len(inputs) != 1:
-        raise DataError(f"{args.model}: the model takes {len(inputs)} inputs; --input gives one")
-    want = "int64" if "int64" in inputs[0].type else ("float16" if "float16" in inputs[0].type else "float32")
-    outputs = sess.run(None, {inputs[0].name: x.astype(want)})
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"{args.input}: cannot read the input array: {' '.join(str(err).split())}") from None
+    import io
+
+    notice = io.StringIO()  # the CPU fallback notice is shown only when there is no error to show instead
+    sess = session(args.model, args.provider, notice=notice)
+    inputs = feed(sess, x, args.input, args.model)
+    sys.stderr.write(notice.getvalue())
+    try:
+        outputs = sess.run(None, inputs)
+    except Exception as err:
+        if not is_ort_error(err):
+            raise
+        raise DataError(f"{args.model}: onnxruntime failed on {args.input}: {ort_message(err)}") from None
     for meta, value in zip(sess.get_outputs(), outputs):
         print(f"{meta.name}: shape {list(value.shape)}, dtype {value.dtype}")
     if args.output:
-        import io
-
-        from .weights import write_atomic
+        from .files import write_atomic
 
         buffer = io.BytesIO()
         np.save(buffer, outputs[0])
@@ -265,23 +290,51 @@ def cmd_run(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .deploy import bench
+    from .deploy import bench, check_model_file
 
-    if args.cuda_graph and args.provider != "cuda":
+    if args.cuda_graph and args.provider == "cpu":
         raise UsageError(f"--cuda-graph needs --provider cuda. Received: --provider {args.provider}")
+    check_model_file(args.model)
     options = {"enable_cuda_graph": "1"} if args.cuda_graph else None
     from . import threads
 
     count, _ = threads.apply(args.threads, ())
-    r = bench(args.model, args.batch, args.provider, iterations=args.iterations, cuda_options=options)
+    threads_text = f", {count} CPU thread{'s' if count != 1 else ''}"
+
+    def progress(event, info):  # the first line comes before the runs, so a slow CPU run is never silent
+        if event == "start":
+            graph = ", replayed as a CUDA graph" if args.cuda_graph else ""
+            print(f"{args.model}: {info['provider']}, batch {info['batch']}, {info['iterations']} runs with IO "
+                  f"binding{graph}{threads_text}", file=sys.stderr if args.json else sys.stdout, flush=True)
+        else:
+            print(f"  {info['done']}/{info['total']} runs (with {args.warmup} warm-up), about "
+                  f"{info['left_s']:.0f} s left", file=sys.stderr, flush=True)
+
+    r = bench(args.model, args.batch, args.provider, iterations=args.iterations, warmup=args.warmup,
+              cuda_options=options, progress=progress)
     if args.json:
-        _print_json({"model": str(args.model), **r, "threads": count, "cuda_graph": bool(args.cuda_graph)})
+        _print_json({"model": str(args.model), **r, "warmup": args.warmup, "threads": count,
+                     "cuda_graph": bool(args.cuda_graph)})
         return 0
-    graph = ", replayed as a CUDA graph" if args.cuda_graph and r["provider"] == "CUDAExecutionProvider" else ""
-    print(f"{args.model}: {r['provider']}, batch {r['batch']}, {r['iterations']} runs with IO binding{graph}, "
-          f"{count} CPU thread{'s' if count != 1 else ''}")
     print(f"  throughput {r['throughput']:.1f} samples/s; latency p50 {r['p50_ms']:.2f} ms, "
           f"p90 {r['p90_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .api import load
+    from .compare import PATHS, compare, table
+    from .weights import load_weights
+
+    model = load(args.spec)
+    weights = load_weights(args.weights, model) if args.weights else None
+    paths = PATHS if args.paths is None else tuple(p.strip() for p in args.paths.split(","))
+    timings = compare(model, weights, batch=args.batch, device=args.device, fp16=args.fp16,
+                      iterations=args.iterations, paths=paths)
+    precision = "fp16" if args.fp16 else "fp32"
+    print(f"{model.name}: batch {args.batch}, {precision}, {args.device}, {args.iterations} timed runs per path "
+          "after 10 warm-up runs, the same weights and input in every path")
+    print(table(timings))
     return 0
 
 
@@ -298,7 +351,10 @@ def cmd_parity(args) -> int:
 
     count, _ = threads.apply(args.threads)
     if args.train:
+        from .files import check_target
         from .train.parity import train_parity
+
+        check_target(args.plot or f"{model.name}_train_parity.png")  # before the runs, not after
 
         report = train_parity(model, weights=weights, steps=args.steps, seed=args.seed or 0,
                               tol=1e-5 if args.tol is None else args.tol, plot=args.plot)
@@ -365,7 +421,7 @@ def _number(kind, minimum, what):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {what}. Received: {text!r}") from None
-        if value < minimum or (minimum == 0 and kind is float and value == 0):
+        if value < minimum or (minimum == 0 and kind is float and value == 0) or not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be {what}. Received: {text!r}")
         return value
 
@@ -378,8 +434,8 @@ TOL = _number(float, 0, "a positive number")
 
 
 SPEC_HELP = "a spec file (YAML or JSON), or zoo:NAME for a packaged spec (see `dlspec zoo`)"
-EPILOG = "exit status: 0 ok, 1 failure (parity above tolerance, missing framework), 2 bad input or usage, " \
-         "130 interrupted"
+EPILOG = "exit status: 0 ok, 1 failure (parity above tolerance, diverged training, missing framework), 2 bad " \
+         "input or usage, 130 interrupted"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -472,12 +528,25 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"),
                    help="onnxruntime execution provider (default auto: CUDA when available)")
     s.add_argument("--batch", type=COUNT, default=1, help="batch size of the random input (default 1)")
-    s.add_argument("--iterations", type=COUNT, default=50, help="timed runs after 10 warm-up runs (default 50)")
+    s.add_argument("--iterations", type=COUNT, default=50, help="timed runs (default 50)")
+    s.add_argument("--warmup", type=SEED, default=10, help="untimed runs first (default 10)")
     s.add_argument("--cuda-graph", action="store_true", help="let onnxruntime capture the run as a CUDA graph and "
                    "replay it (fewer launches: lower latency at small batches)")
     threads_arg(s)
     json_arg(s, "the figures")
     s.set_defaults(fn=cmd_bench)
+
+    s = add("compare", "dlspec's ONNX on onnxruntime beside torch eager and torch.compile: "
+            "throughput, latency and agreement on the same weights and input")
+    spec_arg(s)
+    s.add_argument("--weights", metavar="W.safetensors", help="canonical weights (default: drawn with seed 0)")
+    s.add_argument("--batch", type=COUNT, default=1, help="samples per run (default 1)")
+    s.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where every path runs (default cpu)")
+    s.add_argument("--fp16", action="store_true", help="half precision in every path (cuda only)")
+    s.add_argument("--iterations", type=COUNT, default=50, help="timed runs per path (default 50)")
+    s.add_argument("--paths", metavar="A,B", help="a comma-separated subset of: onnxruntime, torch, torch.compile, "
+                   "torch.compile reduce-overhead (default all; the first is the reference for max diff)")
+    s.set_defaults(fn=cmd_compare)
 
     s = add("train", "train with the spec's train section; writes weights and history")
     spec_arg(s)
@@ -526,13 +595,22 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``dlspec`` command."""
-    args = parser().parse_args(argv)
+    """Entry point of the ``dlspec`` command. Exit status: 0 success, 1 a failed check or a diverged training
+    run, 2 a user error (spec, data, files, options), 130 interrupted (Ctrl-C)."""
     try:
+        args = parser().parse_args(argv)
         return args.fn(args)
+    except KeyboardInterrupt:
+        from .files import interrupted_message
+
+        print(f"\n{interrupted_message()}" if sys.stderr.isatty() else interrupted_message(), file=sys.stderr)
+        return 130
     except (SpecError, DataError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except ModuleNotFoundError as err:
         from .errors import missing_extra
 
@@ -541,9 +619,6 @@ def main(argv=None) -> int:
             raise
         print(f"error: {better}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("dlspec: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         return 0
 

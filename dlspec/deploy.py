@@ -8,7 +8,8 @@ import statistics
 import sys
 import time
 
-from .errors import UsageError
+from .errors import DataError, UsageError
+from .files import Unreadable, check_regular
 
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 
@@ -75,12 +76,66 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
         options.enable_profiling, options.profile_file_prefix = True, str(profile)
     source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model) \
         if isinstance(model, os.PathLike) else model
+    if isinstance(source, str):
+        check_model_file(source)
     providers = providers_for(provider, notice, cuda_options, model)
-    sess = ort.InferenceSession(source, options, providers=providers)
+    try:
+        sess = ort.InferenceSession(source, options, providers=providers)
+    except Exception as err:
+        if not isinstance(source, str) or not is_ort_error(err):
+            raise
+        raise DataError(f"{source}: onnxruntime cannot load it as an ONNX model: {ort_message(err)}") from None
     if len(providers) > 1 and sess.get_providers()[0] != "CUDAExecutionProvider" and notice is not None:
         print("dlspec: onnxruntime lists CUDAExecutionProvider but could not start it (CUDA or cuDNN libraries "
               "missing or mismatched); running on CPU.", file=notice)
     return sess
+
+
+def check_model_file(path: str) -> None:
+    """Refuse a missing, special or empty file before onnxruntime sees it (a FIFO would block it)."""
+    try:
+        size = check_regular(path)
+    except Unreadable as err:
+        raise DataError(f"{path}: cannot read the ONNX model: {err}") from None
+    if size == 0:
+        raise DataError(f"{path}: the file is empty, not an ONNX model")
+
+
+def is_ort_error(err: BaseException) -> bool:
+    """Whether ``err`` is one of onnxruntime's own exceptions (a bad model, input or run)."""
+    return type(err).__module__.startswith("onnxruntime")
+
+
+def ort_message(err: BaseException) -> str:
+    """onnxruntime's message on one line, without its ``[ONNXRuntimeError] : 2 : INVALID_ARGUMENT :`` prefix."""
+    import re
+
+    text = " ".join(str(err).split())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : [A-Z_]+ : ", "", text)
+    return re.sub(r"^Load model from .* failed:\s*", "", text)
+
+
+def feed(sess, x, source: str, model: str = "the model") -> dict:
+    """The input of a one-input session from an array read from ``source``, checked against the model's input
+    (dtype and shape; ``N`` is the free batch axis) and cast to its dtype. DataError names a mismatch."""
+    import numpy as np
+
+    inputs = sess.get_inputs()
+    if len(inputs) != 1:
+        raise DataError(f"{model}: the model takes {len(inputs)} inputs; --input gives one")
+    meta = inputs[0]
+    want = np.dtype(TYPES.get(meta.type, "float32"))
+    if not isinstance(x, np.ndarray):
+        raise DataError(f"{source}: expected an .npy file holding one array; it holds {type(x).__name__}")
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{source}: the input array has dtype {x.dtype}; input {meta.name!r} takes {want} numbers")
+    shape = [d if isinstance(d, int) else "N" for d in meta.shape]
+    if x.ndim != len(shape) or any(d != "N" and d != n for d, n in zip(shape, x.shape)):
+        raise DataError(f"{source}: the input array has shape {list(x.shape)}, but input {meta.name!r} takes "
+                        f"{shape}".replace("'N'", "N"))
+    if want.kind == "i" and x.dtype.kind == "f" and not np.all(x == np.round(x)):
+        raise DataError(f"{source}: input {meta.name!r} takes whole numbers (token ids); the array has fractions")
+    return {meta.name: x.astype(want)}
 
 
 def run(model, inputs: dict, provider: str = "auto"):
@@ -90,40 +145,70 @@ def run(model, inputs: dict, provider: str = "auto"):
 
 
 def bench(model, batch: int, provider: str = "auto", iterations: int = 50, warmup: int = 10, seed: int = 0,
-          cuda_options: dict | None = None, profile=None) -> dict:
-    """Throughput and latency percentiles with IO binding (inputs and outputs stay on the device)."""
+          cuda_options: dict | None = None, profile=None, progress=None) -> dict:
+    """Throughput and latency percentiles with IO binding (inputs and outputs stay on the device).
+
+    ``progress(event, info)``, if given, hears ``"start"`` (provider, batch, runs) once the session is made,
+    and ``"run"`` (done, total, seconds left) when runs are slow: after a first run of over 2 s, then
+    every 20 s, so a long benchmark on the CPU is never silent."""
     import numpy as np
 
     ort = _ort()
-    sess = session(model, provider, cuda_options=cuda_options, profile=profile)
+    graph = (cuda_options or {}).get("enable_cuda_graph") == "1"
+    if graph and (provider == "cpu" or "CUDAExecutionProvider" not in ort.get_available_providers()):
+        raise UsageError(f"--cuda-graph needs CUDA, and onnxruntime {ort.__version__} has no CUDAExecutionProvider "
+                         f"here (providers: {', '.join(ort.get_available_providers())}; dlspec[gpu] installs "
+                         f"onnxruntime-gpu). Received: --cuda-graph --provider {provider}")
+    import io
+
+    notice = io.StringIO()  # the CPU fallback notice, shown once the model and the batch are known to be good
+    sess = session(model, provider, cuda_options=cuda_options, profile=profile, notice=None if graph else notice)
     on_cuda = sess.get_providers()[0] == "CUDAExecutionProvider"
+    if graph and not on_cuda:
+        raise UsageError("--cuda-graph needs CUDA, and onnxruntime lists CUDAExecutionProvider but could not start "
+                         f"it (CUDA or cuDNN libraries missing or mismatched). Received: --cuda-graph --provider "
+                         f"{provider}")
     device = "cuda" if on_cuda else "cpu"
+    _check_batch_memory(sess, batch)
+    sys.stderr.write(notice.getvalue())
     rng = np.random.default_rng(seed)
     binding = sess.io_binding()
     for inp in sess.get_inputs():
         shape = [batch if not isinstance(d, int) else d for d in inp.shape]
         dtype = np.dtype(TYPES.get(inp.type, "float32"))
-        data = rng.integers(0, 2, shape) if dtype == np.int64 else rng.standard_normal(shape)
-        data = data.astype(dtype)
+        data = rng.integers(0, 2, shape) if dtype == np.int64 else rng.standard_normal(shape, dtype=np.float32)
+        data = data.astype(dtype, copy=False)
         binding.bind_ortvalue_input(inp.name, ort.OrtValue.ortvalue_from_numpy(data, device, 0))
     for out in sess.get_outputs():
         shape = [batch if isinstance(d, str) else d for d in out.shape]
         if all(isinstance(d, int) for d in shape) and out.type in TYPES:  # fixed addresses, as CUDA graphs need
             value = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.dtype(TYPES[out.type]), device, 0)
             binding.bind_ortvalue_output(out.name, value)
-        elif (cuda_options or {}).get("enable_cuda_graph") == "1" and on_cuda:
+        elif graph:
             raise UsageError(f"a CUDA graph replays fixed buffers, so every output's shape must follow from the "
                              f"batch. Received: output {out.name!r} of shape {out.shape}")
         else:
             binding.bind_output(out.name, device)
-    for _ in range(warmup):
-        sess.run_with_iobinding(binding)
-    times = []
-    for _ in range(iterations):
+    if progress:
+        progress("start", {"provider": sess.get_providers()[0], "batch": batch, "warmup": warmup,
+                           "iterations": iterations})
+    times, total, began, told = [], warmup + iterations, time.perf_counter(), None
+    for i in range(total):
         start = time.perf_counter()
-        sess.run_with_iobinding(binding)
-        binding.synchronize_outputs()
-        times.append(time.perf_counter() - start)
+        try:
+            sess.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+        except Exception as err:
+            if not is_ort_error(err):
+                raise
+            raise DataError(f"{model}: onnxruntime failed at batch {batch}: {ort_message(err)}") from None
+        now = time.perf_counter()
+        if i >= warmup:
+            times.append(now - start)
+        slow = (told is None and now - began > 2) or (told is not None and now - told > 20)
+        if progress and slow and i + 1 < total:
+            told = now
+            progress("run", {"done": i + 1, "total": total, "left_s": (now - began) / (i + 1) * (total - i - 1)})
     times.sort()
 
     def pct(p):
@@ -135,3 +220,20 @@ def bench(model, batch: int, provider: str = "auto", iterations: int = 50, warmu
     if profile:
         result["profile"] = sess.end_profiling()
     return result
+
+
+def _check_batch_memory(sess, batch: int) -> None:
+    """Refuse a batch whose random inputs would not fit in half of this machine's memory, before allocating."""
+    import math
+
+    import numpy as np
+
+    need = sum(math.prod(batch if not isinstance(d, int) else d for d in inp.shape) *
+               np.dtype(TYPES.get(inp.type, "float32")).itemsize for inp in sess.get_inputs())
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        return
+    if need > memory // 2:
+        raise UsageError(f"--batch {batch}: the inputs alone take {need / 1e9:,.1f} GB, more than half of this "
+                         f"machine's {memory / 1e9:,.1f} GB of memory. Received: --batch {batch}")

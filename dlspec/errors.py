@@ -61,6 +61,15 @@ class InternalError(Exception):
         super().__init__(f"internal error (this is a bug in dlspec, please report it): {message}")
 
 
+class TrainingDiverged(Exception):
+    """Training produced a non-finite loss or weights; ``weights`` are the last finite ones (or None), and
+    ``history`` the epochs that ended finite. The CLI exits with status 1."""
+
+    def __init__(self, message: str, weights=None, history=None):
+        super().__init__(message)
+        self.weights, self.history = weights, history
+
+
 # the package a missing module comes from -> the dlspec extra that installs it
 EXTRAS = {"torch": "torch", "torchvision": "torch", "tensorflow": "keras", "keras": "keras", "onnx": "onnx",
           "onnxruntime": "onnx", "matplotlib": "train", "safetensors": ""}

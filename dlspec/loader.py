@@ -15,6 +15,7 @@ from pathlib import Path
 from .errors import Loc, SpecError
 
 PathKey = tuple  # ("layers", 2, "units")
+MAX_SPEC_BYTES = 16 << 20  # a spec file larger than this is refused unread (a spec is a few KB)
 
 _INT = re.compile(r"[-+]?[0-9][0-9_]*$")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
@@ -181,17 +182,15 @@ def resolve(path: str | Path) -> Path:
 
 def read(path: str | Path) -> Document:
     """Read a spec file (or ``zoo:NAME``). Raises :class:`SpecError` for unreadable or malformed files."""
+    from .files import Unreadable, read_bytes
+
     path = resolve(path)
+    if not path.exists() and not path.is_symlink():
+        raise SpecError(Loc(str(path), 0, 0), "", "no such file", None, has_received=False)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SpecError(Loc(str(path), 0, 0), "", "no such file", None, has_received=False) from None
-    except IsADirectoryError:
-        raise SpecError(Loc(str(path), 0, 0), "", "is a directory, not a spec file", None,
-                        has_received=False) from None
-    except OSError as err:
-        raise SpecError(Loc(str(path), 0, 0), "", f"cannot read the spec file: {err.strerror}", None,
-                        has_received=False) from None
+        raw = read_bytes(path, MAX_SPEC_BYTES)
+    except Unreadable as err:
+        raise SpecError(Loc(str(path)), "", f"cannot read the spec file: {err}", str(path)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

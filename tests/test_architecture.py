@@ -34,13 +34,15 @@ def test_generating_source_imports_no_framework():
 
 
 # Each stage may import only stages to its left (DESIGN.md section 2).
-ORDER = ["activations", "errors", "threads", "loader", "spec", "ir", "lower", "passes", "weights", "api", "backends",
-         "summary", "parity", "schema", "cli"]
-ALLOWED = {"ir": {"errors", "activations"}, "loader": {"errors"}, "spec": {"errors", "loader", "activations"},
+ORDER = ["activations", "errors", "files", "threads", "loader", "spec", "ir", "lower", "passes", "weights", "api",
+         "backends", "summary", "parity", "schema", "cli"]
+ALLOWED = {"ir": {"errors", "activations"}, "loader": {"errors", "files"}, "files": {"errors"}, "threads": set(),
+           "spec": {"errors", "loader", "activations"},
            "lower": {"ir", "spec", "errors", "loader"}, "passes": {"errors", "ir"},
-           "weights": {"errors", "ir"}, "backends": {"activations", "errors", "ir", "spec", "threads", "__version__"},
-           "deploy": {"errors", "backends", "threads"}, "threads": set(),
-           "train": {"api", "backends", "data", "errors", "weights"}}
+           "weights": {"errors", "files", "ir"},
+           "backends": {"activations", "errors", "ir", "spec", "threads", "__version__"},
+           "deploy": {"errors", "backends", "files", "threads"},
+           "train": {"api", "backends", "data", "errors", "files", "weights"}}
 
 
 def _stage_imports(stage: str) -> set[str]:

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import SPECS
 
 import dlspec
 from dlspec.importers import transformers_to_canonical
@@ -188,3 +189,20 @@ def test_mask_errors(spec_file, mask, layer, message):
     with pytest.raises(dlspec.SpecError) as info:
         dlspec.load(path)
     assert str(info.value).replace(str(path.parent) + os.sep, "") == message
+
+
+def test_masked_attention_runs_in_half_precision_torch():
+    """The key padding mask takes the dtype of x, so the generated model still runs after .bfloat16()."""
+    import torch
+
+    from dlspec.parity import random_inputs, random_weights
+
+    model = dlspec.load(SPECS / "bert_small.yaml")
+    net = dlspec.build(model, "torch", random_weights(model, 0)).eval()
+    args = [torch.from_numpy(a) for a in random_inputs(model, 2, 0)]
+    with torch.no_grad():
+        ref = net(*args)
+        half = net.to(torch.bfloat16)(*args)
+    for a, b in zip(half, ref):
+        assert a.dtype == torch.bfloat16
+        assert float((a.float() - b).abs().max()) <= 0.1  # bf16 keeps 8 bits of mantissa

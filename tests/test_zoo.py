@@ -57,11 +57,21 @@ with torch.no_grad():
             module.momentum = None  # cumulative average
             module.weight.uniform_(0.5, 1.5)
             module.bias.normal_(0.0, 0.1)
-    model.train()
-    for _ in range(2):
-        model(torch.randn(8, 3, 224, 224))
-    model.eval()
+    for p in model.parameters():  # constant initial values hide errors: zero heads, layer scale 1e-6, LayerNorm
+        if bool((p == p.flatten()[0]).all()):
+            p.copy_(torch.empty_like(p).uniform_(0.5, 1.5) if p.flatten()[0] != 0 else 0.1 * torch.randn_like(p))
+    if any(isinstance(module, torch.nn.BatchNorm2d) for module in model.modules()):  # ViT, ConvNeXt: none
+        model.train()
+        for _ in range(2):
+            model(torch.randn(8, 3, 224, 224))
+        model.eval()
     x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    # classifier initialisations such as MobileNetV3's normal(0, 0.01) leave the logits near 0.01, where an
+    # absolute 1e-4 says little: the last Linear is scaled so the logits have unit standard deviation
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    scale = model(torch.from_numpy(x)).std()
+    head.weight /= scale
+    head.bias /= scale
     y = model(torch.from_numpy(x)).numpy()
 torch.save(model.state_dict(), f"{directory}/{name}.pth")
 np.savez(f"{directory}/{name}.npz", x=x, y=y)

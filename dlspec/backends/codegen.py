@@ -7,11 +7,11 @@ import json
 from ..ir import Graph, Node
 
 READ_SAFETENSORS = '''
-_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "BOOL": "?"}
+_DTYPES = {"BF16": "<u2", "F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "BOOL": "?"}
 
 
 def read_safetensors(path):
-    """Read a safetensors file into a dict of numpy arrays."""
+    """Read a safetensors file into a dict of numpy arrays (bfloat16 and float16 become float32)."""
     with open(path, "rb") as file:
         data = file.read()
     size = int.from_bytes(data[:8], "little")
@@ -21,7 +21,10 @@ def read_safetensors(path):
     for name, info in header.items():
         begin, end = info["data_offsets"]
         raw = data[8 + size + begin : 8 + size + end]
-        arrays[name] = np.frombuffer(raw, dtype=_DTYPES[info["dtype"]]).reshape(info["shape"]).copy()
+        array = np.frombuffer(raw, dtype=_DTYPES[info["dtype"]]).reshape(info["shape"])
+        if info["dtype"] == "BF16":  # bfloat16 is the upper half of a float32
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        arrays[name] = array.astype(np.float32) if info["dtype"] == "F16" else array.copy()
     return arrays
 '''
 
@@ -141,7 +144,21 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
             head = wrap(head[:-1], indent, width).lstrip() + head[-1]
         if len(indent + tail) > width + 20 and tail[1:].lstrip()[:1] in "([{":
             tail = tail[0] + wrap(tail[1:], indent, width - 1).lstrip()  # the ")" before it takes a column
-    return "\n".join([indent + head, *(wrap(f"{item},", inner, width) for item in items if item), indent + tail])
+    comma = "," if len(items) > 1 or _comma_keeps_meaning(statement, start) else ""
+    return "\n".join([indent + head, *(wrap(item + comma, inner, width) for item in items if item), indent + tail])
+
+
+def _comma_keeps_meaning(statement: str, start: int) -> bool:
+    """Whether a trailing comma after the single item of the bracket at ``start`` changes nothing: true for a
+    call and for a list, set or dict display; false for a subscript (``w["a",]`` indexes by a tuple) and a
+    parenthesised expression (``(a + b,)`` is a tuple)."""
+    import keyword
+    import re
+
+    before = statement[:start].rstrip()
+    word = re.search(r"([A-Za-z_][A-Za-z0-9_]*)?$", before).group(1)
+    follows_value = bool(word) and not keyword.iskeyword(word) or before[-1:] in (")", "]", '"', "'")
+    return follows_value if statement[start] == "(" else not follows_value
 
 
 class Namespace:

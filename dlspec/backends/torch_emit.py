@@ -13,11 +13,16 @@ from .registry import emitter, emitters
 
 @dataclass
 class TorchLayer:
-    """A node in torch: an optional submodule, its forward expression, its initialisers."""
+    """A node in torch: an optional submodule, its forward expression, its initialisers, and the names of
+    the helper classes (keys of ``HELPERS``) its module needs in the generated file."""
 
     call: str
     module: str | None = None
     inits: list[str] = field(default_factory=list)
+    helpers: tuple[str, ...] = ()
+
+
+HELPERS: dict[str, str] = {}  # helper class name -> its source, written once into files that use it
 
 
 # One forward expression per activation of the registry (dlspec/activations.py); a test checks the keys.
@@ -279,6 +284,8 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
         lines += ["", f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})", ""]
     if any(_holds_parameter(n) for n in _subtrees(tree)):
         lines += ["", *SCOPE.strip("\n").splitlines(), ""]
+    for helper in dict.fromkeys(h for _, lay in layers for h in lay.helpers):
+        lines += ["", *HELPERS[helper].strip("\n").splitlines(), ""]
     lines += ["", f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
     lines += _module_lines(tree)
     inits = [s for _, lay in layers for s in lay.inits]

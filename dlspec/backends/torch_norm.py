@@ -6,7 +6,7 @@ from ..ir.norm import norm_axes, normalized_shape, trailing
 from .codegen import kwargs, literal
 from .context import EmitContext
 from .registry import emitter
-from .torch_emit import TorchLayer
+from .torch_emit import HELPERS, TorchLayer
 
 
 def _normalize(ctx: EmitContext, cls: str, **extra) -> TorchLayer:
@@ -54,10 +54,27 @@ def _adaptive_max(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"F.adaptive_max_pool{nd}d({ctx.x}, {kwargs(output_size=_output_size(ctx))})")
 
 
+HELPERS["StochasticDepth"] = '''
+class StochasticDepth(nn.Module):
+    """torchvision's StochasticDepth: while training, zeroes whole samples (mode "row") or the whole batch
+    (mode "batch") with probability p and scales the rest by 1 / (1 - p); the identity at inference."""
+
+    def __init__(self, p, mode):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        shape = (x.shape[0],) + (1,) * (x.dim() - 1) if self.mode == "row" else (1,) * x.dim()
+        return x * x.new_empty(shape).bernoulli_(keep).div_(keep)
+'''
+
+
 @emitter("torch", "stochastic_depth")
 def _stochastic_depth(ctx: EmitContext) -> TorchLayer:
-    a, x = ctx.node.attrs, ctx.x
-    keep = 1.0 - a["rate"]
-    ones = (1,) * len(ctx.in_shape)
-    shape = f"({x}.shape[0], {', '.join(map(str, ones))})" if a["mode"] == "row" else literal((1,) + ones)
-    return TorchLayer(f"{x} * {x}.new_empty({shape}).bernoulli_({keep!r}).div_({keep!r}) if self.training else {x}")
+    """A module, as in torchvision (one short line in forward, however many digits the rate has)."""
+    a = ctx.node.attrs
+    return TorchLayer(f"{ctx.module}({ctx.x})", f"StochasticDepth({kwargs(p=a['rate'], mode=a['mode'])})",
+                      helpers=("StochasticDepth",))

@@ -44,9 +44,11 @@ emitter("torch", "lstm")(_recurrent("LSTM"))
 emitter("torch", "gru")(_recurrent("GRU"))
 
 
-# A masked key's score becomes the lowest float32 (added to the score, which then rounds to it), so an
-# all-masked query averages the values uniformly; torch's boolean masks would give NaN there.
-_LOWEST = "torch.finfo(torch.float32).min"
+# A masked key's score becomes the lowest value of the model's float type (added to the score, which then rounds
+# to it), so an all-masked query averages the values uniformly; torch's boolean masks would give NaN there. The
+# mask takes the dtype of x, so a model converted with .half() or .bfloat16() still runs.
+def _lowest(x: str) -> str:
+    return f"torch.finfo({x}.dtype).min"
 
 
 @emitter("torch", "attention")
@@ -57,10 +59,11 @@ def _attention(ctx: EmitContext) -> TorchLayer:
     if len(ctx.args) == 1:
         mask = f", attn_mask=torch.ones({t}, {t}, dtype=torch.bool).triu(1)" if a["causal"] else ""
     elif not a["causal"]:
-        mask = f", key_padding_mask=torch.where({ctx.args[1]} == 0, {_LOWEST}, 0.0)"
+        mask = f", key_padding_mask=torch.where({ctx.args[1]} == 0, {_lowest(x)}, 0.0).to({x}.dtype)"
     else:  # one float mask per sample and head, (N * heads, T, T), so both masks replace the score alike
         masked = f"({ctx.args[1]} == 0)[:, None, :] | torch.ones({t}, {t}, dtype=torch.bool).triu(1)"
-        mask = f", attn_mask=torch.where({masked}, {_LOWEST}, 0.0).repeat_interleave({a['heads']}, dim=0)"
+        mask = (f", attn_mask=torch.where({masked}, {_lowest(x)}, 0.0).to({x}.dtype)"
+                f".repeat_interleave({a['heads']}, dim=0)")
     return TorchLayer(f"{ctx.module}({x}, {x}, {x}, need_weights=False{mask})[0]", module)
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from ..files import Unreadable, check_regular
 
 
 @dataclass
@@ -21,15 +22,25 @@ class Dataset:
 
 def read(source: str):
     """Arrays from an .npz file (x_train, y_train), a .csv file (label last) or an embedded dataset name."""
+    import zipfile
+    import zlib
+
     import numpy as np
 
     path = Path(source)
+    if path.suffix in (".npz", ".csv"):
+        try:
+            check_regular(path)  # a FIFO would block numpy, a device would flood it
+        except Unreadable as err:
+            raise DataError(f"{source}: cannot read the data file: {err}") from None
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as err:
-            raise DataError(f"{source}: cannot read the data file: {err}") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            why = "it is not a complete .npz archive (truncated?)" if isinstance(err, (zipfile.BadZipFile, EOFError,
+                                                                                        zlib.error)) else err
+            raise DataError(f"{source}: cannot read the data file: {' '.join(str(why).split())}") from None
         for key in ("x_train", "y_train"):
             if key not in arrays:
                 raise DataError(f"{source}: an .npz data file needs arrays x_train and y_train; it has "
@@ -53,7 +64,14 @@ def check(model, arrays: dict, source: str, classes: int | None, loss: str):
     inp = model.graph.inputs[0]
     x = np.asarray(arrays["x_train"])
     y = np.asarray(arrays["y_train"])
-    if x.ndim == 0 or len(x) == 0:
+    for key, array in (("x_train", x), ("y_train", y)):
+        if array.dtype.kind not in "biuf":
+            kind = {"U": "strings", "S": "byte strings", "M": "dates", "m": "time spans", "c": "complex numbers",
+                    "O": "Python objects"}.get(array.dtype.kind, "records")
+            raise DataError(f"{source}: {key} holds {kind} (dtype {array.dtype}); training data must be numbers")
+        if array.ndim == 0:
+            raise DataError(f"{source}: {key} is a single number; it needs one entry per sample")
+    if len(x) == 0:
         raise DataError(f"{source}: x_train holds no samples")
     want = (len(x), *inp.shape)
     flat = x.ndim == 2 or (x.ndim == 3 and len(inp.shape) == 3 and inp.shape[0] == 1)
@@ -73,11 +91,13 @@ def check(model, arrays: dict, source: str, classes: int | None, loss: str):
     if loss == "cross_entropy":
         if y.ndim != 1 or np.any(y != np.round(y)):
             raise DataError(f"{source}: cross_entropy needs integer class labels, one per sample")
+        top = classes if classes is not None else 2 ** 62  # checked before the cast, which would wrap 1e20
+        if np.any((y < 0) | (y >= top)):
+            bad = y[(y < 0) | (y >= top)][0]
+            raise DataError(f"{source}: label {int(bad)} is out of range: " + (
+                f"the model has {classes} classes (labels 0..{classes - 1})" if classes is not None else
+                "labels are class numbers from 0"))
         y = y.astype(np.int64)
-        if classes is not None and (y.min() < 0 or y.max() >= classes):
-            bad = y[(y < 0) | (y >= classes)][0]
-            raise DataError(f"{source}: label {int(bad)} is out of range: the model has {classes} classes "
-                            f"(labels 0..{classes - 1})")
     else:
         out = model.graph.shape_of(model.graph.outputs[0])
         if y.shape[1:] != tuple(out) and y[0].size == int(np.prod(out)):

@@ -268,9 +268,11 @@ class KerasTrainer:
     def close(self) -> None:
         """Nothing to release."""
 
-    def save_native(self, out) -> None:
-        """The trained model in Keras' format: ``model.keras``."""
-        self.net.save(out / "model.keras")
+    native_file = "model.keras"
+
+    def save_native(self, path) -> None:
+        """The trained model in Keras' format (``model.keras``; ``path`` is a temporary ending in .keras)."""
+        self.net.save(path)
 
     def weights(self) -> dict:
         """Canonical weights."""

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..api import Model
-from ..errors import UsageError
-from ..weights import save_weights, write_atomic
+from ..errors import TrainingDiverged, UsageError
+from ..files import FileSet
+from ..weights import weights_bytes
 from . import data as data_mod
 from .schedule import Schedule
 
 PENDING_VALUES = 1 << 22  # training outputs kept on the device before one transfer for the metrics
+OUTPUTS = ("weights.safetensors", "best.safetensors", "history.json", "model.pt", "model.keras")  # one run's set
 
 
 @dataclass
@@ -26,11 +28,14 @@ class History:
     step_loss: list[float] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
     stopped_early: bool = False
+    diverged: dict | None = None  # where a non-finite loss or weights stopped the run
+    files: list[Path] = field(default_factory=list)  # what this run wrote (not part of history.json)
 
     def to_json(self) -> str:
         """The JSON text of history.json."""
+        extra = {"diverged": self.diverged} if self.diverged else {}
         return json.dumps({"step_loss": self.step_loss, "epochs": self.epochs, "stopped_early": self.stopped_early,
-                           "loss_includes_regularization": False}, indent=1) + "\n"
+                           "loss_includes_regularization": False, **extra}, indent=1) + "\n"
 
 
 def _metric_values(metrics, out, y) -> dict:
@@ -203,9 +208,10 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
 
     cfg = cfg or model.spec.train
     epochs = epochs or cfg.epochs
+    outputs = FileSet(out, OUTPUTS) if out is not None else None  # targets checked before any work
     trainer = make_trainer(model, backend, weights, cfg, device, model.frozen(), **engine)
     if not trainer.is_main:  # other torchrun processes compute, rank 0 reports and writes
-        out, progress = None, False
+        out, outputs, progress = None, None, False
     x, y = trainer.tensors(dataset.x_train, dataset.y_train)
     has_val = len(dataset.x_val) > 0
     xv, yv = trainer.tensors(dataset.x_val, dataset.y_val) if has_val else (None, None)
@@ -214,6 +220,23 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
     schedule = Schedule(cfg.schedule, cfg.optimizer.lr)
     bar = Progress(epochs, steps_per_epoch, enabled=progress)
     history, step, best, waited, best_stop = History(), 0, math.inf, 0, math.inf
+    last_good = None  # (epoch, weights) of the last epoch that ended with a finite loss and weights
+
+    def diverged(reason: str):
+        history.diverged = {"epoch": epoch + 1, "reason": reason}
+        if last_good is None:
+            kept = "no epoch ended with finite weights, so nothing was written" if outputs else \
+                "no epoch ended with finite weights"
+        elif outputs:
+            outputs.write("weights.safetensors", weights_bytes(last_good[1]))
+            outputs.write("history.json", history.to_json())
+            kept = f"kept the weights after epoch {last_good[0]} in {outputs.directory / 'weights.safetensors'}"
+        else:
+            kept = f"the last finite weights are those after epoch {last_good[0]}"
+        history.files = list(outputs.written) if outputs else []
+        trainer.close()
+        return TrainingDiverged(f"training diverged: {reason}; {kept}. A lower learning rate, gradient clipping "
+                                f"or inputs of a smaller scale may help", last_good and last_good[1], history)
     for epoch in range(epochs):
         start, outs, pending, labels, losses, sizes = time.perf_counter(), [], [], [], [], []
         lr = schedule.lr(epoch, step)
@@ -238,25 +261,34 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
         if pending:
             outs.append(trainer.fetch(pending))
         values = trainer.scalars(losses)
+        bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+        if bad is not None:
+            raise diverged(f"the loss is {values[bad]} at step {step - len(values) + bad + 1} (epoch {epoch + 1})")
         history.step_loss.extend(values)
         logs = {"epoch": epoch + 1, "loss": sum(v * k for v, k in zip(values, sizes)) / sum(sizes)}
         if cfg.metrics:
             logs.update(_metric_values(cfg.metrics, np.concatenate(outs), np.concatenate(labels)))
         if has_val:
             val_loss, val_out = trainer.evaluate(xv, yv, cfg.batch_size)
+            if not math.isfinite(val_loss):
+                raise diverged(f"the validation loss is {val_loss} after epoch {epoch + 1}")
             logs["val_loss"] = val_loss
             if cfg.metrics:
                 logs.update({f"val_{k}": v for k, v in
                              _metric_values(cfg.metrics, trainer.numpy(val_out), dataset.y_val).items()})
         logs["lr"] = lr
+        current = trainer.weights()
+        if not all(np.isfinite(w).all() for w in current.values()):
+            raise diverged(f"the weights hold NaN or infinite values after epoch {epoch + 1}")
+        last_good = (epoch + 1, current)
         history.epochs.append(logs)
         bar.epoch(logs, time.perf_counter() - start)
         schedule.epoch_end(logs)
         monitor = "val_loss" if has_val else "loss"
-        if out is not None:
+        if outputs is not None:
             if logs[monitor] < best:
-                save_weights(trainer.weights(), out / "best.safetensors")
-            write_atomic(out / "history.json", history.to_json())
+                outputs.write("best.safetensors", weights_bytes(current))
+            outputs.write("history.json", history.to_json())
         best = min(best, logs[monitor])
         if max_steps is not None and step >= max_steps:
             break
@@ -269,10 +301,12 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
                 history.stopped_early = True
                 break
     final = trainer.weights()
-    if out is not None:
-        save_weights(final, out / "weights.safetensors")
-        trainer.save_native(out)
-        write_atomic(out / "history.json", history.to_json())
+    if outputs is not None:
+        outputs.write("weights.safetensors", weights_bytes(final))
+        with outputs.path(trainer.native_file) as temporary:
+            trainer.save_native(temporary)
+        outputs.write("history.json", history.to_json())
+        history.files = list(outputs.written)
     trainer.close()
     return history, final, trainer
 
@@ -292,7 +326,9 @@ def summary_line(history: History, out: Path) -> str:
     best = min(history.epochs, key=lambda e: e[monitor])
     figures = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k not in ("epoch", "lr"))
     stop = " (stopped early)" if history.stopped_early else ""
+    written = [out / name for name in OUTPUTS if out / name in history.files]  # this run's files only
+    canonical = ", ".join(str(p) for p in written if not p.name.startswith("model."))
+    native = ", ".join(p.name for p in written if p.name.startswith("model."))
     return (f"done after {last['epoch']} epochs and {len(history.step_loss)} steps{stop}: {figures}\n"
             f"best {monitor} {best[monitor]:.4f} at epoch {best['epoch']}\n"
-            f"wrote {out / 'weights.safetensors'}, {out / 'best.safetensors'}, {out / 'history.json'} and the "
-            f"framework's own file ({', '.join(p.name for p in sorted(out.glob('model.*')))})")
+            f"wrote {canonical} and the framework's own file ({native})")

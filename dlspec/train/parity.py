@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..api import Model
 from ..weights import init_weights
@@ -122,11 +121,16 @@ def _plot(lt, lk, path: str, name: str, tol: float = 1e-5) -> str | None:
         fig = figure(lt, lk, name, tol)
     except ImportError:
         return None
+    import io
+
     import matplotlib.pyplot as plt
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    from ..files import write_atomic
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
+    write_atomic(path, buffer.getvalue())
     return path
 
 

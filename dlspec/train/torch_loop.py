@@ -262,9 +262,11 @@ class TorchTrainer:
             self.dist.barrier()
             self.dist.destroy_process_group()
 
-    def save_native(self, out) -> None:
-        """The trained model as a torch state dict: ``model.pt``."""
-        self.torch.save(self.net.state_dict(), out / "model.pt")
+    native_file = "model.pt"
+
+    def save_native(self, path) -> None:
+        """The trained model as a torch state dict (``model.pt``, written by the caller through a temporary)."""
+        self.torch.save(self.net.state_dict(), path)
 
     def weights(self) -> dict:
         """Canonical weights."""
