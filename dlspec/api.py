@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import loader
+from .errors import naming_extras
 from .ir import Graph
 from .lower import lower
 from .passes import run_passes
@@ -74,6 +75,7 @@ def _model(spec) -> Model:
     return spec if isinstance(spec, Model) else load(spec)
 
 
+@naming_extras
 def generate(spec, backend: str, *, weights_file: str | None = None, opset: int | None = None):
     """Source text for ``torch`` or ``keras``; serialized ONNX bytes for ``onnx``.
 
@@ -90,6 +92,7 @@ def generate(spec, backend: str, *, weights_file: str | None = None, opset: int 
     return module.generate(model.graph, weights_file=weights_file)
 
 
+@naming_extras
 def build(spec, backend: str, weights=None, **options):
     """A torch ``nn.Module``, a ``keras.Model`` or an ``onnx.ModelProto``.
 

@@ -1,4 +1,9 @@
-"""The ``dlspec`` command line. User errors print one located message and exit with status 2."""
+"""The ``dlspec`` command line.
+
+Exit status: 0 ok; 1 a failure the command exists to detect (parity above tolerance, a diverged training run)
+or a missing framework; 2 bad input or usage (a located message for a bad spec, one line for bad options or
+files); 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -18,21 +23,83 @@ def _artifact(name: str, backend: str) -> str:
     return f"{name}.onnx" if backend == "onnx" else f"{name}_{backend}.py"
 
 
+def counts_phrase(graph) -> str:
+    """"235,146 parameters", with frozen parameters and buffers named apart when there are any."""
+    trainable, frozen, buffers = graph.counts()
+    text = f"{trainable + frozen:,} parameters"
+    text += f" ({frozen:,} frozen)" if frozen else ""
+    return text + (f", {buffers:,} buffers" if buffers else "")
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=1))
+
+
 def cmd_validate(args) -> int:
+    """Validate every file, reporting each; exit 2 if any failed."""
     from .api import load
 
+    results = []
     for path in args.specs:
-        model = load(path)
-        print(f"{path}: ok ({model.name}: {len(model.graph.nodes)} nodes, "
-              f"{model.graph.param_count():,} parameters)")
-    return 0
+        try:
+            model = load(path)
+        except SpecError as err:
+            results.append({"file": path, "ok": False, "error": str(err), "line": err.loc.line or None,
+                            "col": err.loc.col or None, "path": err.path, "rule": err.rule})
+            if not args.json:
+                print(f"error: {err}", file=sys.stderr)
+            continue
+        trainable, frozen, buffers = model.graph.counts()
+        results.append({"file": path, "ok": True, "name": model.name, "nodes": len(model.graph.nodes),
+                        "trainable_params": trainable, "frozen_params": frozen, "buffers": buffers})
+        if not args.json:
+            print(f"{path}: ok ({model.name}: {len(model.graph.nodes)} nodes, {counts_phrase(model.graph)})")
+    failed = sum(not r["ok"] for r in results)
+    if args.json:
+        _print_json({"ok": not failed, "files": results})
+    elif failed and len(results) > 1:
+        print(f"{failed} of {len(results)} files failed", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def cmd_summary(args) -> int:
     from .api import load
-    from .summary import summary
+    from .summary import as_dict, summary
 
-    print(summary(load(args.spec)))
+    model = load(args.spec)
+    if args.json:
+        _print_json(as_dict(model))
+    else:
+        print(summary(model))
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    """List the packaged specs, usable as zoo:NAME by every command and by `base:`."""
+    from .api import load
+    from .loader import ZOO, zoo_names
+
+    entries = []
+    for name in zoo_names():
+        model = load(ZOO / f"{name}.yaml")
+        trainable, frozen, buffers = model.graph.counts()
+        first = model.spec.description.strip().split("\n\n")[0].replace("\n", " ") if model.spec.description else ""
+        entries.append({"name": f"zoo:{name}", "file": str(ZOO / f"{name}.yaml"), "nodes": len(model.graph.nodes),
+                        "trainable_params": trainable, "frozen_params": frozen, "buffers": buffers,
+                        "description": first})
+    if args.json:
+        _print_json(entries)
+        return 0
+    import textwrap
+
+    width = max(len(e["name"]) for e in entries)
+    for e in entries:
+        counts = f"{e['trainable_params'] + e['frozen_params']:>11,} params"
+        counts += f" ({e['frozen_params']:,} frozen)" if e["frozen_params"] else ""
+        print(f"{e['name']:<{width}}  {counts}")
+        if e["description"]:
+            print("    " + textwrap.shorten(e["description"], 96, placeholder=" ..."))
+    print(f"\n{len(entries)} specs in {ZOO}; use them as zoo:NAME (dlspec summary zoo:resnet18, base: zoo:resnet18)")
     return 0
 
 
@@ -119,7 +186,12 @@ def cmd_import_weights(args) -> int:
         raise DataError(f"{args.state_dict}: cannot read the state dict: {err}") from None
     importer = {"torchvision": import_torchvision, "transformers": import_transformers}[args.source]
     weights = importer(model, args.state_dict)
-    print(f"imported {len(weights)} tensors ({sum(w.size for w in weights.values()):,} values) from {args.state_dict}")
+    from .ir import weight_name
+
+    buffers = {weight_name(n.name, p.name) for n in model.graph.nodes for p in n.params if not p.trainable}
+    counts = [sum(w.size for k, w in weights.items() if (k in buffers) == b) for b in (False, True)]
+    print(f"imported {len(weights)} tensors ({counts[0]:,} parameters" +
+          (f", {counts[1]:,} buffer values" if counts[1] else "") + f") from {args.state_dict}")
     print(f"wrote {save_weights(weights, args.output)}")
     return 0
 
@@ -164,6 +236,9 @@ def cmd_train(args) -> int:
     engine = {"amp": args.amp, "channels_last": args.channels_last, "compile": args.compile,
               "cuda_graph": args.cuda_graph, "replicas": args.replicas}
     check_options(args.backend, args.device, **engine)
+    from . import threads
+
+    _, thread_phrase = threads.apply(args.threads, (args.backend,))
     data = prepare(model, args.data)
     out = Path(args.output)
     import os
@@ -173,9 +248,16 @@ def cmd_train(args) -> int:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         extra = f", {world} processes (DDP)" if world > 1 else ""
         extra += f", {args.replicas} replicas (MirroredStrategy)" if args.replicas > 1 else ""
-        print(describe_run(model, args.backend, data, args.device) + extra)
+        print(describe_run(model, args.backend, data, args.device) + extra + f", {thread_phrase}",
+              file=sys.stderr if args.json else sys.stdout)
     history, _, _ = fit(model, args.backend, data, weights, epochs=args.epochs, device=args.device, out=out, **engine)
-    if main:
+    if main and args.json:
+        _print_json({"model": model.name, "backend": args.backend, "epochs": history.epochs,
+                     "steps": len(history.step_loss), "stopped_early": history.stopped_early,
+                     "files": {k: str(out / f) for k, f in (("weights", "weights.safetensors"),
+                                                             ("best", "best.safetensors"),
+                                                             ("history", "history.json"))}})
+    elif main:
         print(summary_line(history, out))
     return 0
 
@@ -226,18 +308,26 @@ def cmd_bench(args) -> int:
         raise UsageError(f"--cuda-graph needs --provider cuda. Received: --provider {args.provider}")
     check_model_file(args.model)
     options = {"enable_cuda_graph": "1"} if args.cuda_graph else None
+    from . import threads
+
+    count, _ = threads.apply(args.threads, ())
+    threads_text = f", {count} CPU thread{'s' if count != 1 else ''}"
 
     def progress(event, info):  # the first line comes before the runs, so a slow CPU run is never silent
         if event == "start":
             graph = ", replayed as a CUDA graph" if args.cuda_graph else ""
             print(f"{args.model}: {info['provider']}, batch {info['batch']}, {info['iterations']} runs with IO "
-                  f"binding{graph}", flush=True)
+                  f"binding{graph}{threads_text}", file=sys.stderr if args.json else sys.stdout, flush=True)
         else:
             print(f"  {info['done']}/{info['total']} runs (with {args.warmup} warm-up), about "
                   f"{info['left_s']:.0f} s left", file=sys.stderr, flush=True)
 
     r = bench(args.model, args.batch, args.provider, iterations=args.iterations, warmup=args.warmup,
               cuda_options=options, progress=progress)
+    if args.json:
+        _print_json({"model": str(args.model), **r, "warmup": args.warmup, "threads": count,
+                     "cuda_graph": bool(args.cuda_graph)})
+        return 0
     print(f"  throughput {r['throughput']:.1f} samples/s; latency p50 {r['p50_ms']:.2f} ms, "
           f"p90 {r['p90_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
     return 0
@@ -267,6 +357,11 @@ def cmd_parity(args) -> int:
 
     model = load(args.spec)
     weights = load_weights(args.weights, model) if args.weights else None
+    from dataclasses import replace
+
+    from . import threads
+
+    count, _ = threads.apply(args.threads)
     if args.train:
         from .files import check_target
         from .train.parity import train_parity
@@ -278,17 +373,26 @@ def cmd_parity(args) -> int:
     else:
         report = parity(model, weights=weights, batch=args.batch, seed=args.seed or 0,
                         tol=1e-5 if args.tol is None else args.tol)
-    print(report.table())
+    report = replace(report, threads=count)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.table())
     return 0 if report.ok else 1
 
 
 def cmd_demo(args) -> int:
+    from dataclasses import replace
+
     from .api import load
     from .parity import parity
     from .summary import summary
     from .weights import write_atomic
 
     model = load(args.spec)
+    from . import threads
+
+    _, thread_phrase = threads.apply(None)
     print(f"== validate\n{args.spec}: ok\n\n== summary\n{summary(model)}\n\n== build")
     from .weights import init_weights
 
@@ -297,8 +401,8 @@ def cmd_demo(args) -> int:
         files.update(build_files(model, backend, weights))
     for file, content in files.items():
         print(f"wrote {write_atomic(Path(args.output) / file, content)}")
-    report = parity(model, weights=weights)
-    print(f"\n== parity\n{report.table()}")
+    report = replace(parity(model, weights=weights), threads=threads.current)
+    print(f"\n== parity ({thread_phrase})\n{report.table()}")
     return 0 if report.ok and _demo_training(Path(args.output), args.epochs) else 1
 
 
@@ -341,20 +445,50 @@ SEED = _number(int, 0, "a non-negative integer")
 TOL = _number(float, 0, "a positive number")
 
 
+SPEC_HELP = "a spec file (YAML or JSON), or zoo:NAME for a packaged spec (see `dlspec zoo`)"
+EPILOG = "exit status: 0 ok, 1 failure (parity above tolerance, diverged training, missing framework), 2 bad " \
+         "input or usage, 130 interrupted"
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (one subcommand per task)."""
-    p = argparse.ArgumentParser(prog="dlspec", description="Compile one model spec to PyTorch, Keras and ONNX.")
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="dlspec", description="Compile one model spec to PyTorch, Keras and ONNX.",
+                                epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"dlspec {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("validate", help="check spec files")
-    s.add_argument("specs", nargs="+", metavar="SPEC")
+    def spec_arg(s):
+        s.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
+
+    def json_arg(s, what):
+        s.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout")
+
+    def threads_arg(s):
+        s.add_argument("--threads", type=COUNT, metavar="N", help="CPU threads of the frameworks (default: the "
+                       "cores not already busy, from the load average; printed in the header)")
+
+    def add(name, help, **kwargs):
+        return sub.add_parser(name, help=help, description=kwargs.pop("description", help[:1].upper() + help[1:]),
+                              epilog=EPILOG, **kwargs)
+
+    s = add("validate", "check spec files, reporting each (exit 2 if any is bad)")
+    s.add_argument("specs", nargs="+", metavar="SPEC", help=SPEC_HELP + "; several may be given")
+    json_arg(s, "one result per file (with the error's line, column, path and rule)")
     s.set_defaults(fn=cmd_validate)
 
-    s = sub.add_parser("summary", help="table of nodes, output shapes and parameters")
-    s.add_argument("spec", metavar="SPEC")
+    s = add("summary", "table of nodes: output shapes, parameters, trainable flag, connections, mult-adds; "
+            "counts and sizes")
+    spec_arg(s)
+    json_arg(s, "the rows and totals")
     s.set_defaults(fn=cmd_summary)
 
-    s = sub.add_parser("schema", help="JSON Schema of the spec language (for editor completion)")
+    s = add("zoo", "list the packaged specs (usable as zoo:NAME wherever a spec is expected)")
+    json_arg(s, "the list")
+    s.set_defaults(fn=cmd_zoo)
+
+    s = add("schema", "JSON Schema of the spec language (for editor completion)")
     s.add_argument("-o", "--output", help="write to this file instead of stdout")
     s.set_defaults(fn=cmd_schema)
 
@@ -362,9 +496,9 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--weights", metavar="W.safetensors", help="canonical weights to use")
         s.add_argument("--seed", type=SEED, help="draw initial weights with dlspec's seeded initialiser")
 
-    s = sub.add_parser("build", help="write PyTorch or Keras source, or an ONNX file")
-    s.add_argument("spec", metavar="SPEC")
-    s.add_argument("--backend", required=True, choices=BACKENDS)
+    s = add("build", "write PyTorch or Keras source, or an ONNX file")
+    spec_arg(s)
+    s.add_argument("--backend", required=True, choices=BACKENDS, help="what to write")
     s.add_argument("-o", "--output", default=".", metavar="DIR", help="output directory (default: .)")
     s.add_argument("--opset", type=int, help="ONNX opset (default 17)")
     s.add_argument("--optimize", action="store_true", help="onnx: fold BatchNorm into convolutions offline "
@@ -374,55 +508,58 @@ def parser() -> argparse.ArgumentParser:
     weights_args(s)
     s.set_defaults(fn=cmd_build)
 
-    s = sub.add_parser("weights", help="write initial canonical weights drawn with a seed")
-    s.add_argument("spec", metavar="SPEC")
-    s.add_argument("-o", "--output", required=True, metavar="W.safetensors")
-    s.add_argument("--seed", type=SEED, default=0)
+    s = add("weights", "write initial canonical weights drawn with a seed")
+    spec_arg(s)
+    s.add_argument("-o", "--output", required=True, metavar="W.safetensors", help="the safetensors file to write")
+    s.add_argument("--seed", type=SEED, default=0, help="seed of the draw (default 0)")
     s.set_defaults(fn=cmd_weights)
 
-    s = sub.add_parser("import-weights", help="convert another framework's weights to canonical safetensors",
-                       description="Convert a torch state dict to canonical safetensors. torchvision: keys are the "
-                       "spec's tensor names; a key with '-', which no dlspec name holds, maps to the name with '_' "
-                       "instead (regnet's 'trunk_output.block1.block1-0.f.a.0.weight' loads as "
-                       "'trunk_output.block1.block1_0.f.a.0.weight'). transformers: BERT-style q/k/v are packed "
-                       "into the attention's in_proj (see docs/spec.md).")
+    s = add("import-weights", "convert another framework's weights to canonical safetensors",
+            description="Convert a torch state dict to canonical safetensors. torchvision: keys are the "
+            "spec's tensor names; a key with '-', which no dlspec name holds, maps to the name with '_' "
+            "instead (regnet's 'trunk_output.block1.block1-0.f.a.0.weight' loads as "
+            "'trunk_output.block1.block1_0.f.a.0.weight'). transformers: BERT-style q/k/v are packed "
+            "into the attention's in_proj (see docs/spec.md).")
     s.add_argument("--from", dest="source", required=True, choices=("torchvision", "transformers"),
                    help="the framework that wrote the state dict")
-    s.add_argument("spec", metavar="SPEC")
+    spec_arg(s)
     s.add_argument("state_dict", metavar="STATE_DICT.pth", help="a state dict saved with torch.save")
-    s.add_argument("-o", "--output", required=True, metavar="W.safetensors")
+    s.add_argument("-o", "--output", required=True, metavar="W.safetensors", help="the safetensors file to write")
     s.set_defaults(fn=cmd_import_weights)
 
-    s = sub.add_parser("import", help="turn an ONNX model into a spec and canonical weights",
-                       description="Write DIR/<name>.yaml and DIR/<name>.safetensors from an ONNX file. Nodes "
-                       "dlspec cannot express are listed with their names and counts; then nothing is written and "
-                       "the exit status is 2.")
-    s.add_argument("model", metavar="MODEL.onnx")
+    s = add("import", "turn an ONNX model into a spec and canonical weights",
+            description="Write DIR/<name>.yaml and DIR/<name>.safetensors from an ONNX file. Nodes dlspec cannot "
+            "express are listed with their names and counts; then nothing is written and the exit status is 2.")
+    s.add_argument("model", metavar="MODEL.onnx", help="the ONNX file to import")
     s.add_argument("-o", "--output", default=".", metavar="DIR", help="output directory (default: .)")
     s.add_argument("--name", help="model name (default: the file's stem, made a valid name)")
     s.add_argument("--no-blocks", action="store_true", help="write every layer, without finding repeated blocks")
     s.set_defaults(fn=cmd_import)
 
-    s = sub.add_parser("run", help="run an ONNX file on an input array with onnxruntime")
-    s.add_argument("model", metavar="MODEL.onnx")
-    s.add_argument("--input", required=True, metavar="X.npy")
-    s.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"))
+    s = add("run", "run an ONNX file on an input array with onnxruntime")
+    s.add_argument("model", metavar="MODEL.onnx", help="an ONNX file (from dlspec build --backend onnx)")
+    s.add_argument("--input", required=True, metavar="X.npy", help="the input array, batch first (numpy .npy)")
+    s.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"),
+                   help="onnxruntime execution provider (default auto: CUDA when available)")
     s.add_argument("-o", "--output", metavar="Y.npy", help="write the first output here")
     s.set_defaults(fn=cmd_run)
 
-    s = sub.add_parser("bench", help="throughput and latency of an ONNX file (IO binding)")
-    s.add_argument("model", metavar="MODEL.onnx")
-    s.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"))
-    s.add_argument("--batch", type=COUNT, default=1)
-    s.add_argument("--iterations", type=COUNT, default=50)
+    s = add("bench", "throughput and latency of an ONNX file (IO binding)")
+    s.add_argument("model", metavar="MODEL.onnx", help="an ONNX file (from dlspec build --backend onnx)")
+    s.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"),
+                   help="onnxruntime execution provider (default auto: CUDA when available)")
+    s.add_argument("--batch", type=COUNT, default=1, help="batch size of the random input (default 1)")
+    s.add_argument("--iterations", type=COUNT, default=50, help="timed runs (default 50)")
     s.add_argument("--warmup", type=SEED, default=10, help="untimed runs first (default 10)")
     s.add_argument("--cuda-graph", action="store_true", help="let onnxruntime capture the run as a CUDA graph and "
                    "replay it (fewer launches: lower latency at small batches)")
+    threads_arg(s)
+    json_arg(s, "the figures")
     s.set_defaults(fn=cmd_bench)
 
-    s = sub.add_parser("compare", help="dlspec's ONNX on onnxruntime beside torch eager and torch.compile: "
-                       "throughput, latency and agreement on the same weights and input")
-    s.add_argument("spec", metavar="SPEC", help="the model spec")
+    s = add("compare", "dlspec's ONNX on onnxruntime beside torch eager and torch.compile: "
+            "throughput, latency and agreement on the same weights and input")
+    spec_arg(s)
     s.add_argument("--weights", metavar="W.safetensors", help="canonical weights (default: drawn with seed 0)")
     s.add_argument("--batch", type=COUNT, default=1, help="samples per run (default 1)")
     s.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where every path runs (default cpu)")
@@ -432,9 +569,9 @@ def parser() -> argparse.ArgumentParser:
                    "torch.compile reduce-overhead (default all; the first is the reference for max diff)")
     s.set_defaults(fn=cmd_compare)
 
-    s = sub.add_parser("train", help="train with the spec's train section; writes weights and history")
-    s.add_argument("spec", metavar="SPEC")
-    s.add_argument("--backend", required=True, choices=("torch", "keras"))
+    s = add("train", "train with the spec's train section; writes weights and history")
+    spec_arg(s)
+    s.add_argument("--backend", required=True, choices=("torch", "keras"), help="the framework to train with")
     s.add_argument("--data", default="digits", metavar="FILE.npz|FILE.csv|NAME",
                    help="x_train/y_train arrays, a CSV with the label last, or an embedded dataset (default digits)")
     s.add_argument("--init", dest="weights", metavar="W.safetensors", help="initial weights (default: drawn with "
@@ -449,25 +586,29 @@ def parser() -> argparse.ArgumentParser:
                    "captured CUDA graph (for small models, whose kernel launches dominate)")
     s.add_argument("--replicas", type=COUNT, default=1, help="keras: train on N replicas with "
                    "tf.distribute.MirroredStrategy (N logical CPU devices on the CPU)")
-    s.add_argument("-o", "--output", required=True, metavar="DIR")
+    threads_arg(s)
+    s.add_argument("-o", "--output", required=True, metavar="DIR", help="where to write weights and history")
+    json_arg(s, "the per-epoch results and the files written (the header goes to stderr)")
     s.set_defaults(fn=cmd_train)
 
-    s = sub.add_parser("parity", help="compare torch, Keras and onnxruntime outputs")
-    s.add_argument("spec", metavar="SPEC")
+    s = add("parity", "compare torch, Keras and onnxruntime outputs")
+    spec_arg(s)
     s.add_argument("--tol", type=TOL, help="tolerance (default 1e-5)")
-    s.add_argument("--batch", type=COUNT, default=8)
+    s.add_argument("--batch", type=COUNT, default=8, help="batch size of the random inputs (default 8)")
     s.add_argument("--train", action="store_true", help="compare training (torch vs Keras) instead of inference")
     s.add_argument("--steps", type=COUNT, default=100, help="training steps with --train (default 100)")
     s.add_argument("--plot", metavar="PNG", help="with --train: where to write the loss curves "
                    "(default: <name>_train_parity.png)")
     s.add_argument("--weights", metavar="W.safetensors", help="weights to use (default: random, see --seed)")
     s.add_argument("--seed", type=SEED, help="seed of the random weights and inputs (default 0)")
+    threads_arg(s)
+    json_arg(s, "the differences (exit status 1 above tolerance, as without --json)")
     s.set_defaults(fn=cmd_parity)
 
-    s = sub.add_parser("demo", help="validate, summarise, build all backends, check parity, train on the "
-                       "embedded digits in torch and Keras")
+    s = add("demo", "validate, summarise, build all backends, check parity, train on the embedded digits in "
+            "torch and Keras")
     s.add_argument("spec", nargs="?", default=str(DEMO_SPEC), metavar="SPEC",
-                   help="default: the embedded mnist_mlp spec")
+                   help="default: the embedded mnist_mlp spec; " + SPEC_HELP)
     s.add_argument("-o", "--output", default="out", metavar="DIR", help="output directory (default: out)")
     s.add_argument("--epochs", type=COUNT, default=5, help="epochs of the digits training demo (default 5)")
     s.set_defaults(fn=cmd_demo)
@@ -492,11 +633,12 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as err:
-        extra = {"torch": "torch", "tensorflow": "keras", "keras": "keras", "onnx": "onnx",
-                 "onnxruntime": "onnx", "safetensors": ""}.get((err.name or "").split(".")[0])
-        if extra is None:
+        from .errors import missing_extra
+
+        better = missing_extra(err)
+        if better is None:
             raise
-        print(f"error: this needs the {err.name} package: pip install 'dlspec[{extra}]'", file=sys.stderr)
+        print(f"error: {better}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 0

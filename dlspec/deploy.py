@@ -68,6 +68,10 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
     ort = _ort()
     options = ort.SessionOptions()
     options.log_severity_level = 4
+    from . import threads
+
+    if threads.current:  # set by --threads or its default (dlspec.threads)
+        options.intra_op_num_threads = threads.current
     if profile:
         options.enable_profiling, options.profile_file_prefix = True, str(profile)
     source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model) \

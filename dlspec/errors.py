@@ -7,14 +7,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Loc:
-    """A position in a spec file (1-based line and column)."""
+    """A position in a spec file (1-based line and column; line 0: the file as a whole, no position)."""
 
     file: str
     line: int = 1
     col: int = 1
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
+        return f"{self.file}:{self.line}:{self.col}" if self.line else self.file
 
 
 # Size limits (docs/spec.md, "Limits"). They keep validation bounded in time and memory, and refuse sizes that no
@@ -87,3 +87,44 @@ class TrainingDiverged(Exception):
     def __init__(self, message: str, weights=None, history=None):
         super().__init__(message)
         self.weights, self.history = weights, history
+
+
+# the package a missing module comes from -> the dlspec extra that installs it
+EXTRAS = {"torch": "torch", "torchvision": "torch", "tensorflow": "keras", "keras": "keras", "onnx": "onnx",
+          "onnxruntime": "onnx", "matplotlib": "train", "safetensors": ""}
+
+
+class MissingExtra(ModuleNotFoundError):
+    """A framework dlspec needs for this call is not installed; the message names the extra to install."""
+
+    def __init__(self, module: str):
+        extra = EXTRAS.get(module.split(".")[0], "")
+        target = f"'dlspec[{extra}]'" if extra else "dlspec"
+        super().__init__(f"this needs the {module} package: pip install {target}", name=module)
+        self.extra = extra
+
+
+def missing_extra(err: ModuleNotFoundError) -> MissingExtra | None:
+    """The :class:`MissingExtra` for a ModuleNotFoundError of a framework dlspec uses, else None."""
+    if isinstance(err, MissingExtra):
+        return err
+    name = err.name or ""
+    return MissingExtra(name) if name.split(".")[0] in EXTRAS else None
+
+
+def naming_extras(fn):
+    """Decorator for public API functions: a missing framework raises :class:`MissingExtra`, which names the
+    extra to install, instead of a bare ModuleNotFoundError from deep inside a backend."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ModuleNotFoundError as err:
+            better = missing_extra(err)
+            if better is None or better is err:
+                raise
+            raise better from err
+
+    return wrapper

@@ -176,11 +176,35 @@ def parse_text(text: str, file: str = "<string>") -> Document:
                         has_received=False) from None
 
 
+ZOO = Path(__file__).resolve().parent / "zoo"  # the packaged specs (the repository's specs/ links here)
+ZOO_PREFIX = "zoo:"
+
+
+def zoo_names() -> list[str]:
+    """Names of the packaged zoo specs, usable as ``zoo:NAME`` wherever a spec file is expected."""
+    return sorted(p.stem for p in ZOO.glob("*.yaml"))
+
+
+def resolve(path: str | Path) -> Path:
+    """The file a spec reference names: ``zoo:resnet18`` (or ``zoo:resnet18.yaml``) is the packaged
+    zoo's spec; anything else is a path. Raises :class:`SpecError` for an unknown zoo name."""
+    text = str(path)
+    if not text.startswith(ZOO_PREFIX):
+        return Path(path)
+    name = text[len(ZOO_PREFIX):].removesuffix(".yaml")
+    if name not in zoo_names():
+        raise SpecError(Loc(text, 0, 0), "", f"no such zoo spec (`dlspec zoo` lists them: "
+                        f"{', '.join(zoo_names())})", name)
+    return ZOO / f"{name}.yaml"
+
+
 def read(path: str | Path) -> Document:
-    """Read a spec file. Raises :class:`SpecError` for unreadable or malformed files."""
+    """Read a spec file (or ``zoo:NAME``). Raises :class:`SpecError` for unreadable or malformed files."""
     from .files import Unreadable, read_bytes
 
-    path = Path(path)
+    path = resolve(path)
+    if not path.exists() and not path.is_symlink():
+        raise SpecError(Loc(str(path), 0, 0), "", "no such file", None, has_received=False)
     try:
         raw = read_bytes(path, MAX_SPEC_BYTES)
     except Unreadable as err:

@@ -39,6 +39,7 @@ class Report:
     batch: int
     seed: int
     tol: float
+    threads: int | None = None  # CPU threads of the frameworks, for the header (dlspec.threads)
 
     @property
     def ok(self) -> bool:
@@ -49,13 +50,22 @@ class Report:
         """Printable table of max absolute and relative differences."""
         width = max([12, *(len(p.output) for p in self.pairs)])
         head = f"{'output':<{width}} {'pair':<16} {'max abs diff':>13} {'max rel diff':>13}  status"
-        lines = [f"parity: {self.model}, batch {self.batch}, seed {self.seed}, float32, tolerance {self.tol:g}",
+        threads = f", {self.threads} thread{'s' if self.threads != 1 else ''}" if self.threads else ""
+        lines = [f"parity: {self.model}, batch {self.batch}, seed {self.seed}, float32, tolerance {self.tol:g}"
+                 + threads,
                  head, "-" * len(head)]
         for p in self.pairs:
             lines.append(f"{p.output:<{width}} {p.a + ' vs ' + p.b:<16} {p.max_abs:>13.3e} {p.max_rel:>13.3e}  "
                          f"{'ok' if p.ok else 'FAIL'}")
         lines.append("parity: " + ("ok" if self.ok else "FAILED"))
         return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-ready data (``dlspec parity --json``): every pair's differences, not the outputs."""
+        return {"model": self.model, "kind": "inference", "batch": self.batch, "seed": self.seed,
+                "tolerance": self.tol, "dtype": "float32", "threads": self.threads,
+                "pairs": [{"output": p.output, "a": p.a, "b": p.b, "max_abs": p.max_abs, "max_rel": p.max_rel,
+                           "scale": p.scale, "ok": p.ok} for p in self.pairs], "ok": self.ok}
 
 
 def random_weights(model: Model, seed: int = 0) -> dict:

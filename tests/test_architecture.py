@@ -34,13 +34,14 @@ def test_generating_source_imports_no_framework():
 
 
 # Each stage may import only stages to its left (DESIGN.md section 2).
-ORDER = ["activations", "errors", "files", "loader", "spec", "ir", "lower", "passes", "weights", "api", "backends",
-         "summary", "parity", "schema", "cli"]
-ALLOWED = {"ir": {"errors", "activations"}, "loader": {"errors", "files"}, "files": {"errors"},
+ORDER = ["activations", "errors", "files", "threads", "loader", "spec", "ir", "lower", "passes", "weights", "api",
+         "backends", "summary", "parity", "schema", "cli"]
+ALLOWED = {"ir": {"errors", "activations"}, "loader": {"errors", "files"}, "files": {"errors"}, "threads": set(),
            "spec": {"errors", "loader", "activations"},
            "lower": {"ir", "spec", "errors", "loader"}, "passes": {"errors", "ir"},
-           "weights": {"errors", "files", "ir"}, "backends": {"activations", "errors", "ir", "spec", "__version__"},
-           "deploy": {"errors", "backends", "files"},
+           "weights": {"errors", "files", "ir"},
+           "backends": {"activations", "errors", "ir", "spec", "threads", "__version__"},
+           "deploy": {"errors", "backends", "files", "threads"},
            "train": {"api", "backends", "data", "errors", "files", "weights"}}
 
 

@@ -22,17 +22,22 @@ def test_validate_ok():
 def test_summary_table():
     lines = dlspec("summary", MLP).stdout.splitlines()
     assert lines[0] == f"Model: mnist_mlp ({MLP})"
-    assert lines[2].split() == ["node", "type", "output", "shape", "params"]
-    assert lines[4].split() == ["x", "input", "(batch,", "784)", "0"]
-    assert lines[5].split() == ["dense_1", "dense/relu", "(batch,", "256)", "200,960"]
-    assert lines[8].split() == ["logits", "dense", "(batch,", "10)", "1,290"]
-    assert lines[-3:] == ["Total params: 235,146", "Trainable params: 235,146", "Non-trainable params: 0"]
+    assert lines[2].split() == ["node", "type", "output", "shape", "params", "trainable", "connected", "to",
+                                "mult-adds"]
+    assert lines[4].split() == ["x", "input", "(batch,", "784)", "0", "-", "-", "0"]
+    assert lines[5].split() == ["dense_1", "dense/relu", "(batch,", "256)", "200,960", "Y", "x", "200,960"]
+    assert lines[8].split() == ["logits", "dense", "(batch,", "10)", "1,290", "Y", "dense_2", "1,290"]
+    assert lines[10:15] == ["Total params: 235,146", "Trainable params: 235,146", "Frozen params: 0", "Buffers: 0",
+                            "Total mult-adds (batch 1): 235,146"]
+    assert lines[16:20] == ["Input size (MB): 0.00", "Forward/backward pass size (MB): 0.00",
+                            "Params size (MB): 0.94", "Estimated total size (MB): 0.95"]
 
 
-def test_summary_counts_batchnorm_statistics_as_non_trainable(spec_file):
+def test_summary_counts_batchnorm_statistics_as_buffers(spec_file):
     path = spec_file("dlspec: 1\nname: b\ninputs: {x: {shape: [6]}}\nlayers: [{type: batchnorm}]\n")
-    assert dlspec("summary", path).stdout.splitlines()[-3:] == [
-        "Total params: 24", "Trainable params: 12", "Non-trainable params: 12"]
+    assert dlspec("summary", path).stdout.splitlines()[7:11] == [
+        "Total params: 12", "Trainable params: 12", "Frozen params: 0",
+        "Buffers: 12 (BatchNorm running statistics, not parameters)"]
 
 
 def test_parity_passes_and_prints_every_pair():

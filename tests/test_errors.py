@@ -94,8 +94,7 @@ def test_layer_errors(spec_file, body, message):
     ("dlspec: 2\nname: m\ninputs: {x: {shape: [3]}}\nlayers: [{type: flatten}]\n",
      "bad.yaml:1:9: dlspec: must be one of 1. Received: 2"),
     ("dlspec: 1\nname: m\ninputs: {x: {shape: [3]}}\n",
-     "bad.yaml:1:1: missing required key 'layers'. Received: {'dlspec': 1, 'name': 'm', 'inputs': {'x': "
-     "{'shape': [3]}}}"),
+     "bad.yaml:1:1: missing required key 'layers'. Received: a mapping with keys dlspec, name, inputs"),
     ("dlspec: 1\nname: m\ninputs: {x: {shape: [3]}, y: {shape: [3]}}\nlayers: [{type: flatten}]\n",
      "bad.yaml:4:10: layers[0]: the first layer of a model with several inputs must name its `inputs`. "
      "Received: {'type': 'flatten'}"),
@@ -183,8 +182,7 @@ def test_cli_missing_file(tmp_path):
     result = subprocess.run([PYTHON, "-m", "dlspec", "summary", str(tmp_path / "nope.yaml")],
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr == (f"error: {tmp_path / 'nope.yaml'}:1:1: cannot read the spec file: "
-                             f"No such file or directory. Received: '{tmp_path / 'nope.yaml'}'\n")
+    assert result.stderr == f"error: {tmp_path / 'nope.yaml'}: no such file.\n"
 
 
 def test_numeric_bounds_use_dlspec_wording(spec_file):

@@ -82,13 +82,13 @@ def test_opset_out_of_range_is_a_usage_error(mlp, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_dense_on_sequences_keeps_the_canonical_weight():
+def test_dense_on_sequences_ships_the_transposed_weight_folded():
     model = dlspec.loads("dlspec: 1\nname: s\ninputs: {x: {shape: [5, 4]}}\nlayers: [{type: dense, units: 3}]\n")
     weights = dlspec.init_weights(model, 0)
     proto = dlspec.build(model, "onnx", weights)
     from onnx import numpy_helper
 
     stored = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-    assert np.array_equal(stored["dense_1.weight"], weights["dense_1.weight"])
-    assert [(n.name, n.op_type) for n in proto.graph.node] == [
-        ("dense_1/weight_t", "Transpose"), ("dense_1/matmul", "MatMul"), ("dense_1", "Add")]
+    assert sorted(stored) == ["dense_1.bias", "dense_1/weight_t"]  # the Transpose ran at build time
+    assert np.array_equal(stored["dense_1/weight_t"], weights["dense_1.weight"].T)
+    assert [(n.name, n.op_type) for n in proto.graph.node] == [("dense_1/matmul", "MatMul"), ("dense_1", "Add")]

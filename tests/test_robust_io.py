@@ -397,11 +397,11 @@ def test_slow_bench_reports_progress(onnx_file, monkeypatch):
 def test_bench_says_what_it_runs_before_the_first_run(onnx_file):
     """The first line comes at once (not after minutes of CPU runs); Ctrl-C then writes nothing and exits 130."""
     proc = subprocess.Popen([PYTHON, "-m", "dlspec", "bench", str(onnx_file), "--provider", "cpu", "--iterations",
-                             "100000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             "100000000", "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_default_sigint)
     try:
         first = proc.stdout.readline()
-        assert first == f"{onnx_file}: CPUExecutionProvider, batch 1, 100000000 runs with IO binding\n"
+        assert first == f"{onnx_file}: CPUExecutionProvider, batch 1, 100000000 runs with IO binding, 1 CPU thread\n"
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -86,7 +86,7 @@ def test_bert_small_equals_transformers(reference, backend):
     directory, info = reference
     out, result = import_weights(directory)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"imported 31 tensors ({BERT_PARAMS:,} values)")
+    assert result.stdout.startswith(f"imported 31 tensors ({BERT_PARAMS:,} parameters)")
     model = dlspec.load(SPECS / "bert_small.yaml")
     weights = dlspec.load_weights(out, model)
     data = np.load(directory / "bert.npz")

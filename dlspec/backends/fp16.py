@@ -14,6 +14,9 @@ from __future__ import annotations
 FP32_OPS = {"Softmax", "InstanceNormalization", "LSTM", "GRU", "ReduceMean", "GlobalAveragePool", "Erf",
             "BatchNormalization"}
 FP32_INPUTS = {"Resize": {1, 2}}
+# float32 operations whose weights are stored in float16 all the same and cast when read: the recurrent layers'
+# W, R and B (their lowering's re-layout is folded into initializers, which would otherwise stay float32)
+HALF_STORED = {"LSTM", "GRU"}
 
 
 def to_fp16(model):
@@ -29,7 +32,8 @@ def to_fp16(model):
     keep32 = set()  # float32 initializers read by float32 operations
     for node in graph.node:
         for i, name in enumerate(node.input):
-            if name in floats and (node.op_type in FP32_OPS or i in FP32_INPUTS.get(node.op_type, ())):
+            if name in floats and node.op_type not in HALF_STORED and \
+                    (node.op_type in FP32_OPS or i in FP32_INPUTS.get(node.op_type, ())):
                 keep32.add(name)
     constants = {t.name for t in graph.initializer}
     inits = []
@@ -55,7 +59,8 @@ def to_fp16(model):
             node.input[i] = renamed.get(name, name)
         if node.op_type in FP32_OPS:
             for i, name in enumerate(node.input):
-                if name and name not in constants:  # a float16 activation: compute this op in float32
+                half_weight = node.op_type in HALF_STORED and name in floats
+                if name and (name not in constants or half_weight):  # float16 in: compute this op in float32
                     cast = f"{name}/fp32"
                     nodes.append(helper.make_node("Cast", [name], [cast], name=f"{node.name}/in{i}_fp32",
                                                   to=TensorProto.FLOAT))

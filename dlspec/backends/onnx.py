@@ -18,6 +18,8 @@ def build(graph: Graph, weights: dict | None = None, opset: int | None = None, f
     if weights is None:
         raise ValueError("the ONNX graph embeds its weights: pass them (dlspec.build draws them with seed 0)")
     model = lower_onnx(graph, weights, opset=opset)
+    if optimize or fp16:  # the passes change types and remove values: shapes are inferred again after them
+        del model.graph.value_info[:]
     if optimize:
         from .optimize import fold_batchnorm
 
@@ -26,6 +28,10 @@ def build(graph: Graph, weights: dict | None = None, opset: int | None = None, f
         from .fp16 import to_fp16
 
         model = to_fp16(model)
+    if optimize or fp16:
+        from .onnx_emit import infer_value_info
+
+        infer_value_info(model)
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -59,7 +65,11 @@ def session(model):
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 4
-    source = model if isinstance(model, bytes) else model.SerializeToString()
+    from .. import threads
+
+    if threads.current:  # set by --threads or its default (dlspec.threads)
+        options.intra_op_num_threads = threads.current
+    source = model if isinstance(model, bytes) else model.SerializeToString()  # a ModelProto or its bytes
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 

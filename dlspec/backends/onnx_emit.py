@@ -192,7 +192,7 @@ def lower_onnx(graph: Graph, weights: dict, opset: int | None = None):
     model = helper.make_model(body, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="dlspec", producer_version=__version__,
                               ir_version=max(IR_VERSION, _ir_version_for(opset)))
-    return model
+    return annotate(fold_constants(model, opset), graph)
 
 
 def check_opset(opset: int | None) -> int:
@@ -217,3 +217,89 @@ def _ir_version_for(opset: int) -> int:
         if entry[2] >= opset:
             return entry[1]
     return helper.VERSION_TABLE[-1][1]
+
+
+# operators never folded: their outputs are not functions of their inputs alone
+_UNFOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
+               "Dropout"}
+FOLD_GROWTH = 1 << 16  # a folded value may exceed its inputs by this many scalars (no Expand/Tile blow-ups)
+
+
+def fold_constants(model, opset: int):
+    """Replace every node whose inputs are all initializers by an initializer holding its output, computed with
+    onnx's reference evaluator (numpy; no framework), then drop the initializers nothing reads any more. The
+    weight re-layouts of the lowering (LSTM gate order, transposed dense weights, reshaped scales) thus ship
+    pre-computed, as onnxslim or onnxruntime's offline optimiser would leave them. Folded initializers are named
+    after the value they replace."""
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    graph = model.graph
+    known = {t.name: t for t in graph.initializer}
+    arrays: dict = {}
+
+    def array(name):
+        if name not in arrays:
+            arrays[name] = numpy_helper.to_array(known[name])
+        return arrays[name]
+
+    kept, folded = [], []
+    for node in graph.node:
+        inputs = [i for i in node.input if i]
+        if node.op_type in _UNFOLDABLE or node.domain not in ("", "ai.onnx") or not inputs \
+                or not all(i in known for i in inputs):
+            kept.append(node)
+            continue
+        values = ReferenceEvaluator(node, opsets={"": opset}).run(None, {i: array(i) for i in inputs})
+        if sum(v.size for v in values) > sum(array(i).size for i in inputs) + FOLD_GROWTH:
+            kept.append(node)
+            continue
+        for name, value in zip(node.output, values):
+            arrays[name] = value
+            known[name] = numpy_helper.from_array(value, name)
+            folded.append(name)
+    used = {i for n in kept for i in n.input} | {o.name for o in graph.output}
+    inits = [t for t in graph.initializer if t.name in used] + [known[n] for n in folded if n in used]
+    del graph.node[:]
+    graph.node.extend(kept)
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    return model
+
+
+def spec_hash(graph: Graph) -> str:
+    """SHA-256 of the validated spec's meaning: inputs, every node (name, op, inputs, attributes, shape,
+    parameters, trainable) and outputs in canonical JSON. Comments, formatting and file names do not change it."""
+    import hashlib
+    import json
+
+    data = {"name": graph.name, "inputs": [[i.name, list(i.shape), i.dtype] for i in graph.inputs],
+            "nodes": [[n.name, n.op, list(n.inputs), n.attrs, list(n.shape or ()), n.batched, n.trainable,
+                       [[p.name, list(p.shape), p.init, p.trainable] for p in n.params]] for n in graph.nodes],
+            "outputs": list(graph.outputs)}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def annotate(model, graph: Graph):
+    """Netron-ready: ``value_info`` with every intermediate value's shape (onnx shape inference, batch axis
+    named "batch") and ``metadata_props`` naming dlspec's version, the spec, its source file and its hash."""
+    import onnx
+
+    from .. import __version__
+
+    infer_value_info(model)
+    onnx.helper.set_model_props(model, {"dlspec.version": __version__, "dlspec.spec": graph.name,
+                                        "dlspec.source": str(graph.source), "dlspec.spec_sha256": spec_hash(graph)})
+    return model
+
+
+def infer_value_info(model):
+    """Replace ``value_info`` by onnx shape inference's: the type and shape of every intermediate value (run
+    again after a pass that changes types or removes values, as --fp16 and --optimize do)."""
+    import onnx
+
+    del model.graph.value_info[:]
+    inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    outputs = {o.name for o in model.graph.output}
+    model.graph.value_info.extend(v for v in inferred.graph.value_info if v.name not in outputs)
+    return model

@@ -108,8 +108,25 @@ class Graph:
         return self.node(value).batched
 
     def param_count(self) -> int:
-        """Number of scalars in all parameters and buffers."""
-        return sum(_numel(p.shape) for n in self.nodes for p in n.params)
+        """Number of scalars in all parameters, trainable or frozen (buffers excluded, as torchvision,
+        torchinfo and Keras' "params" count them)."""
+        trainable, frozen, _ = self.counts()
+        return trainable + frozen
+
+    def counts(self) -> tuple[int, int, int]:
+        """(trainable parameters, frozen parameters, buffers): scalars in each. Frozen parameters belong
+        to nodes training leaves untouched; buffers are state such as BatchNorm's running statistics."""
+        trainable = frozen = buffers = 0
+        for n in self.nodes:
+            for p in n.params:
+                size = _numel(p.shape)
+                if not p.trainable:
+                    buffers += size
+                elif n.trainable:
+                    trainable += size
+                else:
+                    frozen += size
+        return trainable, frozen, buffers
 
     def weight_names(self) -> list[str]:
         """Canonical tensor names, in graph order."""

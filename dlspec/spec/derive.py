@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SpecError
-from ..loader import Document, format_path, read
+from ..loader import ZOO, ZOO_PREFIX, Document, format_path, read, resolve
 
 DERIVED_KEYS = ("base", "replace")
-ZOO = Path(__file__).resolve().parents[1] / "zoo"
 
 
 def _graft(target: Document, source: Document, src: tuple, dst: tuple) -> None:
@@ -43,7 +42,13 @@ def resolve_base(doc: Document, depth: int = 0) -> Document:
                             ("layers", list, "must be a list")):
         if not isinstance(data.get(key, kind()), kind):
             raise SpecError(doc.loc((key,)), key, rule, data[key])
-    path = _find(doc, base_ref)
+    if base_ref.startswith(ZOO_PREFIX):
+        try:
+            path = resolve(base_ref)
+        except SpecError as err:
+            raise SpecError(doc.loc(("base",)), "base", err.rule, base_ref) from None
+    else:
+        path = _find(doc, base_ref)
     base = resolve_base(read(path), depth + 1)
     if not isinstance(base.data, dict) or not isinstance(base.data.get("layers", []), list):
         where = () if not isinstance(base.data, dict) else ("layers",)

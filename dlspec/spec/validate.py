@@ -105,8 +105,20 @@ def _value_at(doc: Document, path: tuple):
     return node
 
 
+class _Keys:
+    """A mapping shown by its keys: the whole document would drown the message."""
+
+    def __init__(self, keys):
+        self.keys = list(keys)
+
+    def __repr__(self) -> str:
+        return "a mapping with keys " + ", ".join(map(str, self.keys))
+
+
 def _shape_of(doc: Document, path: tuple):
     value = _value_at(doc, path)
+    if isinstance(value, dict) and not path:  # the top level: its keys say what is there
+        return _Keys(value)
     return {k: value[k] for k in value} if isinstance(value, dict) else value
 
 

@@ -66,26 +66,73 @@ def prepare(model: Model, source: str):
 
 
 class Progress:
-    """A one-line progress bar with live loss on a terminal; one line per epoch otherwise."""
+    """Training progress. On a terminal: a tqdm bar per epoch with the live loss, the rate and the epoch's ETA,
+    replaced by the epoch's line when it ends. Elsewhere (a log file, a pipe): one line every ``interval``
+    seconds (default 30, or the DLSPEC_PROGRESS_SECONDS environment variable) with the step, the loss, the
+    rate and the ETA of the epoch and of the run, and one line per epoch."""
 
-    def __init__(self, epochs: int, steps: int, stream=None, enabled=True):
+    def __init__(self, epochs: int, steps: int, stream=None, enabled=True, interval: float | None = None,
+                 clock=time.monotonic, tty: bool | None = None):
+        import os
+
         self.epochs, self.steps, self.stream, self.enabled = epochs, steps, stream or sys.stderr, enabled
-        self.tty = enabled and self.stream.isatty()
+        self.tty = enabled and (self.stream.isatty() if tty is None else tty)
+        self.interval = float(os.environ.get("DLSPEC_PROGRESS_SECONDS", 30)) if interval is None else interval
+        self.clock, self.bar, self.shown = clock, None, 0
+        self.run_start = self.epoch_start = self.last = clock()
 
-    def step(self, epoch: int, i: int, loss: float):
+    def start_epoch(self, epoch: int):
+        self.epoch_start = self.last = self.clock()
+        self.shown = 0
         if self.tty:
-            done = int(24 * (i + 1) / self.steps)
-            self.stream.write(f"\repoch {epoch + 1}/{self.epochs} [{'=' * done}{' ' * (24 - done)}] "
-                              f"{i + 1}/{self.steps} loss {loss:.4f}")
-            self.stream.flush()
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="step",
+                            file=self.stream, leave=False, dynamic_ncols=True, mininterval=0.2)
+
+    def step(self, epoch: int, i: int, loss):
+        """Step ``i`` (0-based) of ``epoch`` is done; ``loss`` (a device scalar) is read only when shown."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            now = self.clock()
+            if now - self.last >= self.bar.mininterval or i == self.steps - 1:
+                self.bar.set_postfix_str(f"loss {float(loss):.4f}", refresh=False)
+                self.bar.update(i + 1 - self.bar.n)
+                if i == self.steps - 1:
+                    self.bar.refresh()  # the last step shows even inside tqdm's minimum interval
+                self.last = now
+            return
+        now = self.clock()
+        if now - self.last < self.interval or i == self.steps - 1:
+            return
+        self.last = now
+        done = epoch * self.steps + i + 1
+        rate = (i + 1) / max(now - self.epoch_start, 1e-9)
+        left_epoch = (self.steps - i - 1) / rate
+        left_run = (self.epochs * self.steps - done) / max(done / max(now - self.run_start, 1e-9), 1e-9)
+        self.stream.write(f"epoch {epoch + 1}/{self.epochs} step {i + 1}/{self.steps} ({100 * (i + 1) // self.steps}%) "
+                          f"loss {float(loss):.4f}, {rate:.3g} steps/s, ETA {_clock(left_epoch)} (epoch), "
+                          f"{_clock(left_run)} (run)\n")
+        self.stream.flush()
 
     def epoch(self, logs: dict, seconds: float):
         if not self.enabled:
             return
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
         parts = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k not in ("epoch", "lr"))
-        self.stream.write(("\r" if self.tty else "") + f"epoch {logs['epoch']}/{self.epochs} {parts} "
-                          f"lr {logs['lr']:.3g} ({seconds:.1f} s)\n")
+        self.stream.write(f"epoch {logs['epoch']}/{self.epochs} {parts} lr {logs['lr']:.3g} ({seconds:.1f} s)\n")
         self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    """``0:27``, ``12:05``, ``1:02:03``."""
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def check_options(backend: str, device: str, replicas: int = 1, **torch_options) -> None:
@@ -194,6 +241,7 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
         start, outs, pending, labels, losses, sizes = time.perf_counter(), [], [], [], [], []
         lr = schedule.lr(epoch, step)
         order = data_mod.batches(n, cfg.batch_size, epoch, cfg.seed, cfg.shuffle)
+        bar.start_epoch(epoch)
         # losses stay on the device until the epoch ends: no host synchronisation per step
         for i, (idx, device_idx) in enumerate(zip(order, trainer.indices(order))):
             lr = schedule.lr(epoch, step)
@@ -206,8 +254,7 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
                 if len(pending) * math.prod(output.shape) >= PENDING_VALUES:
                     outs.append(trainer.fetch(pending))
                     pending = []
-            if bar.tty and (i % 10 == 0 or i == len(order) - 1):
-                bar.step(epoch, i, float(loss))
+            bar.step(epoch, i, loss)
             step += 1
             if max_steps is not None and step >= max_steps:
                 break

@@ -25,6 +25,7 @@ class TrainReport:
     worst_tensor: str
     tol: float
     plot: str | None
+    threads: int | None = None  # CPU threads of the frameworks, for the header (dlspec.threads)
 
     @property
     def ok(self) -> bool:
@@ -33,8 +34,9 @@ class TrainReport:
 
     def table(self) -> str:
         """Printable summary."""
+        threads = f", {self.threads} thread{'s' if self.threads != 1 else ''}" if self.threads else ""
         lines = [f"training parity: {self.model}, {self.steps} steps, float32 on CPU, dropout off, "
-                 f"tolerance {self.tol:g}",
+                 f"tolerance {self.tol:g}{threads}",
                  f"{'quantity':<36} {'torch vs keras':>14}  status",
                  f"{'per-step loss, max relative diff':<36} {self.max_rel_loss:>14.3e}  "
                  f"{'ok' if self.max_rel_loss <= self.tol else 'FAIL'}",
@@ -46,6 +48,13 @@ class TrainReport:
             lines.append(f"wrote {self.plot}")
         lines.append("training parity: " + ("ok" if self.ok else "FAILED"))
         return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-ready data (``dlspec parity --train --json``)."""
+        return {"model": self.model, "kind": "training", "steps": self.steps, "tolerance": self.tol,
+                "threads": self.threads, "max_rel_loss": self.max_rel_loss, "max_weight_diff": self.max_weight_diff,
+                "worst_tensor": self.worst_tensor, "torch_loss": self.torch_loss, "keras_loss": self.keras_loss,
+                "plot": self.plot, "ok": self.ok}
 
 
 def without_dropout(model: Model) -> Model:
@@ -103,31 +112,18 @@ def train_parity(model: Model, *, weights: dict | None = None, steps: int = 100,
     worst = max(diffs, key=diffs.get)
     path = None
     if plot is not False:
-        path = _plot(lt, lk, plot or f"{model.name}_train_parity.png", model.name)
+        path = _plot(lt, lk, plot or f"{model.name}_train_parity.png", model.name, tol)
     return TrainReport(model.name, len(lt), lt.tolist(), lk.tolist(), rel, diffs[worst], worst, tol, path)
 
 
-def _plot(lt, lk, path: str, name: str) -> str | None:
+def _plot(lt, lk, path: str, name: str, tol: float = 1e-5) -> str | None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        fig = figure(lt, lk, name, tol)
     except ImportError:
         return None
-    import numpy as np
-
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    top.plot(lt, label="torch", linewidth=2)
-    top.plot(lk, "--", label="keras", linewidth=1.5)
-    top.set_ylabel("training loss")
-    top.set_title(f"{name}: training parity")
-    top.legend()
-    bottom.semilogy(np.maximum(np.abs(lt - lk) / np.abs(lt), 1e-12))
-    bottom.set_ylabel("relative difference")
-    bottom.set_xlabel("step")
-    fig.tight_layout()
     import io
+
+    import matplotlib.pyplot as plt
 
     from ..files import write_atomic
 
@@ -136,3 +132,39 @@ def _plot(lt, lk, path: str, name: str) -> str | None:
     plt.close(fig)
     write_atomic(path, buffer.getvalue())
     return path
+
+
+def figure(lt, lk, name: str, tol: float):
+    """The loss curves (top) and the per-step relative difference (bottom, log scale) with the tolerance as a
+    line. Steps where the two losses are exactly equal have no place on a log scale: they are drawn as
+    markers on the bottom edge and counted in the legend, not hidden behind an arbitrary floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    lt, lk = np.asarray(lt, dtype=np.float64), np.asarray(lk, dtype=np.float64)
+    rel = np.abs(lt - lk) / np.maximum(np.abs(lt), np.finfo(np.float64).tiny)
+    steps = np.arange(len(rel))
+    zero = rel == 0
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    top.plot(lt, label="torch", linewidth=2)
+    top.plot(lk, "--", label="keras", linewidth=1.5)
+    top.set_ylabel("training loss")
+    top.set_title(f"{name}: training parity")
+    top.legend()
+    bottom.set_yscale("log")
+    if (~zero).any():
+        bottom.plot(steps[~zero], rel[~zero], ".-", linewidth=1, markersize=3, label="|torch - keras| / |torch|")
+    bottom.axhline(tol, color="tab:red", linestyle="--", linewidth=1, label=f"tolerance {tol:g}")
+    low = min(tol, rel[~zero].min() if (~zero).any() else tol) / 10
+    bottom.set_ylim(low, max(tol, rel.max()) * 10)
+    if zero.any():
+        bottom.plot(steps[zero], np.full(zero.sum(), low), "v", color="tab:green", markersize=4, clip_on=False,
+                    label=f"exactly 0 ({int(zero.sum())} of {len(rel)} steps), drawn on the bottom edge")
+    bottom.set_ylabel("relative difference")
+    bottom.set_xlabel("step")
+    bottom.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
