@@ -116,7 +116,7 @@ def report(result: dict, args) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--framework", choices=("torch", "keras", "all"), default="all")
-    parser.add_argument("--model", choices=("resnet50", "mobilenet_v2"), default="resnet50")
+    parser.add_argument("--model", choices=("resnet18", "resnet50", "mobilenet_v2"), default="resnet50")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=10)

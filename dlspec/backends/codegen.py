@@ -50,8 +50,12 @@ def _printable(text: str) -> str:
 
 
 def where(graph: Graph, node: Node) -> str:
-    """The ``# spec.yaml:LINE`` comment for a node; the file name cannot break out of it."""
-    return f"# {_printable(graph.source)}:{node.loc.line}"
+    """The ``# spec.yaml:LINE`` comment for a node: the file that defined it (for a derived spec, the base file
+    for the base's layers) and its line; the file name cannot break out of it."""
+    from pathlib import PurePath
+
+    source = PurePath(node.loc.file).name if node.loc.file else graph.source
+    return f"# {_printable(source)}:{node.loc.line}"
 
 
 def docstring(text: str) -> str:
@@ -161,3 +165,20 @@ class Namespace:
 
     def __getitem__(self, value: str) -> str:
         return self.vars[value]
+
+
+def frozen_prefixes(frozen: dict[str, bool]) -> list[str]:
+    """The fewest dotted name prefixes that cover exactly the frozen names of ``frozen`` ({name: frozen}):
+    ``layer1`` when every name under it is frozen, else its frozen members one level down, in order."""
+    out: list[str] = []
+    for name, is_frozen in frozen.items():
+        if not is_frozen:
+            continue
+        parts = name.split(".")
+        for k in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:k])
+            if all(f for n, f in frozen.items() if n == prefix or n.startswith(prefix + ".")):
+                if prefix not in out:
+                    out.append(prefix)
+                break
+    return out

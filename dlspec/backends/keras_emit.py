@@ -16,6 +16,7 @@ from .codegen import (
     Namespace,
     channels_first_perm,
     channels_last_perm,
+    frozen_prefixes,
     header,
     kwargs,
     literal,
@@ -370,6 +371,13 @@ def _write(graph: Graph) -> _Writer:
     return w
 
 
+FREEZE = '''
+    for layer in model.layers:
+        if any(layer.name == name or layer.name.startswith(name + ".") for name in FROZEN):
+            layer.trainable = False
+'''
+
+
 def weight_plan(graph: Graph) -> dict[str, list[str]]:
     """For each node with weights: the expressions (over ``weights[...]``) giving its Keras weights."""
     return _write(graph).plan
@@ -386,12 +394,16 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     lines += ["", "import keras", "import numpy as np", ""]
     if weights_file:
         lines += ["", f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})", ""]
+    frozen = frozen_prefixes({n.name: not n.trainable for n in graph.nodes if n.params})
+    if frozen:
+        lines += ["", wrap(f"FROZEN = {literal(tuple(frozen))}  # fixed weights, BatchNorm in inference mode", ""), ""]
     for h in w.helpers:
         lines += ["", *HELPERS[h].strip("\n").splitlines(), ""]
     default = "WEIGHTS" if weights_file else "None"
     lines += ["", f"def build_model(weights={default}):",
               '    """Build the model; ``weights`` is a safetensors path or a dict of numpy arrays."""',
               *w.lines, wrap(f"model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})", "    "),
+              *(FREEZE.strip("\n").splitlines() if frozen else []),
               "    if weights is not None:", "        load_weights(model, weights)", "    return model", "", "",
               "def load_weights(model, weights):",
               '    """Load dlspec\'s canonical weights (a safetensors path or a dict of arrays) into ``model``."""',

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..ir import Act, Graph, Param
 from ..spec.types import RESERVED_NAMES
-from .codegen import READ_SAFETENSORS, class_name, header, kwargs, literal, where, wrap
+from .codegen import READ_SAFETENSORS, class_name, frozen_prefixes, header, kwargs, literal, where, wrap
 from .context import EmitContext
 from .registry import emitter, emitters
 
@@ -177,6 +177,43 @@ def _subtrees(tree: dict):
             yield from _subtrees(value)
 
 
+def _leaves(tree: dict, prefix: str = ""):
+    """(full name, module expression) of every leaf of the module tree, in order."""
+    for key, value in tree.items():
+        if isinstance(value, tuple):
+            yield prefix + key, value[0]
+        else:
+            yield from _leaves(value, f"{prefix}{key}.")
+
+
+def _frozen_lines(graph: Graph, tree: dict) -> tuple[list[str], list[str]]:
+    """Module-level constants naming the frozen submodules and parameters, and the ``__init__`` lines that
+    freeze them; the class's ``train`` keeps frozen submodules in inference mode."""
+    trainable = {n.name: n.trainable for n in graph.nodes}
+    leaves = dict(_leaves(tree))
+    prefixes = frozen_prefixes({name: not trainable[name] for name in leaves})
+    modules = [p for p in prefixes if not leaves.get(p, "").startswith("nn.Parameter(")]
+    params = [p for p in prefixes if p not in modules]
+    consts, init = [], []
+    if modules:
+        consts.append(wrap(f"FROZEN = {literal(tuple(modules))}  # fixed weights, BatchNorm in inference mode", ""))
+        init += ["        for name in FROZEN:", "            self.get_submodule(name).requires_grad_(False)"]
+    if params:
+        consts.append(wrap(f"FROZEN_PARAMETERS = {literal(tuple(params))}", ""))
+        init += ["        for name in FROZEN_PARAMETERS:", "            self.get_parameter(name).requires_grad_(False)"]
+    return consts, init
+
+
+TRAIN = '''
+    def train(self, mode=True):
+        """Set training mode; frozen submodules stay in inference mode (BatchNorm keeps its statistics)."""
+        super().train(mode)
+        for name in FROZEN:
+            self.get_submodule(name).eval()
+        return self
+'''
+
+
 def _module_lines(tree: dict) -> list[str]:
     lines = []
     for key, node in tree.items():
@@ -277,6 +314,9 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     lines += ["from torch.nn import functional as F", ""] if uses_f else [""]
     if weights_file:
         lines += ["", f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})", ""]
+    frozen, freeze = _frozen_lines(graph, tree)
+    if frozen:
+        lines += ["", *frozen, ""]
     if any(_holds_parameter(n) for n in _subtrees(tree)):
         lines += ["", *SCOPE.strip("\n").splitlines(), ""]
     lines += ["", f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
@@ -284,6 +324,9 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     inits = [s for _, lay in layers for s in lay.inits]
     if inits:
         lines += ["        with torch.no_grad():"] + [f"            {s}" for s in inits]
+    lines += freeze
+    if any(line.startswith("FROZEN =") for line in frozen):
+        lines += TRAIN.rstrip("\n").splitlines()
     args = ", ".join(names[i.name] for i in graph.inputs)
     lines += ["", f"    def forward(self, {args}):"]
     for node, lay in layers:
