@@ -243,8 +243,7 @@ class BatchNorm(keras.layers.Layer):
         self.gamma = self.add_weight(shape=(c,), initializer="ones", name="gamma")
         self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
         self.moving_mean = self.add_weight(shape=(c,), initializer="zeros", trainable=False, name="moving_mean")
-        self.moving_variance = self.add_weight(shape=(c,), initializer="ones", trainable=False,
-                                               name="moving_variance")
+        self.moving_variance = self.add_weight(shape=(c,), initializer="ones", trainable=False, name="moving_variance")
 
     def call(self, x, training=False):
         if training and self.trainable:
@@ -518,10 +517,22 @@ FREEZE = '''
 
 
 def _table(name: str, table: dict) -> list[str]:
-    """``name = {...}`` with one entry per line."""
+    """``name = {...}`` with one entry per line, nested tuples split as ruff format splits them."""
     if not table:
         return [f"{name} = {{}}"]
-    return [f"{name} = {{", *(wrap(f"{literal(k)}: {literal(v)},", "    ") for k, v in table.items()), "}"]
+    return [f"{name} = {{", *(ln for k, v in table.items() for ln in _split(v, "    ", f"{literal(k)}: ", ",")), "}"]
+
+
+def _split(value, indent: str, head: str, tail: str, width: int = 100) -> list[str]:
+    """``value`` after ``head`` on one line if it fits, else each item of a tuple (or dict) on its own line."""
+    one = literal(value)
+    if len(indent + head + one + tail) <= width or not isinstance(value, (tuple, list, dict)) or not value:
+        return [indent + head + one + tail]
+    if isinstance(value, dict):
+        items = [ln for k, v in value.items() for ln in _split(v, indent + "    ", f"{literal(k)}: ", ",", width)]
+        return [f"{indent}{head}{{", *items, f"{indent}}}{tail}"]
+    items = [ln for v in value for ln in _split(v, indent + "    ", "", ",", width)]
+    return [f"{indent}{head}(", *items, f"{indent}){tail}"]
 
 
 def layouts(weights: list[tuple[str, str, tuple]]) -> tuple[dict, dict]:

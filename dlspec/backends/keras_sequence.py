@@ -16,15 +16,19 @@ class PositionalEmbedding(keras.layers.Layer):
         self.max_length, self.embeddings_initializer = max_length, keras.initializers.get(embeddings_initializer)
 
     def build(self, input_shape):
-        self.embeddings = self.add_weight(shape=(self.max_length, input_shape[-1]),
-                                          initializer=self.embeddings_initializer, name="embeddings")
+        self.embeddings = self.add_weight(
+            shape=(self.max_length, input_shape[-1]), initializer=self.embeddings_initializer, name="embeddings"
+        )
 
     def call(self, x):
         return x + self.embeddings[: keras.ops.shape(x)[1]]
 
     def get_config(self):
-        return {**super().get_config(), "max_length": self.max_length,
-                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer)}
+        return {
+            **super().get_config(),
+            "max_length": self.max_length,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        }
 '''
 
 

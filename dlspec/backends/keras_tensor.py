@@ -79,8 +79,14 @@ class Index(keras.layers.Layer):
         return x[(slice(None),) * self.axis + (item,)]
 
     def get_config(self):
-        return {**super().get_config(), "axis": self.axis, "start": self.start, "stop": self.stop,
-                "step": self.step, "index": self.index}
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "start": self.start,
+            "stop": self.stop,
+            "step": self.step,
+            "index": self.index,
+        }
 '''
 
 HELPERS["Reduce"] = '''

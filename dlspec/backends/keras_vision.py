@@ -49,8 +49,15 @@ class TorchPool(keras.layers.Layer):
         return keras.ops.average_pool(x, self.pool_size, self.strides, padding="valid") * self.scale
 
     def get_config(self):
-        return {**super().get_config(), "kind": self.kind, "pool_size": self.pool_size, "strides": self.strides,
-                "padding": self.padding, "ceil_mode": self.ceil_mode, "count_include_pad": self.count_include_pad}
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "pool_size": self.pool_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "ceil_mode": self.ceil_mode,
+            "count_include_pad": self.count_include_pad,
+        }
 '''
 
 
@@ -60,10 +67,10 @@ def _one(values):
 
 def _conv_weights(ctx: KerasContext, depthwise: bool) -> list[str]:
     nd = len(ctx.in_shape) - 1
-    if depthwise:  # (in*m, 1, *k) -> (*k, in, m)
+    if depthwise:  # (in*m, 1, *k) -> (*k, in, m); in = -1 keeps one layout for every width
         c = ctx.in_shape[0]
         perm = (2, 3, 0, 1) if nd == 2 else (2, 0, 1)
-        shape = (c, ctx.node.attrs["filters"] // c, *per_axis(ctx.node.attrs["kernel"], nd, "kernel"))
+        shape = (-1, ctx.node.attrs["filters"] // c, *per_axis(ctx.node.attrs["kernel"], nd, "kernel"))
         weight = _w(ctx.node, "weight", ("reshape", shape), ("transpose", perm))
     else:  # (out, in/g, *k) -> (*k, in/g, out)
         weight = _w(ctx.node, "weight", ("transpose", (2, 3, 1, 0) if nd == 2 else (2, 1, 0)))

@@ -36,8 +36,7 @@ class BatchNorm(keras.layers.Layer):
         self.gamma = self.add_weight(shape=(c,), initializer="ones", name="gamma")
         self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
         self.moving_mean = self.add_weight(shape=(c,), initializer="zeros", trainable=False, name="moving_mean")
-        self.moving_variance = self.add_weight(shape=(c,), initializer="ones", trainable=False,
-                                               name="moving_variance")
+        self.moving_variance = self.add_weight(shape=(c,), initializer="ones", trainable=False, name="moving_variance")
 
     def call(self, x, training=False):
         if training and self.trainable:
