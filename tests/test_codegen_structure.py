@@ -130,3 +130,24 @@ def test_golden_source(backend):
     if os.environ.get("DLSPEC_UPDATE_GOLDEN"):
         path.write_text(source)
     assert source == path.read_text()
+
+
+def test_generated_files_pass_ruff_outside_the_repository(tmp_path):
+    """Written outside the repository (no project config applies), with a weights file (a constant after the
+    imports) and frozen parts: ruff check under ruff's defaults and under the project's rules, and ruff format
+    at the project's line length, leave them as they are."""
+    import subprocess
+    import sys
+
+    for name in ("resnet18", "resnet50", "resnet18_digits", "mobilenet_v2"):
+        model = dlspec.load(SPECS / f"{name}.yaml")
+        for backend in ("torch", "keras"):
+            source = dlspec.generate(model, backend, weights_file=f"{name}.safetensors")
+            (tmp_path / f"{name}_{backend}.py").write_text(source)
+    ruff = [sys.executable, "-m", "ruff"]
+    for args in (["check", "--isolated"],
+                 ["check", "--isolated", "--select", "E,F,W,I,B,UP", "--ignore", "B905", "--line-length", "120",
+                  "--target-version", "py310"],
+                 ["format", "--isolated", "--check", "--line-length", "120"]):
+        result = subprocess.run([*ruff, *args, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0, (args, result.stdout[-3000:])
