@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("resnet50", "mobilenet_v2", "convnext_tiny", "vit_b_16")
+MODELS = ("resnet18", "resnet50", "mobilenet_v2", "convnext_tiny", "vit_b_16")
 KERAS_APPS = {"resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2", "convnext_tiny": "ConvNeXtTiny"}
 
 

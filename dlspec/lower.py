@@ -22,6 +22,7 @@ def lower(checked: Checked) -> Graph:
             name=flat.name, op=flat.layer.type, inputs=flat.inputs, attrs=attrs, loc=doc.loc(flat.path),
             path=format_path(flat.path), context=flat.context, trainable=flat.trainable,
             regularizer=getattr(flat.layer, "regularizer", None),
+            blocks=tuple((b.prefix, b.block, b.args, b.inputs, b.values, doc.loc(b.path)) for b in flat.blocks),
             attr_locs={a: doc.loc(flat.path + (a,)) for a in [*attrs, "inputs"] if flat.path + (a,) in doc.values}))
     _freeze(nodes, checked)
     return Graph(spec.name, spec.description, Path(doc.file).name, inputs, nodes, list(checked.outputs))

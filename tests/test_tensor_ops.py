@@ -127,8 +127,9 @@ def test_split_outputs_are_referenced_by_name_inside_a_block():
     got = dlspec.build(model, "torch")(torch.from_numpy(x)).numpy()
     np.testing.assert_array_equal(got, want)
     source = dlspec.generate(model, "torch")
-    assert "        stage_0_s_1 = x[:, 1:]  # <string>:7\n" in source
-    assert "        stage_0 = torch.cat([stage_0, stage_0_s_0], dim=1)  # <string>:9\n" in source
+    assert "class Unit(nn.Module):\n" in source and "        self.stage = nn.Sequential(Unit(), Unit())" in source
+    assert "        s_1 = x[:, 1:]  # <string>:7\n" in source
+    assert "        out = torch.cat([out, s_0], dim=1)  # <string>:9\n" in source
 
 
 PARAMS = """\

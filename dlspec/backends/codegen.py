@@ -29,14 +29,34 @@ def read_safetensors(path):
 '''
 
 
+def module_source(doc: str, stdlib: list[str], imports: list[str], consts: list[str], sections: list[list[str]]) -> str:
+    """A module laid out as ruff and isort want it: docstring, standard-library imports, third-party imports,
+    constants one blank line below them, then each section (classes, functions) two blank lines apart."""
+    std = {"json": "import json", "pathlib": "from pathlib import Path"}
+    lines = [doc, "", *(std[m] for m in stdlib), "", *imports]
+    if consts:
+        lines += ["", *consts]
+    for section in sections:
+        lines += ["", "", *section]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+class Raw(str):
+    """Source text that :func:`literal` passes through as it is (an expression, not a string)."""
+
+
 def literal(value) -> str:
-    """A Python literal for a spec value. Strings go through repr, never raw."""
+    """A Python literal for a spec value. Strings go through repr, never raw (unless they are :class:`Raw`)."""
+    if isinstance(value, Raw):
+        return str(value)
     if isinstance(value, str):
         return json.dumps(value)  # a JSON string is a valid, fully escaped Python literal
     if isinstance(value, bool) or value is None or isinstance(value, int):
         return repr(value)
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (tuple, list)):
         items = ", ".join(literal(v) for v in value)
         return f"({items},)" if len(value) == 1 else f"({items})"
@@ -48,13 +68,47 @@ def kwargs(**values) -> str:
     return ", ".join(f"{k}={literal(v)}" for k, v in values.items())
 
 
+def _same(a, b) -> bool:
+    return type(a) is type(b) and a == b if not isinstance(a, (tuple, list)) else \
+        isinstance(b, (tuple, list)) and len(a) == len(b) and all(map(_same, a, b))
+
+
+def call(target: str, defaults: dict, **values) -> str:
+    """``target(a=1, ...)`` with the keyword arguments whose value is ``target``'s own default left out
+    (``defaults`` holds them; it lists none whose default differs between frameworks, so those stay explicit)."""
+    if UNWRAPPED[0]:  # a draft: defaults stay, marked, so drafts of one block line up (see drop_defaults)
+        marked = (f"{DEFAULT if k in defaults and _same(defaults[k], v) else ''}{k}={literal(v)}"
+                  for k, v in values.items())
+        return f"{target}({', '.join(marked)})"
+    shown = {k: v for k, v in values.items() if not (k in defaults and _same(defaults[k], v))}
+    return f"{target}({kwargs(**shown)})"
+
+
+DEFAULT = "_default_"
+_LITERAL = r'(?:-?[0-9][0-9.e+-]*|True|False|None|"[^"]*")'
+
+
+def drop_defaults(line: str) -> str:
+    """In a draft line: leave out a marked default that stayed a literal; unmark one that became a parameter."""
+    import re
+
+    marked = rf"{DEFAULT}\w+={_LITERAL}"
+    for pattern in (rf", {marked}(?=[,)])", rf"{marked}, ", rf"{marked}(?=\))"):
+        line = re.sub(pattern, "", line)
+    return line.replace(DEFAULT, "")
+
+
 def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def where(graph: Graph, node: Node) -> str:
-    """The ``# spec.yaml:LINE`` comment for a node; the file name cannot break out of it."""
-    return f"# {_printable(graph.source)}:{node.loc.line}"
+    """The ``# spec.yaml:LINE`` comment for a node: the file that defined it (for a derived spec, the base file
+    for the base's layers) and its line; the file name cannot break out of it."""
+    from pathlib import PurePath
+
+    source = PurePath(node.loc.file).name if node.loc.file else graph.source
+    return f"# {_printable(source)}:{node.loc.line}"
 
 
 def docstring(text: str) -> str:
@@ -109,6 +163,9 @@ def channels_first_perm(rank: int) -> tuple[int, ...]:
     return (rank,) + tuple(range(1, rank))
 
 
+UNWRAPPED = [False]  # true while source is drafted to be compared (see torch_emit.block_classes): no wrapping
+
+
 def wrap(statement: str, indent: str, width: int = 100) -> str:
     """Break a long statement's longest bracket group one item per line, as ruff format would.
 
@@ -119,7 +176,7 @@ def wrap(statement: str, indent: str, width: int = 100) -> str:
     import tokenize
 
     code = statement.split("  #")[0]
-    if len(indent + code) <= width and len(indent + statement) <= width + 20:
+    if UNWRAPPED[0] or len(indent + code) <= width and len(indent + statement) <= width + 20:
         return indent + statement
     stack, groups = [], []  # groups: (open column, close column, comma columns)
     for tok in tokenize.generate_tokens(io.StringIO(statement).readline):
@@ -195,3 +252,20 @@ class Namespace:
 
     def __getitem__(self, value: str) -> str:
         return self.vars[value]
+
+
+def frozen_prefixes(frozen: dict[str, bool]) -> list[str]:
+    """The fewest dotted name prefixes that cover exactly the frozen names of ``frozen`` ({name: frozen}):
+    ``layer1`` when every name under it is frozen, else its frozen members one level down, in order."""
+    out: list[str] = []
+    for name, is_frozen in frozen.items():
+        if not is_frozen:
+            continue
+        parts = name.split(".")
+        for k in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:k])
+            if all(f for n, f in frozen.items() if n == prefix or n.startswith(prefix + ".")):
+                if prefix not in out:
+                    out.append(prefix)
+                break
+    return out

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import tempfile
+import weakref
 
 from ..ir import Graph, weight_name
 from .execsource import exec_source
@@ -16,6 +17,7 @@ from .native import preload_triton
 __all__ = ["build", "count_params", "generate", "run"]
 
 
+_MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # built model -> the generated module it came from
 _NOISE = re.compile(rb"^(WARNING: All log messages before absl|[IW]\d{4} |E\d{4} .*(cuInit|cuda))")
 
 
@@ -65,7 +67,9 @@ def build(graph: Graph, weights: dict | None = None):
     """A ``keras.Model`` built by executing the generated source."""
     import_keras()
     module = exec_source(generate(graph), f"dlspec_generated.{graph.name}_keras", f"<{graph.name}_keras.py>")
-    return module.build_model(weights)
+    model = module.build_model(weights)
+    _MODULES[model] = module  # its weight layout tables serve export_weights
+    return model
 
 
 def count_params(model) -> int:
@@ -80,34 +84,35 @@ def run(model, inputs: list) -> list:
 
 
 def export_weights(model, graph: Graph) -> dict:
-    """Canonical weights from a Keras model: the inverse of the generated ``load_weights``.
+    """Canonical weights from a Keras model that :func:`build` made: the inverse of the generated ``load_weights``,
+    read from the same layout tables (``LAYOUTS``, ``OVERRIDES`` and ``moved`` of the model's generated module).
 
-    Each load expression only moves elements (transposes, reshapes, gate reorders), so evaluating it
-    on element indices tells where every canonical element went. Sums (an LSTM's two biases, which
-    Keras keeps as one) go to the first tensor; the second becomes zero, which keeps the function.
+    Layout steps only move elements, so applying them to element indices tells where every canonical element
+    went. A sum (an LSTM's two biases, which Keras keeps as one) goes to the first tensor; the second becomes
+    zero, which keeps the function.
     """
     import numpy as np
 
-    from .keras_emit import weight_plan
+    module = _MODULES[model]
+    shapes = {weight_name(n.name, p.name): p.shape for n in graph.nodes for p in n.params}
+    out: dict = {}
 
-    out = {}
-    for node_name, expressions in weight_plan(graph).items():
-        node = next(n for n in graph.nodes if n.name == node_name)
-        ids, offset = {}, 0
-        for p in node.params:
-            size = int(np.prod(p.shape))
-            ids[weight_name(node.name, p.name)] = np.arange(offset, offset + size, dtype=np.float64).reshape(p.shape)
-            offset += size
-        flat = np.zeros(offset, dtype=np.float32)
-        values = model.get_layer(node.name).get_weights()
-        for expression, value in zip(expressions, values):
-            if " + " in expression and expression.count('weights["') == 2:
-                expression = expression.split(" + ")[0]  # summed biases: all of it to the first
-            index = eval(expression, {"weights": ids, "np": np})  # our own generated expressions
-            flat[np.asarray(index).astype(np.int64).ravel()] = np.asarray(value, dtype=np.float32).ravel()
-        offset = 0
-        for p in node.params:
-            size = int(np.prod(p.shape))
-            out[weight_name(node.name, p.name)] = flat[offset:offset + size].reshape(p.shape).copy()
-            offset += size
+    def scatter(entry, value, layer: str) -> None:
+        if isinstance(entry, dict):
+            how, parts = next(iter(entry.items()))
+            for k, part in enumerate(parts):
+                scatter(part, value[k] if how == "stack" else value if k == 0 else np.zeros_like(value), layer)
+            return
+        tensor, steps = entry
+        name = f"{layer}.{tensor}" if tensor else layer
+        shape = shapes[name]
+        flat = out.setdefault(name, np.zeros(shape, np.float32)).reshape(-1)
+        index = module.moved(np.arange(flat.size).reshape(shape), steps)
+        flat[np.asarray(index).ravel()] = np.asarray(value, np.float32).ravel()
+
+    for layer in model.layers:
+        layout = module.OVERRIDES.get(layer.name, module.LAYOUTS.get(type(layer).__name__))
+        if layout and layer.weights:
+            for entry, value in zip(layout, layer.get_weights()):
+                scatter(entry, value, layer.name)
     return out

@@ -8,17 +8,24 @@ inserted where it changes. Rank-1 samples look the same in both layouts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
-from ..ir import Act, Graph, Param, weight_name
+from ..ir import Act, Graph, Param
+from .classes import group_classes, instances
 from .codegen import (
     READ_SAFETENSORS,
+    UNWRAPPED,
     Namespace,
+    Raw,
+    call,
     channels_first_perm,
     channels_last_perm,
+    frozen_prefixes,
     header,
     kwargs,
     literal,
+    module_source,
     where,
     wrap,
 )
@@ -48,7 +55,7 @@ class KerasLayer:
     """A node in Keras: the layer expression, its weights, and the layouts it works in."""
 
     layer: str
-    weights: list[str] = field(default_factory=list)
+    weights: list = field(default_factory=list)  # how each Keras weight comes from canonical tensors (see _w)
     wants: str = ANY
     helpers: tuple[str, ...] = ()
     pre: list[tuple[str, str]] = field(default_factory=list)  # (name suffix, layer expression without name)
@@ -69,8 +76,15 @@ class KerasContext(EmitContext):
         return physical_axis(logical_axis, len(self.in_shape) + 1, self.layout)
 
 
-def _w(node, param: str, transform: str = "") -> str:
-    return f'weights[{literal(weight_name(node.name, param))}]{transform}'
+T = ("transpose", (1, 0))
+
+
+def _w(node, param: str, *steps: tuple) -> tuple:
+    """One Keras weight taken from the node's canonical tensor ``param`` ("" for a `parameter` node, whose tensor
+    is the node) by layout ``steps``: ("transpose", axes), ("reshape", shape), ("rows", (start, stop)) of axis 0,
+    ("gates", order) reordering equal chunks of axis 0. Weights summed or stacked from several tensors are
+    {"sum": [...]} or {"stack": [...]} of these. The generated ``keras_weight`` reads this data."""
+    return (param, tuple(steps))
 
 
 def _init(param: Param, exact_fans: bool = True) -> str:
@@ -193,13 +207,13 @@ def _dense(ctx: KerasContext) -> KerasLayer:
     node, a = ctx.node, ctx.node.attrs
     fused_act, helpers, post = fused(Act.of(a["activation"]), len(node.shape) + 1, LOGICAL)
     params = {p.name: p for p in node.params}
-    args = [f"units={a['units']}", f"activation={fused_act}", f"use_bias={a['use_bias']}",
-            f"kernel_initializer={_init(params['weight'])}"]
+    init = {"kernel_initializer": Raw(_init(params["weight"]))}
     if a["use_bias"]:
-        args.append(f"bias_initializer={_init(params['bias'])}")
-    weights = [_w(node, "weight", ".T")] + ([_w(node, "bias")] if a["use_bias"] else [])
-    return KerasLayer(f"keras.layers.Dense({', '.join(args)}, name={literal(node.name)})", weights, LOGICAL, helpers,
-                      post=post)
+        init["bias_initializer"] = Raw(_init(params["bias"]))
+    weights = [_w(node, "weight", T)] + ([_w(node, "bias")] if a["use_bias"] else [])
+    layer = call("keras.layers.Dense", {"activation": Raw("None"), "use_bias": True}, units=a["units"],
+                 activation=Raw(fused_act), use_bias=a["use_bias"], **init, name=node.name)
+    return KerasLayer(layer, weights, LOGICAL, helpers, post=post)
 
 
 @emitter("keras", "activation")
@@ -229,8 +243,7 @@ class BatchNorm(keras.layers.Layer):
         self.gamma = self.add_weight(shape=(c,), initializer="ones", name="gamma")
         self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
         self.moving_mean = self.add_weight(shape=(c,), initializer="zeros", trainable=False, name="moving_mean")
-        self.moving_variance = self.add_weight(shape=(c,), initializer="ones", trainable=False,
-                                               name="moving_variance")
+        self.moving_variance = self.add_weight(shape=(c,), initializer="ones", trainable=False, name="moving_variance")
 
     def call(self, x, training=False):
         if training and self.trainable:
@@ -297,10 +310,18 @@ def _named(expr: str, name: str) -> str:
 class _Writer:
     """Emits the body of ``build_model``, tracking each variable's layout."""
 
-    def __init__(self, graph: Graph):
-        self.graph, self.lines, self.layouts = graph, [], {}
-        self.ns = Namespace([i.name for i in graph.inputs] + [n.name for n in graph.nodes], reserved=HELPERS)
-        self.weights, self.helpers, self.converted, self.plan = [], [], {}, {}
+    def __init__(self, graph: Graph, mark: str = "", stems: dict | None = None):
+        """``mark``: the prefix of node names in a block function's graph, left out of variable names; ``stems``:
+        variable names to start from for some values (a block instance's output is named after the instance)."""
+        self.graph, self.lines, self.layouts, self.mark = graph, [], {}, mark
+        self.ns = Namespace([], reserved=HELPERS)
+        for value in [i.name for i in graph.inputs] + [n.name for n in graph.nodes]:
+            stem = (stems or {}).get(value, value)
+            self.ns.vars[value] = self.ns.fresh(stem.removeprefix(mark + ".").replace(".", "_"))
+        self.helpers, self.converted = [], {}
+        self.weights: list[tuple[str, str, tuple]] = []  # (layer name, Keras layer class, weight entries)
+        self.blocks: dict[str, tuple[str, str]] = {}  # instance prefix -> (its draft, the layout it returns)
+        self.functions: list[list[str]] = []
 
     def convert(self, var: str, rank: int, want: str) -> tuple[str, str]:
         have = self.layouts[var]
@@ -310,10 +331,22 @@ class _Writer:
             return self.converted[var, want], want
         perm = channels_last_perm(rank) if want == CHANNELS_LAST else channels_first_perm(rank)
         new = self.ns.fresh(f"{var}_{'nhwc' if want == CHANNELS_LAST else 'nchw'}")
-        self.lines.append(wrap(f"{new} = keras.layers.Permute({kwargs(dims=perm, name=new)})({var})", "    "))
+        name = f"{self.mark}.{new}" if self.mark else new  # in a block function, under the instance's name
+        self.lines.append(wrap(f"{new} = keras.layers.Permute({kwargs(dims=perm, name=name)})({var})", "    "))
         self.layouts[new] = want
         self.converted[var, want] = new
         return new, want
+
+    def block(self, node, inst, table):
+        """A call of the block function that computes instance ``inst``; its draft (unwrapped source, with the
+        call's arguments left to fill in) depends on the layouts its inputs come in."""
+        args = [self.ns[v] for v in node.inputs]
+        var = self.ns[node.name]
+        draft, out = _block_draft(inst, [self.layouts[a] for a in args], table, self)
+        self.blocks[inst.prefix] = (draft, out)
+        self.layouts[var] = out if len(node.shape) > 1 else LOGICAL
+        comment = where(self.graph, replace(node, loc=inst.loc))
+        self.lines.append(f"    {var} = \x00{inst.prefix}\x00({', '.join(args)})  {comment}")
 
     def node(self, node, table):
         shapes = [self.graph.shape_of(v) for v in node.inputs]
@@ -353,27 +386,171 @@ class _Writer:
             self.lines.append(wrap(f"{step} = {_named(expr, node.name + '.' + suffix)}({main}){comment}", "    "))
             main = step
         if lay.weights:
-            self.plan[node.name] = list(lay.weights)
-            self.weights.append(wrap(f'model.get_layer({literal(node.name)}).set_weights([{", ".join(lay.weights)}])',
-                                     "    "))
+            self.weights.append((node.name, re.match(r"(?:keras\.layers\.)?(\w+)\(", lay.layer).group(1),
+                                 tuple(lay.weights)))
+
+
+MARK = "BLOCK__"  # stands for the instance's name in a block function's draft
+
+
+def _block_draft(inst, layouts: list[str], table, top: _Writer) -> tuple[str, str]:
+    """The source of a function building instance ``inst`` whose inputs come in ``layouts``, unwrapped, with
+    its layers named f"{name}.<local name>"; and the layout of what it returns. Its weights and helpers join
+    ``top``'s."""
+    graph = inst.graph
+    ins = {i.name for i in graph.inputs}
+    marked = replace(graph, nodes=[replace(n, name=f"{MARK}.{n.name}", inputs=tuple(
+        v if v in ins else f"{MARK}.{v}" for v in n.inputs)) for n in graph.nodes],
+        outputs=[f"{MARK}.{o}" for o in graph.outputs])
+    w = _Writer(marked, MARK)
+    w.ns.used.add("name")
+    for inp, layout in zip(graph.inputs, layouts):
+        w.layouts[w.ns[inp.name]] = layout
+    UNWRAPPED[0] = True
+    try:
+        for node in marked.nodes:
+            w.node(node, table)
+    finally:
+        UNWRAPPED[0] = False
+    result = w.ns[marked.outputs[0]]
+    head = f"def {MARK}({', '.join(w.ns[i.name] for i in graph.inputs)}, name):"
+    text = "\n".join([head, *w.lines, f"    return {result}"]) + "\n"
+    text = text.replace(f'"{MARK}.', 'f"{name}.')
+    top.helpers += [h for h in w.helpers if h not in top.helpers]
+    top.weights += [(name.replace(MARK, inst.prefix, 1), cls, entries) for name, cls, entries in w.weights]
+    return text, w.layouts[result]
 
 
 def _write(graph: Graph) -> _Writer:
+    """The body of ``build_model``: block instances become calls of one function per block (see _functions)."""
     table = emitters("keras")  # first: emitter modules register the helper names the namespace avoids
-    w = _Writer(graph)
+    insts = {i.output: i for i in instances(graph) if i.graph is not None}
+    members = {n.name for i in insts.values() for n in i.nodes}
+    w = _Writer(replace(graph, nodes=[n for n in graph.nodes if n.name not in members or n.name in insts]),
+                stems={out: inst.prefix for out, inst in insts.items()})
     for inp in graph.inputs:
         dtype = "" if inp.dtype == "float32" else f", dtype={literal(inp.dtype)}"
         w.lines.append(f"    {w.ns[inp.name]} = keras.Input({kwargs(shape=tuple(inp.shape))}{dtype}, "
                        f"{kwargs(name=inp.name)})")
         w.layouts[w.ns[inp.name]] = LOGICAL
     for node in graph.nodes:
-        w.node(node, table)
+        if node.name in insts:
+            inst = insts[node.name]
+            w.block(replace(node, inputs=inst.values), inst, table)
+        elif node.name not in members:
+            w.node(node, table)
+    w.functions = _functions(w, list(insts.values()))
     return w
 
 
-def weight_plan(graph: Graph) -> dict[str, list[str]]:
-    """For each node with weights: the expressions (over ``weights[...]``) giving its Keras weights."""
-    return _write(graph).plan
+def _functions(w: _Writer, insts: list) -> list[list[str]]:
+    """One function per block (per distinct source where instances differ in more than numbers); fills the
+    calls into ``w.lines``."""
+    if not insts:
+        return []
+    taken = set(w.ns.used) | set(HELPERS) | {"build_model", "load_weights", "keras_weight", "moved",
+                                               "read_safetensors", "keras", "np", "json", "Path"}
+    names = {}
+    for block in dict.fromkeys(i.block for i in insts):
+        names[block] = block if block not in taken else f"{block}_block"
+    drafts = {i.prefix: w.blocks[i.prefix][0].replace(f"def {MARK}(", f"def {names[i.block]}(") for i in insts}
+    made = {}
+    for block, name in names.items():  # instances whose inputs came in other layouts have other drafts
+        group = [i for i in insts if i.block == block]
+        inputs = ", ".join(x.name for x in group[0].graph.inputs)
+        head = (f"def {name}({inputs}, name):", f"def {name}({inputs}{{params}}, name):")
+        made.update(group_classes(group, drafts, {block: name}, taken | set(names.values()), head, singles=True))
+    fills = {p: c.call(p, name=literal(p)) for p, c in made.items()}
+
+    def fill(line: str) -> str:
+        if "\x00" not in line:
+            return line
+        head, prefix, rest = line.split("\x00")
+        call = fills[prefix]  # name(param=..., name="..."), to which the inputs go first
+        inputs, tail = rest[1:].split(")", 1)
+        return wrap(f"{head.lstrip()}{call.split('(', 1)[0]}({inputs}, {call.split('(', 1)[1]}{tail}", "    ")
+
+    w.lines = [fill(line) for line in w.lines]
+    return list({id(c): c.lines for c in made.values()}.values())
+
+
+LOAD_WEIGHTS = '''
+    for layer in model.layers:
+        layout = OVERRIDES.get(layer.name, LAYOUTS.get(type(layer).__name__))
+        if layout and layer.weights:  # a layer without a bias has fewer weights than its class's layout
+            layer.set_weights([keras_weight(weights, layer.name, entry) for entry in layout[: len(layer.weights)]])
+
+
+def keras_weight(weights, layer, entry):
+    """One Keras weight of ``layer`` from canonical tensors: ``(tensor, steps)`` takes ``<layer>.<tensor>`` (the
+    tensor named ``layer`` where ``tensor`` is empty) through the layout steps; ``{"sum": [...]}`` and
+    ``{"stack": [...]}`` combine several."""
+    if isinstance(entry, dict):
+        how, parts = next(iter(entry.items()))
+        arrays = [keras_weight(weights, layer, part) for part in parts]
+        return arrays[0] + arrays[1] if how == "sum" else np.stack(arrays)
+    tensor, steps = entry
+    return moved(weights[f"{layer}.{tensor}" if tensor else layer], steps)
+
+
+def moved(array, steps):
+    """A canonical array in Keras' layout: transpose axes, reshape, take rows (of axis 0), or reorder gates
+    (equal chunks of axis 0)."""
+    for step, arg in steps:
+        if step == "transpose":
+            array = array.transpose(arg)
+        elif step == "reshape":
+            array = array.reshape(arg)
+        elif step == "rows":
+            array = array[arg[0] : arg[1]]
+        else:
+            array = np.concatenate([np.split(array, len(arg))[i] for i in arg])
+    return array
+'''
+
+
+FREEZE = '''
+    for layer in model.layers:
+        if any(layer.name == name or layer.name.startswith(name + ".") for name in FROZEN):
+            layer.trainable = False
+'''
+
+
+def _table(name: str, table: dict) -> list[str]:
+    """``name = {...}`` with one entry per line, nested tuples split as ruff format splits them."""
+    if not table:
+        return [f"{name} = {{}}"]
+    return [f"{name} = {{", *(ln for k, v in table.items() for ln in _split(v, "    ", f"{literal(k)}: ", ",")), "}"]
+
+
+def _split(value, indent: str, head: str, tail: str, width: int = 100) -> list[str]:
+    """``value`` after ``head`` on one line if it fits, else each item of a tuple (or dict) on its own line."""
+    one = literal(value)
+    if len(indent + head + one + tail) <= width or not isinstance(value, (tuple, list, dict)) or not value:
+        return [indent + head + one + tail]
+    if isinstance(value, dict):
+        items = [ln for k, v in value.items() for ln in _split(v, indent + "    ", f"{literal(k)}: ", ",", width)]
+        return [f"{indent}{head}{{", *items, f"{indent}}}{tail}"]
+    items = [ln for v in value for ln in _split(v, indent + "    ", "", ",", width)]
+    return [f"{indent}{head}(", *items, f"{indent}){tail}"]
+
+
+def layouts(weights: list[tuple[str, str, tuple]]) -> tuple[dict, dict]:
+    """The weight layout of each Keras layer class (a layer without a bias takes the first entries), and the
+    layers whose layout is not their class's."""
+    by_class: dict[str, list] = {}
+    for _, cls, entries in weights:
+        by_class.setdefault(cls, []).append(entries)
+    classes, overrides = {}, {}
+    for cls, found in by_class.items():
+        distinct = [e for i, e in enumerate(found) if e not in found[:i]]
+        common = max(distinct, key=found.count)
+        longer = [e for e in found if len(e) > len(common) and e[:len(common)] == common]
+        classes[cls] = max(longer, key=found.count) if longer else common
+    for name, cls, entries in weights:
+        if classes[cls][:len(entries)] != entries:
+            overrides[name] = entries
+    return classes, overrides
 
 
 def generate(graph: Graph, weights_file: str | None = None) -> str:
@@ -383,19 +560,26 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     ins = w.ns[graph.inputs[0].name] if len(graph.inputs) == 1 else \
         "[" + ", ".join(w.ns[i.name] for i in graph.inputs) + "]"
     outs = outputs[0] if len(outputs) == 1 else "[" + ", ".join(outputs) + "]"
-    lines = [header(graph, "Keras"), "", "import json"] + (["from pathlib import Path"] if weights_file else [])
-    lines += ["", "import keras", "import numpy as np", ""]
-    if weights_file:
-        lines += ["", f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})", ""]
-    for h in w.helpers:
-        lines += ["", *HELPERS[h].strip("\n").splitlines(), ""]
+    consts = [f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})"] if weights_file else []
+    frozen = frozen_prefixes({n.name: not n.trainable for n in graph.nodes if n.params})
+    if frozen:
+        consts.append(wrap(f"FROZEN = {literal(tuple(frozen))}  # fixed weights, BatchNorm in inference mode", ""))
+    by_class, overrides = layouts(w.weights)
+    consts += ["# Each Keras layer class's weights, in order, from the layer's canonical tensors (see keras_weight)",
+               *_table("LAYOUTS", by_class), "# Layers whose weights are laid out otherwise than their class's",
+               *_table("OVERRIDES", overrides)]
+    sections = [HELPERS[h].strip("\n").splitlines() for h in w.helpers] + w.functions
     default = "WEIGHTS" if weights_file else "None"
-    lines += ["", f"def build_model(weights={default}):",
-              '    """Build the model; ``weights`` is a safetensors path or a dict of numpy arrays."""',
-              *w.lines, wrap(f"model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})", "    "),
-              "    if weights is not None:", "        load_weights(model, weights)", "    return model", "", "",
-              "def load_weights(model, weights):",
-              '    """Load dlspec\'s canonical weights (a safetensors path or a dict of arrays) into ``model``."""',
-              "    if not isinstance(weights, dict):", "        weights = read_safetensors(weights)", *w.weights,
-              "", *READ_SAFETENSORS.splitlines()]
-    return "\n".join(lines).rstrip("\n") + "\n"
+    sections += [[f"def build_model(weights={default}):",
+                  '    """Build the model; ``weights`` is a safetensors path or a dict of numpy arrays."""',
+                  *w.lines,
+                  wrap(f"model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})", "    "),
+                  *(FREEZE.strip("\n").splitlines() if frozen else []),
+                  "    if weights is not None:", "        load_weights(model, weights)", "    return model"],
+                 ["def load_weights(model, weights):",
+                  '    """Load dlspec\'s canonical weights (a safetensors path or a dict of arrays) into ``model``."""',
+                  "    if not isinstance(weights, dict):", "        weights = read_safetensors(weights)",
+                  *LOAD_WEIGHTS.strip("\n").splitlines()], READ_SAFETENSORS.strip("\n").splitlines()]
+    return module_source(header(graph, "Keras"), ["json", "pathlib"] if weights_file else ["json"],
+                         ["import keras", "import numpy as np"], consts, sections)
+

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..ir.norm import adaptive_output, norm_axes
-from .codegen import kwargs, literal
+from .codegen import kwargs
 from .keras_emit import ANY, CHANNELS_LAST, HELPERS, LOGICAL, KerasContext, KerasLayer, _w
 from .registry import emitter
 
@@ -88,8 +88,8 @@ def _physical(ctx: KerasContext) -> tuple[list[int], list[int]]:
 
 
 def _weights(ctx: KerasContext, names: tuple[str, ...], order: list[int]) -> list[str]:
-    moved = "" if order == sorted(order) else f".transpose({literal(tuple(order))[1:-1].rstrip(',')})"
-    return [_w(ctx.node, n, moved) for n in names]
+    moved = () if order == sorted(order) else (("transpose", tuple(order)),)
+    return [_w(ctx.node, n, *moved) for n in names]
 
 
 @emitter("keras", "layernorm")
@@ -122,7 +122,7 @@ def _prelu(ctx: KerasContext) -> KerasLayer:
     args = "alpha_initializer=keras.initializers.Constant(0.25)"
     if shared:
         args += f", {kwargs(shared_axes=shared)}"
-    weight = _w(ctx.node, "weight", f".reshape({literal(shape)[1:-1].rstrip(',')})" if rank > 1 else "")
+    weight = _w(ctx.node, "weight", *((("reshape", shape),) if rank > 1 else ()))
     return KerasLayer(f"keras.layers.PReLU({args}, {kwargs(name=ctx.node.name)})", [weight], CHANNELS_LAST)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .codegen import kwargs, literal
-from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, _init, _w
+from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, T, _init, _w
 from .registry import emitter
 
 HELPERS["PositionalEmbedding"] = '''
@@ -16,15 +16,19 @@ class PositionalEmbedding(keras.layers.Layer):
         self.max_length, self.embeddings_initializer = max_length, keras.initializers.get(embeddings_initializer)
 
     def build(self, input_shape):
-        self.embeddings = self.add_weight(shape=(self.max_length, input_shape[-1]),
-                                          initializer=self.embeddings_initializer, name="embeddings")
+        self.embeddings = self.add_weight(
+            shape=(self.max_length, input_shape[-1]), initializer=self.embeddings_initializer, name="embeddings"
+        )
 
     def call(self, x):
         return x + self.embeddings[: keras.ops.shape(x)[1]]
 
     def get_config(self):
-        return {**super().get_config(), "max_length": self.max_length,
-                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer)}
+        return {
+            **super().get_config(),
+            "max_length": self.max_length,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        }
 '''
 
 
@@ -47,14 +51,12 @@ def _positional(ctx: KerasContext) -> KerasLayer:
 
 
 # torch stacks gates as LSTM (i, f, g, o) and GRU (r, z, n); Keras as LSTM (i, f, c, o) and GRU (z, r, h).
-_GRU_TO_KERAS = "[1, 0, 2]"
+_GRU_TO_KERAS = ("gates", (1, 0, 2))
 
 
-def _gates(node, name: str, kind: str, h: int, transpose: bool) -> str:
-    tensor = _w(node, name)
-    if kind == "gru":
-        tensor = f"np.concatenate([np.split({tensor}, 3)[i] for i in {_GRU_TO_KERAS}])"
-    return f"{tensor}.T" if transpose else tensor
+def _gates(node, name: str, kind: str, h: int, transpose: bool) -> tuple:
+    steps = ((_GRU_TO_KERAS,) if kind == "gru" else ()) + ((T,) if transpose else ())
+    return _w(node, name, *steps)
 
 
 def _recurrent(kind: str):
@@ -69,7 +71,7 @@ def _recurrent(kind: str):
             w_ih = _gates(node, f"weight_ih{suffix}", kind, h, True)
             w_hh = _gates(node, f"weight_hh{suffix}", kind, h, True)
             b_ih, b_hh = (_gates(node, f"bias_{x}{suffix}", kind, h, False) for x in ("ih", "hh"))
-            bias = f"{b_ih} + {b_hh}" if kind == "lstm" else f"np.stack([{b_ih}, {b_hh}])"
+            bias = {"sum" if kind == "lstm" else "stack": (b_ih, b_hh)}  # Keras' LSTM keeps one bias
             weights += [w_ih, w_hh, bias]
         if a["bidirectional"]:
             layer = f"keras.layers.Bidirectional({inner}), merge_mode=\"concat\", name={literal(node.name)})"
@@ -90,12 +92,12 @@ def _attention(ctx: KerasContext) -> KerasLayer:
     heads = a["heads"]
     d = e // heads
     args = kwargs(num_heads=heads, key_dim=d, name=node.name)
-    w_in, b_in = _w(node, "in_proj_weight"), _w(node, "in_proj_bias")
     weights = []
     for i in range(3):  # query, key, value: kernel (E, heads, d), bias (heads, d)
-        weights += [f"{w_in}[{i * e}:{(i + 1) * e}].T.reshape({e}, {heads}, {d})",
-                    f"{b_in}[{i * e}:{(i + 1) * e}].reshape({heads}, {d})"]
-    weights += [f"{_w(node, 'out_proj.weight')}.T.reshape({heads}, {d}, {e})", _w(node, "out_proj.bias")]
+        rows = ("rows", (i * e, (i + 1) * e))
+        weights += [_w(node, "in_proj_weight", rows, T, ("reshape", (e, heads, d))),
+                    _w(node, "in_proj_bias", rows, ("reshape", (heads, d)))]
+    weights += [_w(node, "out_proj.weight", T, ("reshape", (heads, d, e))), _w(node, "out_proj.bias")]
     # A second input is the key padding mask: MultiHeadAttention casts value_mask to bool (nonzero = attend) and
     # replaces a masked score by -0.7 * 3.38953e38, which, like the spec's lowest float32, gives weight 0 and
     # uniform weights to a query whose every key is masked.

@@ -10,8 +10,8 @@ layout inside the arithmetic layer, so [C, 1, 1] meets the channel axis, whereve
 from __future__ import annotations
 
 from ..ir.tensor import permutation, reduce_axes, sample_axis, slice_range
-from .codegen import channels_last_perm, kwargs, literal
-from .keras_emit import ANY, CHANNELS_LAST, FIRST, HELPERS, LOGICAL, KerasContext, KerasLayer, _init
+from .codegen import channels_last_perm, kwargs
+from .keras_emit import ANY, CHANNELS_LAST, FIRST, HELPERS, LOGICAL, KerasContext, KerasLayer, _init, _w
 from .registry import emitter
 
 HELPERS["Parameter"] = '''
@@ -79,8 +79,14 @@ class Index(keras.layers.Layer):
         return x[(slice(None),) * self.axis + (item,)]
 
     def get_config(self):
-        return {**super().get_config(), "axis": self.axis, "start": self.start, "stop": self.stop,
-                "step": self.step, "index": self.index}
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "start": self.start,
+            "stop": self.stop,
+            "step": self.step,
+            "index": self.index,
+        }
 '''
 
 HELPERS["Reduce"] = '''
@@ -133,7 +139,7 @@ def _parameter(ctx: KerasContext) -> KerasLayer:
     (param,) = ctx.node.params
     args = f"{kwargs(value_shape=param.shape)}, initializer={_init(param, exact_fans=False)}"
     return KerasLayer(f"Parameter({args}, {kwargs(name=ctx.node.name)})",
-                      [f"weights[{literal(ctx.node.name)}]"], ANY, ("Parameter",))
+                      [_w(ctx.node, "")], ANY, ("Parameter",))
 
 
 _NATIVE = {"add": "Add", "multiply": "Multiply", "subtract": "Subtract"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from ..ir import Act
 from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
-from .codegen import kwargs, literal
+from .codegen import Raw, call, kwargs, literal
 from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, _init, _w, fused
 from .registry import emitter
 
@@ -49,8 +49,15 @@ class TorchPool(keras.layers.Layer):
         return keras.ops.average_pool(x, self.pool_size, self.strides, padding="valid") * self.scale
 
     def get_config(self):
-        return {**super().get_config(), "kind": self.kind, "pool_size": self.pool_size, "strides": self.strides,
-                "padding": self.padding, "ceil_mode": self.ceil_mode, "count_include_pad": self.count_include_pad}
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "pool_size": self.pool_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "ceil_mode": self.ceil_mode,
+            "count_include_pad": self.count_include_pad,
+        }
 '''
 
 
@@ -60,13 +67,13 @@ def _one(values):
 
 def _conv_weights(ctx: KerasContext, depthwise: bool) -> list[str]:
     nd = len(ctx.in_shape) - 1
-    if depthwise:  # (in*m, 1, *k) -> (*k, in, m)
+    if depthwise:  # (in*m, 1, *k) -> (*k, in, m); in = -1 keeps one layout for every width
         c = ctx.in_shape[0]
         perm = (2, 3, 0, 1) if nd == 2 else (2, 0, 1)
-        shape = (c, ctx.node.attrs["filters"] // c, *per_axis(ctx.node.attrs["kernel"], nd, "kernel"))
-        weight = _w(ctx.node, "weight", f".reshape({literal(shape)[1:-1]}).transpose({literal(perm)[1:-1]})")
+        shape = (-1, ctx.node.attrs["filters"] // c, *per_axis(ctx.node.attrs["kernel"], nd, "kernel"))
+        weight = _w(ctx.node, "weight", ("reshape", shape), ("transpose", perm))
     else:  # (out, in/g, *k) -> (*k, in/g, out)
-        weight = _w(ctx.node, "weight", ".transpose(2, 3, 1, 0)" if nd == 2 else ".transpose(2, 1, 0)")
+        weight = _w(ctx.node, "weight", ("transpose", (2, 3, 1, 0) if nd == 2 else (2, 1, 0)))
     return [weight] + ([_w(ctx.node, "bias")] if ctx.node.attrs["use_bias"] else [])
 
 
@@ -87,18 +94,23 @@ def _conv(ctx: KerasContext) -> KerasLayer:
             pads = _one([(b, e) if b != e else b for b, e in geo.pads])
             pre.append(("pad", f"keras.layers.ZeroPadding{nd}D({kwargs(padding=pads)})"))
     params = {p.name: p for p in node.params}
-    common = kwargs(kernel_size=_one(geo.kernel), strides=_one(geo.stride), padding=padding,
-                    dilation_rate=_one(geo.dilation))
+    one = _one((1,) * nd)
+    common = {"kernel_size": _one(geo.kernel), "strides": _one(geo.stride), "padding": padding,
+              "dilation_rate": _one(geo.dilation)}
     if depthwise:
-        head = f"keras.layers.DepthwiseConv{nd}D({common}, {kwargs(depth_multiplier=a['filters'] // a['groups'])}"
-        init = f"depthwise_initializer={_init(params['weight'], exact_fans=False)}"
+        target = f"keras.layers.DepthwiseConv{nd}D"
+        values = {**common, "depth_multiplier": a["filters"] // a["groups"]}
+        init = {"depthwise_initializer": Raw(_init(params["weight"], exact_fans=False))}
     else:
-        head = f"keras.layers.Conv{nd}D({kwargs(filters=a['filters'])}, {common}, {kwargs(groups=a['groups'])}"
-        init = f"kernel_initializer={_init(params['weight'])}"
-    tail = f", activation={act}, use_bias={a['use_bias']}, {init}"
+        target = f"keras.layers.Conv{nd}D"
+        values = {"filters": a["filters"], **common, "groups": a["groups"]}
+        init = {"kernel_initializer": Raw(_init(params["weight"]))}
     if a["use_bias"]:
-        tail += f", bias_initializer={_init(params['bias'])}"
-    layer = f"{head}{tail}, name={literal(node.name)})"
+        init["bias_initializer"] = Raw(_init(params["bias"]))
+    # Keras' defaults are left out; initialisers stay explicit (torch's defaults differ)
+    defaults = {"strides": one, "padding": "valid", "dilation_rate": one, "groups": 1, "depth_multiplier": 1,
+                "activation": Raw("None"), "use_bias": True}
+    layer = call(target, defaults, **values, activation=Raw(act), use_bias=a["use_bias"], **init, name=node.name)
     return KerasLayer(layer, _conv_weights(ctx, depthwise), CHANNELS_LAST, helpers, pre=pre, post=post)
 
 
@@ -122,7 +134,7 @@ def _conv_transpose(ctx: KerasContext) -> KerasLayer:
     crop = tuple((pi, pi - oi + max(si - ki, 0)) for pi, oi, si, ki in zip(p, op_, s, k))
     if any(b or e for b, e in crop):
         post.append(("crop", f"keras.layers.Cropping2D({kwargs(cropping=crop)})"))
-    weights = [_w(node, "weight", ".transpose(2, 3, 1, 0)")] + ([_w(node, "bias")] if a["use_bias"] else [])
+    weights = [_w(node, "weight", ("transpose", (2, 3, 1, 0)))] + ([_w(node, "bias")] if a["use_bias"] else [])
     return KerasLayer(f"keras.layers.Conv2DTranspose({args}, name={literal(node.name)})", weights, CHANNELS_LAST,
                       post=post)
 

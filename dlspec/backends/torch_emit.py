@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import ast
+import re
+from dataclasses import dataclass, field, replace
 
-from ..ir import Act, Graph, Param
+from ..ir import Act, Graph, Node, Param
 from ..spec.types import RESERVED_NAMES
-from .codegen import READ_SAFETENSORS, class_name, header, kwargs, literal, where, wrap
+from .classes import BLOCK, class_names, collapse, group_classes, instances
+from .codegen import (
+    READ_SAFETENSORS,
+    UNWRAPPED,
+    call,
+    class_name,
+    frozen_prefixes,
+    header,
+    kwargs,
+    literal,
+    module_source,
+    where,
+    wrap,
+)
 from .context import EmitContext
 from .registry import emitter, emitters
 
@@ -25,14 +40,40 @@ class TorchLayer:
 HELPERS: dict[str, str] = {}  # helper class name -> its source, written once into files that use it
 
 
+# Keyword defaults of torch's constructors and functions that generated code leaves out. Defaults that differ
+# between torch and Keras (BatchNorm's eps and momentum, layer and group norm's eps, leaky ReLU's slope, softmax's
+# axis) are not listed: those values stay explicit.
+_CONV = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True}
+DEFAULTS = {
+    "nn.Conv1d": _CONV, "nn.Conv2d": _CONV, "nn.Linear": {"bias": True},
+    "nn.ConvTranspose2d": {"stride": 1, "padding": 0, "output_padding": 0, "bias": True},
+    "nn.MaxPool1d": {"padding": 0, "ceil_mode": False}, "nn.MaxPool2d": {"padding": 0, "ceil_mode": False},
+    "nn.AvgPool1d": {"padding": 0, "ceil_mode": False, "count_include_pad": True},
+    "nn.AvgPool2d": {"padding": 0, "ceil_mode": False, "count_include_pad": True},
+    "F.elu": {"alpha": 1.0}, "F.gelu": {"approximate": "none"}, "F.softplus": {"beta": 1.0, "threshold": 20.0},
+    "nn.LSTM": {"bidirectional": False}, "nn.GRU": {"bidirectional": False}, "nn.PReLU": {"init": 0.25},
+}
+
+
+def construct(target: str, **values) -> str:
+    """A constructor or function call with torch's defaults left out."""
+    return call(target, DEFAULTS.get(target, {}), **values)
+
+
+def _fn(target: str, x: str, **values) -> str:
+    """``target(x, ...)``: a functional call on ``x`` with torch's defaults left out."""
+    rest = construct(target, **values)[len(target) + 1:-1]
+    return f"{target}({x}, {rest})" if rest else f"{target}({x})"
+
+
 # One forward expression per activation of the registry (dlspec/activations.py); a test checks the keys.
 ACTIVATIONS = {
     "linear": lambda act, x: x,
     "relu": lambda act, x: f"F.relu({x})",
     "relu6": lambda act, x: f"F.relu6({x})",
     "leaky_relu": lambda act, x: f"F.leaky_relu({x}, {kwargs(negative_slope=act.negative_slope)})",
-    "elu": lambda act, x: f"F.elu({x}, {kwargs(alpha=act.alpha)})",
-    "gelu": lambda act, x: f"F.gelu({x}, {kwargs(approximate=act.approximate)})",
+    "elu": lambda act, x: _fn("F.elu", x, alpha=act.alpha),
+    "gelu": lambda act, x: _fn("F.gelu", x, approximate=act.approximate),
     "silu": lambda act, x: f"F.silu({x})",
     "sigmoid": lambda act, x: f"torch.sigmoid({x})",
     "tanh": lambda act, x: f"torch.tanh({x})",
@@ -40,7 +81,7 @@ ACTIVATIONS = {
     "hardswish": lambda act, x: f"F.hardswish({x})",
     "hardsigmoid": lambda act, x: f"F.hardsigmoid({x})",
     "mish": lambda act, x: f"F.mish({x})",
-    "softplus": lambda act, x: f"F.softplus({x}, {kwargs(beta=act.beta, threshold=act.threshold)})",
+    "softplus": lambda act, x: _fn("F.softplus", x, beta=act.beta, threshold=act.threshold),
 }
 
 
@@ -81,7 +122,7 @@ def _inits(ctx: EmitContext) -> list[str]:
 @emitter("torch", "dense")
 def _dense(ctx: EmitContext) -> TorchLayer:
     a = ctx.node.attrs
-    module = f"nn.Linear({kwargs(in_features=ctx.in_shape[-1], out_features=a['units'], bias=a['use_bias'])})"
+    module = construct("nn.Linear", in_features=ctx.in_shape[-1], out_features=a["units"], bias=a["use_bias"])
     call = activation(Act.of(a["activation"]), f"{ctx.module}({ctx.x})")
     return TorchLayer(call, module, _inits(ctx))
 
@@ -163,15 +204,32 @@ def _render(key: str, node, indent: str) -> list[str]:
     head = f'"{key}": ' if key is not None else ""
     if isinstance(node, tuple):  # leaf: (module expression, comment)
         expr, comment = node
-        return wrap(f"{head}{expr},  {comment}", indent).splitlines()
+        return _leaf(f"{head}{expr}", ",", comment, indent)
+    inner = indent + "        "
     if _holds_parameter(node):
-        items = [_render(k, v, indent + "    ") for k, v in node.items()]
-        return [f"{indent}{head}Scope(**{{"] + [ln for it in items for ln in it] + [f"{indent}}}),"]
-    if _is_list(node):
-        items = [_render(None, node[str(i)], indent + "    ") for i in range(len(node))]
-        return [f"{indent}{head}nn.ModuleList(["] + [ln for it in items for ln in it] + [f"{indent}]),"]
-    items = [_render(k, v, indent + "    ") for k, v in node.items()]
-    return [f"{indent}{head}nn.ModuleDict({{"] + [ln for it in items for ln in it] + [f"{indent}}}),"]
+        opening, closing = ("Scope(", "**{"), "}"
+        items = [_render(k, v, inner) for k, v in node.items()]
+    elif _is_list(node):
+        opening, closing = ("nn.ModuleList(", "["), "]"
+        items = [_render(None, node[str(i)], inner) for i in range(len(node))]
+    else:
+        opening, closing = ("nn.ModuleDict(", "{"), "}"
+        items = [_render(k, v, inner) for k, v in node.items()]
+    call, bracket = opening
+    return [f"{indent}{head}{call}", f"{indent}    {bracket}", *(ln for it in items for ln in it),
+            f"{indent}    {closing}", f"{indent}),"]
+
+
+def _leaf(statement: str, comma: str, comment: str, indent: str) -> list[str]:
+    """A module expression (and ``comma``) with its comment; an ``nn.Sequential`` too long for one line puts one
+    instance per line, as ruff format does."""
+    before, _, rest = statement.partition("nn.Sequential(")
+    if rest and "(" not in before and len(indent + statement + comma + "  " + comment) > 120:
+        call = ast.parse("f(" + rest, mode="eval").body
+        items = [ast.get_source_segment("f(" + rest, a) for a in call.args]
+        return [f"{indent}{before}nn.Sequential(", *(ln for it in items for ln in wrap(f"{it},", indent + "    ")
+                                                     .splitlines()), f"{indent}){comma}  {comment}"]
+    return wrap(f"{statement}{comma}  {comment}", indent).splitlines()
 
 
 def _subtrees(tree: dict):
@@ -182,12 +240,47 @@ def _subtrees(tree: dict):
             yield from _subtrees(value)
 
 
+def _leaves(tree: dict, prefix: str = ""):
+    """(full name, module expression) of every leaf of the module tree, in order."""
+    for key, value in tree.items():
+        if isinstance(value, tuple):
+            yield prefix + key, value[0]
+        else:
+            yield from _leaves(value, f"{prefix}{key}.")
+
+
+def _frozen_lines(graph: Graph) -> tuple[list[str], list[str]]:
+    """Module-level constants naming the frozen submodules and parameters, and the ``__init__`` lines that
+    freeze them; the class's ``train`` keeps frozen submodules in inference mode."""
+    prefixes = frozen_prefixes({n.name: not n.trainable for n in graph.nodes if n.params})
+    params = [p for p in prefixes if any(n.name == p and n.op == "parameter" for n in graph.nodes)]
+    modules = [p for p in prefixes if p not in params]
+    consts, init = [], []
+    if modules:
+        consts.append(wrap(f"FROZEN = {literal(tuple(modules))}  # fixed weights, BatchNorm in inference mode", ""))
+        init += ["        for name in FROZEN:", "            self.get_submodule(name).requires_grad_(False)"]
+    if params:
+        consts.append(wrap(f"FROZEN_PARAMETERS = {literal(tuple(params))}", ""))
+        init += ["        for name in FROZEN_PARAMETERS:", "            self.get_parameter(name).requires_grad_(False)"]
+    return consts, init
+
+
+TRAIN = '''
+    def train(self, mode=True):
+        """Set training mode; frozen submodules stay in inference mode (BatchNorm keeps its statistics)."""
+        super().train(mode)
+        for name in FROZEN:
+            self.get_submodule(name).eval()
+        return self
+'''
+
+
 def _module_lines(tree: dict) -> list[str]:
     lines = []
     for key, node in tree.items():
         if isinstance(node, tuple):
             expr, comment = node
-            lines.append(wrap(f"self.{key} = {expr}  {comment}", " " * 8))
+            lines += _leaf(f"self.{key} = {expr}", "", comment, " " * 8)
         else:
             body = _render(None, node, " " * 8)
             lines.append(f"        self.{key} = " + body[0].lstrip())
@@ -217,15 +310,17 @@ def inplace_values(graph: Graph) -> set[str]:
     return out
 
 
-def variables(graph: Graph) -> dict[str, str]:
-    """A Python variable for every value, named as a careful engineer would: ``x`` at the top level and
-    the block instance (``layer1_0``) inside blocks. A node whose first input is read for the last time
-    and lives in the same scope writes into that input's variable, as in ``x = self.conv(x)``, so dead
-    activations are freed at once; a variable whose value is dead may be taken by the next fresh value."""
+def variables(graph: Graph, stem: str = "x") -> dict[str, str]:
+    """A Python variable for every value, named as a careful engineer would: ``x`` at the top level (``out`` in
+    a block's class) and the block instance (``layer1_0``) inside unrolled blocks. A node whose first input is
+    read for the last time and lives in the same scope writes into that input's variable, as in
+    ``x = self.conv(x)``, so dead activations are freed at once; a variable whose value is dead may be taken by
+    the next fresh value."""
     last_use = {v: i for i, node in enumerate(graph.nodes) for v in node.inputs}
     outputs = set(graph.outputs)
     var = {inp.name: inp.name for inp in graph.inputs}
     holder = {inp.name: inp.name for inp in graph.inputs}  # variable -> the value it holds now
+    top = stem
 
     def free(name: str, i: int) -> bool:
         held = holder.get(name)
@@ -235,7 +330,7 @@ def variables(graph: Graph) -> dict[str, str]:
         if not node.inputs:  # a parameter: read where it is used, as self.<path>
             var[node.name] = ""
             continue
-        stem = node.name.rsplit(".", 1)[0].replace(".", "_") if "." in node.name else "x"
+        stem = node.name.rsplit(".", 1)[0].replace(".", "_") if "." in node.name and node.op != BLOCK else top
         if node.op == "slice" and node.attrs.get("index") is not None:  # output k of split s: s_k
             stem = node.name.replace(".", "_")
         first = var[node.inputs[0]]
@@ -251,67 +346,137 @@ def variables(graph: Graph) -> dict[str, str]:
     return var
 
 
+_HOLE = re.compile("\x00([^\x00]*)\x00")
+
+
 def _layers(graph: Graph, names: dict[str, str]):
-    """Emit every node: [(node, TorchLayer)], plus the module tree."""
-    table, shapes, tree = emitters("torch"), {i.name: i.shape for i in graph.inputs}, {}
-    probes = {}
-    for node in graph.nodes:  # first pass: which nodes own a submodule
-        ctx = EmitContext(graph, node, [names[v] for v in node.inputs], [shapes[v] for v in node.inputs], "")
-        probes[node.name] = table[node.op](ctx).module
-        shapes[node.name] = node.shape
-        if probes[node.name]:
-            *parents, leaf = node.name.split(".")
+    """Emit every node once: [(node, TorchLayer)], plus the module tree. Emitters see a placeholder for the
+    path to their submodule, filled in once the tree shows which containers are lists."""
+    table, tree, inplace = emitters("torch"), {}, inplace_values(graph)
+    for node in graph.nodes:
+        if node.op == "parameter":
+            names[node.name] = f"\x00{node.name}\x00"
+    out = []
+    for node in graph.nodes:
+        if node.op == BLOCK:
+            path = node.attrs["path"]
+            lay = TorchLayer(f"\x00{path}\x00({', '.join(names[v] for v in node.inputs)})", node.attrs["module"])
+        else:
+            path = node.name
+            ctx = EmitContext(graph, node, [names[v] for v in node.inputs], [graph.shape_of(v) for v in node.inputs],
+                              f"\x00{path}\x00", inplace=bool(node.inputs) and node.inputs[0] in inplace)
+            lay = table[node.op](ctx)
+        if lay.module:
+            *parents, leaf = path.split(".")
             slot = tree
             for part in parents:
                 slot = slot.setdefault(part, {})
-            slot[leaf] = (probes[node.name], where(graph, node))
-    out, inplace = [], inplace_values(graph)
-    for node in graph.nodes:
-        if node.op == "parameter":
-            names[node.name] = _access(node.name, tree)
-    for node in graph.nodes:
-        module = _access(node.name, tree) if probes[node.name] else ""
-        ctx = EmitContext(graph, node, [names[v] for v in node.inputs], [graph.shape_of(v) for v in node.inputs],
-                          module, inplace=bool(node.inputs) and node.inputs[0] in inplace)
-        out.append((node, table[node.op](ctx)))
+            slot[leaf] = (lay.module, where(graph, node))
+        out.append((node, lay))
+
+    def fill(text: str) -> str:
+        return _HOLE.sub(lambda m: _access(m.group(1), tree), text)
+
+    for _, lay in out:
+        lay.call, lay.inits = fill(lay.call), [fill(i) for i in lay.inits]
     return out, tree
 
 
-def generate(graph: Graph, weights_file: str | None = None) -> str:
-    """PyTorch source for ``graph``. With ``weights_file``, ``build_model`` loads it by default."""
-    names = variables(graph)
+def _class_lines(graph: Graph, cls: str, names: dict[str, str], whole: Graph | None = None) -> list[str]:
+    """An ``nn.Module`` class computing ``graph``: submodules, initialisers, forward. The model's class (of
+    ``whole``, the graph before block instances became nodes) also freezes what the spec freezes."""
     layers, tree = _layers(graph, names)
-    cls = class_name(graph.name)
-    lines = [header(graph, "PyTorch"), ""]
-    lines += ["import json"] + (["from pathlib import Path"] if weights_file else [])
-    uses_f = any("F." in lay.call for _, lay in layers)
-    lines += ["", "import numpy as np", "import torch", "from torch import nn"]
-    lines += ["from torch.nn import functional as F", ""] if uses_f else [""]
-    if weights_file:
-        lines += ["", f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})", ""]
-    if any(_holds_parameter(n) for n in _subtrees(tree)):
-        lines += ["", *SCOPE.strip("\n").splitlines(), ""]
-    for helper in dict.fromkeys(h for _, lay in layers for h in lay.helpers):
-        lines += ["", *HELPERS[helper].strip("\n").splitlines(), ""]
-    lines += ["", f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
+    consts, freeze = _frozen_lines(whole) if whole is not None else ([], [])
+    lines = [f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
     lines += _module_lines(tree)
     inits = [s for _, lay in layers for s in lay.inits]
     if inits:
         lines += ["        with torch.no_grad():"] + [f"            {s}" for s in inits]
+    lines += freeze
+    if any(line.startswith("FROZEN =") for line in consts):
+        lines += TRAIN.rstrip("\n").splitlines()
     args = ", ".join(names[i.name] for i in graph.inputs)
     lines += ["", f"    def forward(self, {args}):"]
     for node, lay in layers:
         if node.op == "parameter":
             continue
-        lines.append(wrap(f"{names[node.name]} = {lay.call}" + ("" if lay.module else f"  {where(graph, node)}"),
-                          " " * 8))
+        comment = "" if lay.module else f"  {where(graph, node)}"
+        lines.append(wrap(f"{names[node.name]} = {lay.call}{comment}", " " * 8))
     lines.append(f"        return {', '.join(names[o] for o in graph.outputs)}")
+    return lines
+
+
+def _collapse(graph: Graph, taken: set[str]) -> tuple[Graph, list[list[str]]]:
+    """Each block instance that can be one becomes a node holding an instance of its block's class (a chain of
+    instances, one ``nn.Sequential``); returns that graph and each class's source lines."""
+    insts = [i for i in instances(graph) if i.graph is not None]
+    if not insts:
+        return graph, []
+    names = class_names(list(dict.fromkeys(i.block for i in insts)), taken)
+    drafts = {}
+    UNWRAPPED[0] = True
+    try:
+        for inst in insts:
+            drafts[inst.prefix] = "\n".join(_class_lines(inst.graph, names[inst.block],
+                                                         variables(inst.graph, "out"))) + "\n"
+    finally:
+        UNWRAPPED[0] = False
+    made = group_classes(insts, drafts, names, taken, ("def __init__(self):", "def __init__(self{params}):"),
+                         lambda i: "    def forward(self, " + ", ".join(x.name for x in i.graph.inputs) + "):")
+    classes = list({id(c): c.lines for c in made.values()}.values())
+    top = collapse(graph, insts, {p: c.call(p) for p, c in made.items()})
+    return replace(top, nodes=_sequential(top.nodes, graph.outputs)), classes
+
+
+def _sequential(nodes: list[Node], outputs: list[str]) -> list[Node]:
+    """A chain of block instances ``p.0``, ``p.1``, ... that are all of ``p``, each reading only the previous
+    one's output and nothing else reading it: one ``nn.Sequential`` named ``p``."""
+    readers: dict[str, int] = {}
+    for node in nodes:
+        for v in node.inputs:
+            readers[v] = readers.get(v, 0) + 1
+    parent = {}
+    for node in nodes:
+        path = node.attrs["path"] if node.op == BLOCK else node.name
+        head, _, last = path.rpartition(".")
+        parent.setdefault(head, []).append((node, last if node.op == BLOCK else None))
+    merged = {}
+    for head, members in parent.items():
+        chain = [n for n, _ in members]
+        if not head or any(k != str(i) for i, (_, k) in enumerate(members)) or any(
+                p == head or p.startswith(head + ".") for p in parent if p != head):
+            continue
+        if len(chain[0].inputs) != 1 or any(b.inputs != (a.name,) or readers.get(a.name) != 1 or a.name in outputs
+                                            for a, b in zip(chain, chain[1:])):
+            continue
+        module = f"nn.Sequential({', '.join(n.attrs['module'] for n in chain)})"
+        merged[chain[-1].name] = replace(chain[-1], inputs=chain[0].inputs, attrs={"path": head, "module": module},
+                                         loc=chain[0].loc)
+        for n in chain[:-1]:
+            merged[n.name] = None
+    return [merged.get(n.name, n) for n in nodes if merged.get(n.name, n) is not None]
+
+
+def generate(graph: Graph, weights_file: str | None = None) -> str:
+    """PyTorch source for ``graph``. With ``weights_file``, ``build_model`` loads it by default."""
+    cls = class_name(graph.name)
+    top, sections = _collapse(graph, {cls, "Scope"})
+    sections.append(_class_lines(top, cls, variables(top), graph))
+    text = "\n".join(line for section in sections for line in section)
+    if "Scope(" in text:
+        sections.insert(0, SCOPE.strip("\n").splitlines())
+    for name in sorted(h for h in HELPERS if f"{h}(" in text):  # helper modules the layers construct
+        sections.insert(0, HELPERS[name].strip("\n").splitlines())
     default = "WEIGHTS" if weights_file else "None"
-    lines += ["", "", f"def build_model(weights={default}):",
-              f'    """Build {cls}; ``weights`` is a safetensors path or a dict of numpy arrays."""',
-              f"    model = {cls}()", "    if weights is not None:", "        load_weights(model, weights)",
-              "    return model", "", "", *LOAD_WEIGHTS.strip("\n").splitlines(), "", *READ_SAFETENSORS.splitlines()]
-    return "\n".join(lines).rstrip("\n") + "\n"
+    sections += [[f"def build_model(weights={default}):",
+                  f'    """Build {cls}; ``weights`` is a safetensors path or a dict of numpy arrays."""',
+                  f"    model = {cls}()", "    if weights is not None:", "        load_weights(model, weights)",
+                  "    return model"], LOAD_WEIGHTS.strip("\n").splitlines(), READ_SAFETENSORS.strip("\n").splitlines()]
+    imports = ["import numpy as np", "import torch", "from torch import nn"]
+    imports += ["from torch.nn import functional as F"] if "F." in text else []
+    consts = [f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})"] if weights_file else []
+    return module_source(header(graph, "PyTorch"), ["json", "pathlib"] if weights_file else ["json"], imports,
+                         consts + _frozen_lines(graph)[0], sections)
 
 
 LOAD_WEIGHTS = '''

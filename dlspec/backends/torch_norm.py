@@ -6,7 +6,7 @@ from ..ir.norm import norm_axes, normalized_shape, trailing
 from .codegen import kwargs, literal
 from .context import EmitContext
 from .registry import emitter
-from .torch_emit import HELPERS, TorchLayer
+from .torch_emit import HELPERS, TorchLayer, construct
 
 
 def _normalize(ctx: EmitContext, cls: str, **extra) -> TorchLayer:
@@ -34,7 +34,7 @@ def _rmsnorm(ctx: EmitContext) -> TorchLayer:
 @emitter("torch", "prelu")
 def _prelu(ctx: EmitContext) -> TorchLayer:
     n = 1 if ctx.node.attrs["shared"] else ctx.in_shape[0]
-    return TorchLayer(f"{ctx.module}({ctx.x})", f"nn.PReLU({kwargs(num_parameters=n, init=0.25)})")
+    return TorchLayer(f"{ctx.module}({ctx.x})", construct("nn.PReLU", num_parameters=n, init=0.25))
 
 
 def _output_size(ctx: EmitContext):

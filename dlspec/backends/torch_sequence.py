@@ -5,7 +5,7 @@ from __future__ import annotations
 from .codegen import kwargs
 from .context import EmitContext
 from .registry import emitter
-from .torch_emit import TorchLayer, init_statement
+from .torch_emit import TorchLayer, construct, init_statement
 
 
 @emitter("torch", "embedding")
@@ -21,15 +21,15 @@ def _positional(ctx: EmitContext) -> TorchLayer:
     a = ctx.node.attrs
     module = f"nn.Embedding({kwargs(num_embeddings=a['max_length'], embedding_dim=ctx.in_shape[1])})"
     weight = ctx.node.params[0]
-    return TorchLayer(f"{ctx.x} + {ctx.module}.weight[: {ctx.in_shape[0]}]", module,
+    return TorchLayer(f"{ctx.x} + {ctx.module}.weight[:{ctx.in_shape[0]}]", module,
                       [init_statement(weight, f"{ctx.module}.weight")])
 
 
 def _recurrent(cls: str):
     def emit(ctx: EmitContext) -> TorchLayer:
         a = ctx.node.attrs
-        module = (f"nn.{cls}({kwargs(input_size=ctx.in_shape[1], hidden_size=a['units'], batch_first=True)}, "
-                  f"{kwargs(bidirectional=a['bidirectional'])})")
+        module = construct(f"nn.{cls}", input_size=ctx.in_shape[1], hidden_size=a["units"], batch_first=True,
+                           bidirectional=a["bidirectional"])
         if a["return_sequences"]:
             call = f"{ctx.module}({ctx.x})[0]"
         else:  # h_n is (directions, batch, units): concatenate the directions per sample

@@ -7,7 +7,7 @@ from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
 from .codegen import kwargs, literal
 from .context import EmitContext
 from .registry import emitter
-from .torch_emit import TorchLayer, activation, init_statement
+from .torch_emit import TorchLayer, activation, construct, init_statement
 
 
 def _inits(ctx: EmitContext) -> list[str]:
@@ -30,9 +30,9 @@ def _conv(ctx: EmitContext) -> TorchLayer:
     if not geo.symmetric:  # TF's `same` on an even input pads one more pixel at the end
         x = f"F.pad({x}, {literal(_torch_pads(geo.pads))})"
     padding = _one(tuple(b for b, _ in geo.pads)) if geo.symmetric else 0
-    module = (f"nn.Conv{nd}d({kwargs(in_channels=ctx.in_shape[0], out_channels=a['filters'])}, "
-              f"{kwargs(kernel_size=_one(geo.kernel), stride=_one(geo.stride), padding=padding)}, "
-              f"{kwargs(dilation=_one(geo.dilation), groups=a['groups'], bias=a['use_bias'])})")
+    module = construct(f"nn.Conv{nd}d", in_channels=ctx.in_shape[0], out_channels=a["filters"],
+                       kernel_size=_one(geo.kernel), stride=_one(geo.stride), padding=padding,
+                       dilation=_one(geo.dilation), groups=a["groups"], bias=a["use_bias"])
     return TorchLayer(activation(Act.of(a["activation"]), f"{ctx.module}({x})"), module, _inits(ctx))
 
 
@@ -46,21 +46,21 @@ def _conv_transpose(ctx: EmitContext) -> TorchLayer:
     def pair(attr):
         return _one(per_axis(a[attr], 2, attr))
 
-    args = kwargs(in_channels=ctx.in_shape[0], out_channels=a["filters"], kernel_size=pair("kernel"),
-                  stride=pair("stride"), padding=pair("padding"), output_padding=pair("output_padding"),
-                  bias=a["use_bias"])
-    return TorchLayer(f"{ctx.module}({ctx.x})", f"nn.ConvTranspose2d({args})", _inits(ctx))
+    module = construct("nn.ConvTranspose2d", in_channels=ctx.in_shape[0], out_channels=a["filters"],
+                       kernel_size=pair("kernel"), stride=pair("stride"), padding=pair("padding"),
+                       output_padding=pair("output_padding"), bias=a["use_bias"])
+    return TorchLayer(f"{ctx.module}({ctx.x})", module, _inits(ctx))
 
 
 def _pool(ctx: EmitContext) -> TorchLayer:
     a, nd = ctx.node.attrs, len(ctx.in_shape) - 1
     geo = pool_geometry(a, ctx.in_shape[1:])
     kind = "Max" if ctx.node.op.startswith("max") else "Avg"
-    args = kwargs(kernel_size=_one(geo.kernel), stride=_one(geo.stride), padding=_one(geo.pads),
-                  ceil_mode=a["ceil_mode"])
-    if kind == "Avg":
-        args += ", " + kwargs(count_include_pad=a["count_include_pad"])
-    return TorchLayer(f"{ctx.module}({ctx.x})", f"nn.{kind}Pool{nd}d({args})")
+    extra = {"count_include_pad": a["count_include_pad"]} if kind == "Avg" else {}
+    stride = {} if _one(geo.stride) == _one(geo.kernel) else {"stride": _one(geo.stride)}  # torch: stride = kernel
+    module = construct(f"nn.{kind}Pool{nd}d", kernel_size=_one(geo.kernel), **stride, padding=_one(geo.pads),
+                       ceil_mode=a["ceil_mode"], **extra)
+    return TorchLayer(f"{ctx.module}({ctx.x})", module)
 
 
 for _op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):

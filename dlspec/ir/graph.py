@@ -58,6 +58,8 @@ class Node:
     context: str = ""  # " (in block instance layer1.0)" for nodes from blocks
     trainable: bool = True  # false: frozen in training (weights fixed, BatchNorm in inference mode)
     regularizer: object = None  # training penalty on the weight: an object with l1 and l2
+    # the block instances it lies in, outermost first: (prefix, block, args, input names, input values, Loc) each
+    blocks: tuple = ()
 
     def where(self, attr: str | None = None) -> tuple[Loc, str]:
         """Source location and spec path of the node, or of one of its attributes."""

@@ -7,7 +7,7 @@ that caused it, and names the block instance when it happened inside one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
@@ -34,6 +34,21 @@ class FlatNode:
     path: tuple
     context: str = ""
     trainable: bool = True
+    blocks: tuple = ()  # the block instances it lies in, outermost first (see BlockInstance)
+
+
+@dataclass(frozen=True)
+class BlockInstance:
+    """One instance of a block: its name prefix (``layer1.0``), the block it instantiates, the parameter
+    values it was given (sorted (name, value) pairs), the block's input names and the `block` layer's path."""
+
+    prefix: str
+    block: str
+    args: tuple
+    inputs: tuple
+    path: tuple
+    refs: tuple = ()  # where each input comes from (resolved into ``values`` once the graph is complete)
+    values: tuple = ()  # the value each input reads
 
 
 @dataclass
@@ -43,6 +58,7 @@ class _Scope:
     context: str = ""
     names: dict = field(default_factory=dict)  # local name -> path that defined it
     trainable: bool = True
+    blocks: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -122,12 +138,13 @@ class _Expander:
                 self.splits[full] = layer.count()
                 for k in range(layer.count()):
                     self.nodes[f"{full}.{k}"] = (SplitPart(layer, k), refs, path, scope.context,
-                                                 layer.trainable and scope.trainable)
+                                                 layer.trainable and scope.trainable, scope.blocks)
             else:
                 if len(self.nodes) >= MAX_NODES:
                     self.fail(path, f"a model has at most {MAX_NODES:,} nodes once blocks are expanded", full,
                               scope.context)
-                self.nodes[full] = (layer, refs, path, scope.context, layer.trainable and scope.trainable)
+                self.nodes[full] = (layer, refs, path, scope.context, layer.trainable and scope.trainable,
+                                    scope.blocks)
             if not isinstance(layer, Parameter):  # a parameter is never the implicit input of the next layer
                 prev = _Ref(scope, local, path)
         return prev
@@ -184,7 +201,9 @@ class _Expander:
             self.fail(path, f"block {name!r} takes {len(bdef.inputs)} input(s), got {len(refs)}",
                       [r.name for r in refs], scope.context)
         inner = _Scope(inst, dict(zip(bdef.inputs, refs)), f" (in block instance {inst})",
-                       trainable=scope.trainable and layer.trainable)
+                       trainable=scope.trainable and layer.trainable,
+                       blocks=(*scope.blocks, BlockInstance(inst, name, tuple(sorted(args.items(), key=str)),
+                                                            tuple(bdef.inputs), path, tuple(refs))))
         base = ("blocks", name, "layers")
         paths = [base + (j,) for j in range(len(bdef.layers))]
         layers = [self.validate(self.substitute(raw, args, p, inner.context), p, inner.context)
@@ -243,11 +262,19 @@ def flatten(spec: Spec, doc: Document, to_error) -> tuple[list[FlatNode], list[s
     resolved = {name: [ex.resolve(r) for r in refs] for name, (_, refs, *_) in ex.nodes.items()}
     _check_hierarchy(ex)
     order = _topological(ex, resolved)
-    return [FlatNode(n, ex.nodes[n][0], tuple(resolved[n]), *ex.nodes[n][2:]) for n in order], outputs
+    instances = {}  # prefix -> the instance with the values its inputs read
+
+    def done(b: BlockInstance) -> BlockInstance:
+        if b.prefix not in instances:
+            instances[b.prefix] = replace(b, refs=(), values=tuple(ex.resolve(r) for r in b.refs))
+        return instances[b.prefix]
+
+    return [FlatNode(n, ex.nodes[n][0], tuple(resolved[n]), *ex.nodes[n][2:5], tuple(map(done, ex.nodes[n][5])))
+            for n in order], outputs
 
 
 def _check_hierarchy(ex: _Expander):
-    for name, (_, _, path, context, _) in ex.nodes.items():
+    for name, (_, _, path, context, *_) in ex.nodes.items():
         parts = name.split(".")
         if len(parts) > MAX_NAME_PARTS:
             ex.fail(path, f"a node name has at most {MAX_NAME_PARTS} dotted parts once blocks are expanded", name,
@@ -271,7 +298,7 @@ def _topological(ex: _Expander, resolved: dict) -> list[str]:
                     continue
                 if state.get(dep) == "active":
                     cycle = trail[trail.index(dep):] + [dep]
-                    _, _, path, context, _ = ex.nodes[cycle[0]]
+                    _, _, path, context, *_ = ex.nodes[cycle[0]]
                     ex.fail(path + ("inputs",), "the graph has a cycle: " + " -> ".join(cycle), cycle[1], context)
                 state[dep] = "active"
                 stack.append(iter(resolved[dep]))

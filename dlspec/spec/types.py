@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 # Names that generated code uses itself, and public attributes of torch.nn.Module, which a
 # submodule of the same name would shadow. tests/test_names.py checks this list against torch.
 RESERVED_NAMES = frozenset("""
-    F Path T_destination WEIGHTS add_module clear items keys pop
+    F FROZEN FROZEN_PARAMETERS Path T_destination WEIGHTS add_module clear items keys pop
     update values apply bfloat16 buffers build_model call_super_init children compile
     cpu cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state
     gelu_tanh get_parameter get_submodule half ipu json keras leaky_relu load_state_dict load_weights math model

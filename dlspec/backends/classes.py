@@ -1,0 +1,210 @@
+"""Blocks as classes: each instance of a block as a graph of its own, and one parameterised class for all
+instances of a block whose source differs only in numbers (channel counts, rates, ...)."""
+
+from __future__ import annotations
+
+import ast
+import io
+import tokenize
+from dataclasses import dataclass, replace
+
+from ..errors import InternalError
+from ..ir import Graph, Input, Node
+from .codegen import DEFAULT, class_name, drop_defaults, wrap
+
+
+@dataclass
+class Instance:
+    """An outermost block instance: its nodes and, where it can be a class, its graph."""
+
+    prefix: str
+    block: str
+    args: dict
+    loc: object
+    nodes: list[Node]
+    values: tuple[str, ...]  # the values its inputs read
+    output: str = ""  # the value it gives the rest of the graph
+    graph: Graph | None = None  # None: it stays unrolled (it feeds several values out, or reads a parameter...)
+
+
+def instances(graph: Graph) -> list[Instance]:
+    """The outermost block instances of ``graph``, in graph order, each with its own graph where it has one."""
+    found: dict[str, Instance] = {}
+    for node in graph.nodes:
+        if node.blocks:
+            prefix, block, args, _, values, loc = node.blocks[0]
+            found.setdefault(prefix, Instance(prefix, block, dict(args), loc, [], values)).nodes.append(node)
+    readers: dict[str, set[str]] = {}
+    for node in graph.nodes:
+        for v in node.inputs:
+            readers.setdefault(v, set()).add(node.name)
+    for inst in found.values():
+        inst.graph = _instance_graph(graph, inst, readers)
+    return list(found.values())
+
+
+def _instance_graph(graph: Graph, inst: Instance, readers: dict) -> Graph | None:
+    inside = {n.name for n in inst.nodes}
+    names = inst.nodes[0].blocks[0][3]
+    if len(set(inst.values)) != len(inst.values) or not all(graph.is_batched(v) for v in inst.values):
+        return None
+    rename = {n.name: n.name[len(inst.prefix) + 1:] for n in inst.nodes}
+    rename.update(zip(inst.values, names))
+    if any(v not in rename for n in inst.nodes for v in n.inputs):
+        return None
+    if any(n.name[len(inst.prefix) + 1:].split(".")[0].isdigit() for n in inst.nodes):
+        return None  # members named 0, 1, ...: the instance is a container, not a class with attributes
+    outs = [n.name for n in inst.nodes if n.name in graph.outputs or readers.get(n.name, set()) - inside]
+    if len(outs) != 1:
+        return None
+    inst.output = outs[0]
+    dtypes = {i.name: i.dtype for i in graph.inputs}
+    inputs = [Input(name, graph.shape_of(v), dtypes.get(v, "float32"), inst.loc) for name, v in zip(names, inst.values)]
+    nodes = [replace(n, name=rename[n.name], inputs=tuple(rename[v] for v in n.inputs), blocks=()) for n in inst.nodes]
+    return Graph(inst.block, "", graph.source, inputs, nodes, [rename[outs[0]]])
+
+
+def _tokens(text: str) -> list[tokenize.TokenInfo]:
+    return [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
+            if t.type not in (tokenize.NL, tokenize.ENDMARKER)]
+
+
+def _number(text: str):
+    return ast.literal_eval(text)
+
+
+@dataclass
+class BlockClass:
+    """One class (or function): its source lines, and for each of its instances the arguments it takes."""
+
+    name: str
+    lines: list[str]
+    args: dict[str, dict[str, str]]  # instance prefix -> {parameter: value as source}
+
+    def call(self, prefix: str, *first: str, **last: str) -> str:
+        """``Name(first..., param=value, ..., last=...)`` for the instance ``prefix``."""
+        items = [*first, *(f"{k}={v}" for k, v in {**self.args[prefix], **last}.items())]
+        return f"{self.name}({', '.join(items)})"
+
+
+def parameterise(drafts: list[str], insts: list[Instance], name: str, head: tuple[str, str],
+                 forward_at: str | None = None) -> BlockClass | None:
+    """One class (or function) for instances whose drafts (unwrapped source, named ``name``) differ only in
+    numbers, none of them after the line ``forward_at``: each differing number becomes a parameter, named after
+    the block parameter that it equals in every instance, else after the keyword it is passed as. ``head`` is
+    the draft's signature line and its form with ``{params}`` where ``, a, b`` go."""
+    toks = [_tokens(d) for d in drafts]
+    first = toks[0]
+    if any(len(t) != len(first) for t in toks):
+        return None
+    diffs = []  # (index, values)
+    for i, tok in enumerate(first):
+        strings = [t[i].string.removeprefix(DEFAULT) for t in toks]  # a default and a given value line up
+        if any(t[i].type != tok.type for t in toks):
+            return None
+        if len(set(strings)) > 1:
+            if tok.type != tokenize.NUMBER:
+                return None
+            diffs.append((i, [_number(s) for s in strings]))
+    if forward_at is not None and diffs:
+        cut = drafts[0].splitlines().index(forward_at) + 1
+        if any(first[i].start[0] >= cut for i, _ in diffs):
+            return None  # a number that the forward pass reads: instances differ in more than construction
+    taken = {t.string for t in first if t.type == tokenize.NAME}
+    params: dict[tuple, str] = {}
+    for i, values in diffs:
+        key = tuple(map(repr, values))
+        if key in params:
+            continue
+        arg = next((a for a in insts[0].args
+                    if all(repr(inst.args.get(a)) == repr(v) for inst, v in zip(insts, values))), None)
+        if arg is None:
+            j = i - 1 if first[i - 1].string != "-" else i - 2
+            arg = first[j - 1].string if first[j].string == "=" and first[j - 1].type == tokenize.NAME else "value"
+            arg = arg.removeprefix(DEFAULT)
+        stem, n = arg, 1
+        while arg in params.values() or (arg in taken and arg not in insts[0].args and arg != stem) or arg in (
+                "self", "nn", "F", "torch", "np", "keras", "super", "name"):
+            n += 1
+            arg = f"{stem}_{n}"
+        params[key] = arg
+    lines = drafts[0].splitlines()
+    for i, values in reversed(diffs):  # right to left keeps earlier columns valid
+        (row, col), (_, end) = first[i].start, first[i].end
+        lines[row - 1] = lines[row - 1][:col] + params[tuple(map(repr, values))] + lines[row - 1][end:]
+    signature = "".join(f", {p}" for p in params.values())
+    lines = [ln.replace(head[0], head[1].format(params=signature)) for ln in lines]
+    out = []
+    for line in map(drop_defaults, lines):
+        indent = line[:len(line) - len(line.lstrip())]
+        try:
+            out += wrap(line.strip(), indent).splitlines() if line.strip() else [line]
+        except (tokenize.TokenError, IndexError):
+            out.append(line)
+    args = {}
+    for k, inst in enumerate(insts):
+        args[inst.prefix] = {}
+        for i, values in diffs:
+            args[inst.prefix].setdefault(params[tuple(map(repr, values))], toks[k][i].string)
+    return BlockClass(name, out, args)
+
+
+def group_classes(insts: list[Instance], drafts: dict[str, str], names: dict[str, str], taken: set[str],
+                  head: tuple[str, str], forward_at=lambda inst: None, singles: bool = False) -> dict[str, BlockClass]:
+    """A class for the instances of each block (instance prefix -> its class). Where instances differ in more
+    than numbers, each source that several instances share (with ``singles``, every source) gets a class of its
+    own; the rest get none."""
+    out = {}
+    for block, cls in names.items():
+        group = [i for i in insts if i.block == block]
+        made = parameterise([drafts[i.prefix] for i in group], group, cls, head, forward_at(group[0]))
+        if made is not None:
+            out.update((i.prefix, made) for i in group)
+            continue
+        kinds = [d for d in dict.fromkeys(drafts[i.prefix] for i in group)
+                 if singles or sum(drafts[i.prefix] == d for i in group) > 1]
+        for k, draft in enumerate(kinds):
+            sub = [i for i in group if drafts[i.prefix] == draft]
+            other = f"{block}_{k + 1}"
+            name = cls if k == 0 else class_names([other], taken | set(names.values()))[other]
+            renamed = (head[0].replace(cls, name), head[1].replace(cls, name))
+            made = parameterise([draft.replace(cls, name, 1)] * len(sub), sub, name, renamed)
+            out.update((i.prefix, made) for i in sub)
+    return out
+
+
+BLOCK = "block instance"  # the op of a node standing for a block instance (see collapse)
+
+
+def collapse(graph: Graph, insts: list[Instance], calls: dict[str, str]) -> Graph:
+    """``graph`` with each instance that has a call replaced by one node (op BLOCK) where its output was, whose
+    attributes hold the instance's path and the call that makes it."""
+    done = {i.output: i for i in insts if i.prefix in calls}
+    members = {n.name for i in done.values() for n in i.nodes}
+    nodes = []
+    for node in graph.nodes:
+        if node.name in done:
+            inst = done[node.name]
+            nodes.append(Node(node.name, BLOCK, inst.values, {"path": inst.prefix, "module": calls[inst.prefix]},
+                              inst.loc, inst.prefix, shape=node.shape))
+        elif node.name not in members:
+            nodes.append(node)
+    seen = {i.name for i in graph.inputs}
+    for node in nodes:  # the instance's node stands where its output was: check the order still holds
+        if any(v not in seen for v in node.inputs):
+            raise InternalError(f"block classes broke the graph order at {node.name}")
+        seen.add(node.name)
+    return replace(graph, nodes=nodes)
+
+
+def class_names(blocks: list[str], taken: set[str]) -> dict[str, str]:
+    """A class name per block name, unique and clear of ``taken``."""
+    out = {}
+    for block in blocks:
+        stem = class_name(block)
+        name, n = stem, 1
+        while name in taken or name in out.values():
+            n += 1
+            name = f"{stem}{n}"
+        out[block] = name
+    return out

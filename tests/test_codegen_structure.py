@@ -1,0 +1,153 @@
+"""Generated source as an expert writes it: frozen parts frozen in the built models, line comments naming the
+file that defined each layer (issue 10)."""
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import SPECS
+
+import dlspec
+from dlspec.summary import summary
+
+
+def _trainable(model) -> int:
+    return int(re.search(r"Trainable params: ([\d,]+)", summary(model)).group(1).replace(",", ""))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return dlspec.load(SPECS / "resnet18_digits.yaml")
+
+
+def test_torch_freezes_what_the_spec_freezes(digits):
+    weights = dlspec.init_weights(digits, 0)
+    net = dlspec.build(digits, "torch", weights)
+    assert sum(p.numel() for p in net.parameters() if p.requires_grad) == _trainable(digits) == 8_399_562
+    net.train()  # frozen stages keep BatchNorm in inference mode, the rest trains
+    assert not net.layer1[0].bn1.training and not net.layer3[1].bn2.training
+    assert net.layer4[0].bn1.training and net.bn1.training
+    assert not net.layer2[0].conv1.weight.requires_grad and net.layer4[0].conv1.weight.requires_grad
+
+
+def test_keras_freezes_what_the_spec_freezes(digits):
+    net = dlspec.build(digits, "keras", dlspec.init_weights(digits, 0))
+    assert sum(int(w.numpy().size) for w in net.trainable_weights) == _trainable(digits)
+    assert not net.get_layer("layer1.0.conv1").trainable and net.get_layer("layer4.0.conv1").trainable
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_line_comments_name_the_file_that_defined_the_layer(digits, backend):
+    source = dlspec.generate(digits, backend)
+    base = (SPECS / "resnet18.yaml").read_text().splitlines()
+    derived = (SPECS / "resnet18_digits.yaml").read_text().splitlines()
+    comments = re.findall(r"# (resnet18(?:_digits)?\.yaml):(\d+)$", source, re.M)
+    assert {f for f, _ in comments} == {"resnet18.yaml", "resnet18_digits.yaml"}
+    for file, line in comments:  # each comment points at a layer's line in the file it names
+        text = (derived if file == "resnet18_digits.yaml" else base)[int(line) - 1]
+        assert "type:" in text, (file, line, text)
+    assert "# resnet18_digits.yaml:10" in source  # the replaced stem: conv1 of the derived file
+    assert "# resnet18.yaml:13" in source  # layer1.0.conv1: a line of the base's block
+    assert "# resnet18_digits.yaml:13" not in source  # the old bug: the base's line under the derived name
+
+
+LOAD_TORCHVISION = """
+import importlib.util, sys
+import torch, torchvision
+name, path = sys.argv[1], sys.argv[2]
+spec = importlib.util.spec_from_file_location("generated", path)
+generated = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(generated)
+torch.manual_seed(0)
+reference = getattr(torchvision.models, name)(weights=None).eval()
+ours = generated.build_model().eval()
+assert list(ours.state_dict()) == list(reference.state_dict())
+ours.load_state_dict(reference.state_dict())  # strict: every key, no renaming
+x = torch.randn(2, 3, 64, 64)
+with torch.no_grad():
+    print(float((ours(x) - reference(x)).abs().max()))
+"""
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_generated_torch_loads_torchvision_state_dict_directly(name, tmp_path):
+    import importlib.util
+    import subprocess
+
+    from conftest import PYTHON
+
+    if importlib.util.find_spec("torchvision") is None:
+        pytest.skip("torchvision is not installed")
+    source = dlspec.generate(dlspec.load(SPECS / f"{name}.yaml"), "torch")
+    path = tmp_path / f"{name}_torch.py"
+    path.write_text(source)
+    result = subprocess.run([PYTHON, "-c", LOAD_TORCHVISION, name, str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout) < 1e-4
+    assert f"class {'Basic' if name == 'resnet18' else 'Bottleneck'}(nn.Module):" in source
+    assert "self.layer1 = nn.Sequential(" in source and "x = self.layer1(x)" in source
+
+
+def test_keras_weights_round_trip_through_the_layout_tables():
+    """export_weights inverts load_weights from the generated module's tables: no codegen, no eval."""
+    import numpy as np
+    from test_parity_table import ALL_CASES, UNSUPPORTED, spec_for
+
+    from dlspec.backends.keras import export_weights
+    from dlspec.parity import random_weights
+
+    seen = set()
+    for case_id, shape, layers in ALL_CASES:
+        if case_id in UNSUPPORTED:
+            continue
+        model = spec_for(case_id, shape, layers)
+        if not any(n.params for n in model.graph.nodes):
+            continue
+        weights = random_weights(model, 1)
+        back = export_weights(dlspec.build(model, "keras", weights), model.graph)
+        assert sorted(back) == sorted(weights), case_id
+        for node in model.graph.nodes:
+            seen.add(node.op)
+            for p in node.params:
+                name = f"{node.name}.{p.name}" if p.name else node.name
+                if node.op == "lstm" and p.name.startswith("bias_"):  # Keras keeps their sum, all in bias_ih
+                    continue
+                np.testing.assert_array_equal(back[name], weights[name], err_msg=f"{case_id}: {name}")
+    assert {"conv2d", "dense", "lstm", "gru", "attention", "layernorm", "prelu", "parameter"} <= seen
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_golden_source(backend):
+    """The generated source of a small block model, held in tests/golden so that every change to the generators
+    shows as a reviewable diff. Regenerate with DLSPEC_UPDATE_GOLDEN=1 after an intended change."""
+    import os
+
+    source = dlspec.generate(dlspec.load(GOLDEN / "small_blocks.yaml"), backend)
+    path = GOLDEN / f"small_blocks_{backend}.py"
+    if os.environ.get("DLSPEC_UPDATE_GOLDEN"):
+        path.write_text(source)
+    assert source == path.read_text()
+
+
+def test_generated_files_pass_ruff_outside_the_repository(tmp_path):
+    """Written outside the repository (no project config applies), with a weights file (a constant after the
+    imports) and frozen parts: ruff check under ruff's defaults and under the project's rules, and ruff format
+    at the project's line length, leave them as they are."""
+    import subprocess
+    import sys
+
+    for name in ("resnet18", "resnet50", "resnet18_digits", "mobilenet_v2"):
+        model = dlspec.load(SPECS / f"{name}.yaml")
+        for backend in ("torch", "keras"):
+            source = dlspec.generate(model, backend, weights_file=f"{name}.safetensors")
+            (tmp_path / f"{name}_{backend}.py").write_text(source)
+    ruff = [sys.executable, "-m", "ruff"]
+    for args in (["check", "--isolated"],
+                 ["check", "--isolated", "--select", "E,F,W,I,B,UP", "--ignore", "B905", "--line-length", "120",
+                  "--target-version", "py310"],
+                 ["format", "--isolated", "--check", "--line-length", "120"]):
+        result = subprocess.run([*ruff, *args, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0, (args, result.stdout[-3000:])
