@@ -169,7 +169,8 @@ def test_parameter_weights_are_named_after_the_node_as_torchvision_does():
     assert "Total params: 179" in summary(model)
     from dlspec.summary import rows
 
-    assert ("class_token", "parameter", "(1, 1, 16)", 16) in rows(model)  # no batch axis
+    row = next(r for r in rows(model) if r["name"] == "class_token")
+    assert (row["type"], row["output_shape"], row["params"]) == ("parameter", [1, 1, 16], 16)  # no batch axis
     assert "self.class_token = nn.Parameter(torch.zeros(1, 1, 16))" in dlspec.generate(model, "torch")
 
 

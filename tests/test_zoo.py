@@ -221,14 +221,18 @@ def test_training_gradients_equal_torchvision(name):
 
 
 def test_readme_zoo_table_states_true_parameter_counts():
+    """Parameters (frozen ones included, as torchvision counts them), of them frozen, and buffers."""
     import re
 
     from conftest import ROOT
 
-    rows = re.findall(r"\| `specs/(\w+)\.yaml` \| [^|]+ \| ([\d,]+) \|", (ROOT / "README.md").read_text())
-    assert sorted(name for name, _ in rows) == ZOO
-    for name, count in rows:
+    rows = re.findall(r"\| `specs/(\w+)\.yaml` \| [^|]+ \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \|",
+                      (ROOT / "README.md").read_text())
+    assert sorted(name for name, *_ in rows) == ZOO
+    for name, *counts in rows:
         model = dlspec.load(SPECS / f"{name}.yaml")
-        trainable = sum(int(np.prod(p.shape)) for n in model.graph.nodes for p in n.params
-                        if p.trainable and n.trainable)
-        assert trainable == int(count.replace(",", "")), name
+        sizes = [(int(np.prod(p.shape)), p.trainable, n.trainable) for n in model.graph.nodes for p in n.params]
+        expected = (sum(s for s, weight, _ in sizes if weight),
+                    sum(s for s, weight, node in sizes if weight and not node),
+                    sum(s for s, weight, _ in sizes if not weight))
+        assert tuple(int(c.replace(",", "")) for c in counts) == expected, name

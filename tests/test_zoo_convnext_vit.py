@@ -64,4 +64,4 @@ def test_convnext_block_accumulates_in_place_where_nothing_else_reads():
     import dlspec
 
     source = dlspec.generate(dlspec.load(SPECS / "convnext_tiny.yaml"), "torch")
-    assert "        features_1_0 = features_1_0.add_(features_0)  # convnext_tiny.yaml:25\n" in source
+    assert "        out = out.add_(x)  # convnext_tiny.yaml:25\n" in source  # in the CNBlock class
