@@ -622,8 +622,9 @@ def main(argv=None) -> int:
         args = parser().parse_args(argv)
         return args.fn(args)
     except KeyboardInterrupt:
-        from .files import interrupted_message
+        from .files import interrupted_message, remove_pending
 
+        remove_pending()
         print(f"\n{interrupted_message()}" if sys.stderr.isatty() else interrupted_message(), file=sys.stderr)
         return 130
     except (SpecError, DataError, UsageError) as err:

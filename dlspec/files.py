@@ -28,6 +28,7 @@ from .errors import DataError
 
 WRITTEN: list[Path] = []  # every file this process has written, in order (the Ctrl-C message lists them)
 PART = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)-[a-z0-9_]{8}\.dlspec-part(\.[A-Za-z0-9]{1,12})?")
+PENDING: set[str] = set()  # temporary files of this process not yet renamed or removed
 _NAME_IN_PART = 40  # characters of the target's name kept in a partial's name (names are limited to 255 bytes)
 
 
@@ -163,6 +164,7 @@ def atomic_path(path: str | os.PathLike):
         suffix = path.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,12}", path.suffix) else ""
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:_NAME_IN_PART]}.{os.getpid()}-",
                                    suffix=f".dlspec-part{suffix}", dir=path.parent)
+        PENDING.add(tmp)
         os.close(fd)
     except OSError as err:
         raise DataError(f"cannot write {path}: {_lower(err.strerror or str(err))}") from None
@@ -170,8 +172,10 @@ def atomic_path(path: str | os.PathLike):
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+        PENDING.discard(tmp)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        PENDING.discard(tmp)
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT,
                                                       errno.EISDIR, errno.EPERM, errno.EIO):
             raise DataError(f"cannot write {path}: {_lower(err.strerror)}") from None
@@ -240,6 +244,16 @@ class FileSet:
 def _record(path: Path) -> None:
     if path not in WRITTEN:
         WRITTEN.append(path)
+
+
+def remove_pending() -> None:
+    """Remove this process's partial files. A Ctrl-C can land where no ``except`` sees it (between the temporary
+    file's creation and the ``try``, or while a ``with`` statement is being entered), so the interrupt handler
+    calls this before it reports."""
+    for tmp in list(PENDING):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        PENDING.discard(tmp)
 
 
 def interrupted_message() -> str:

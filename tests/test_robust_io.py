@@ -555,3 +555,15 @@ def test_interrupt_message_lists_what_was_written(monkeypatch):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_partials_left_by_an_interrupt_between_creation_and_rename_are_removed(tmp_path):
+    """A Ctrl-C that lands while a ``with atomic_path(...)`` is being entered never reaches the generator's
+    cleanup; the CLI's interrupt handler removes this process's partial files before it reports."""
+    from dlspec.files import PENDING, atomic_path, remove_pending
+
+    manager = atomic_path(tmp_path / "history.json")
+    entered = manager.__enter__()  # as if interrupted right after entering: no __exit__ runs
+    assert entered.exists() and str(entered) in PENDING
+    remove_pending()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [] and not PENDING
