@@ -19,11 +19,9 @@ from .ir import Graph, Param, weight_name
 def _draw(param: Param, rng):
     import numpy as np
 
-    if param.init in ("zeros", "ones"):
-        return (np.zeros if param.init == "zeros" else np.ones)(param.shape, dtype=np.float32)
-    if param.init.startswith("constant:"):
-        return np.full(param.shape, float(param.init.split(":")[1]), dtype=np.float32)
     kind, scale = param.scale()
+    if kind == "constant":
+        return np.full(param.shape, scale, dtype=np.float32)
     if kind == "uniform":
         return rng.uniform(-scale, scale, size=param.shape).astype(np.float32)
     return rng.normal(0.0, scale, size=param.shape).astype(np.float32)

@@ -34,15 +34,16 @@ def test_generating_source_imports_no_framework():
 
 
 # Each stage may import only stages to its left (DESIGN.md section 2).
-ORDER = ["activations", "errors", "files", "threads", "loader", "spec", "ir", "lower", "passes", "weights", "api",
-         "backends", "summary", "parity", "schema", "cli"]
-ALLOWED = {"ir": {"errors", "activations"}, "loader": {"errors", "files"}, "files": {"errors"}, "threads": set(),
-           "spec": {"errors", "loader", "activations"},
+ORDER = ["activations", "initializers", "errors", "files", "threads", "loader", "spec", "ir", "lower", "passes",
+         "weights", "api", "backends", "summary", "parity", "schema", "cli"]
+ALLOWED = {"ir": {"errors", "activations", "initializers", "spec"}, "loader": {"errors", "files"},
+           "files": {"errors"}, "threads": set(),
+           "spec": {"errors", "loader", "activations", "initializers"},
            "lower": {"ir", "spec", "errors", "loader"}, "passes": {"errors", "ir"},
            "weights": {"errors", "files", "ir"},
-           "backends": {"activations", "errors", "ir", "spec", "threads", "__version__"},
+           "backends": {"activations", "initializers", "errors", "ir", "spec", "threads", "__version__"},
            "deploy": {"errors", "backends", "files", "threads"},
-           "train": {"api", "backends", "data", "errors", "files", "weights"}}
+           "train": {"api", "backends", "data", "errors", "files", "spec", "weights"}}
 
 
 def _stage_imports(stage: str) -> set[str]:
@@ -88,8 +89,28 @@ def test_every_op_documents_its_semantics():
 
 
 def test_registering_twice_is_an_error():
+    from dlspec.ir.ops import op
+    from dlspec.spec.layers import Dense
+
     with pytest.raises(ValueError, match="two torch emitters for op 'dense'"):
-        registry.emitter("torch", "dense")(lambda ctx: None)
+        registry.emitter("torch", type(OPS["dense"]))(lambda ctx: None)
+    with pytest.raises(ValueError, match="two IR ops for layer type 'dense'"):
+        op(Dense)(type("Dense2", (), {}))
+
+
+def test_ops_and_emitters_are_keyed_by_definition_not_by_name():
+    """An op's name is written once, in its spec class's `type` literal: the IR op registers against the
+    spec class and every emitter against the IR op class, so no registration repeats the name."""
+    for name, ir_op in OPS.items():
+        assert ir_op.spec is LAYER_TYPES[name] and LAYER_TYPES[name].op is type(ir_op)
+    calls = []
+    for file in [*(PACKAGE / "ir").glob("*.py"), *(PACKAGE / "backends").glob("*.py")]:
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("op", "emitter"):
+                calls.append(node)
+                keys = node.args[-1:] if node.func.id == "op" else node.args[1:]
+                assert not any(isinstance(k, ast.Constant) for k in keys), (file.name, node.lineno)
+    assert len(calls) >= len(OPS) * 3
 
 
 def test_reserved_names_cover_torch_module_attributes():
@@ -115,3 +136,41 @@ def test_every_layer_type_is_documented_in_both_references():
     assert set(LAYER_TYPES) - spec_sections == set(), "docs/spec.md lacks sections"
     assert {t for t in LAYER_TYPES if not re.search(rf"\b{t}\b", semantics_headings)
             and not re.search(rf"\b{t.rstrip('12d')}\b", semantics_headings)} == set(), "docs/semantics.md lacks"
+
+
+def test_training_registries_cover_every_spec_class_of_their_kind():
+    """Each loss, optimizer and schedule class of the spec has one implementation per user (torch, Keras, and
+    dlspec's shared schedules); lookups go by class, so no entry falls through into another's code."""
+    pytest.importorskip("tensorflow")
+    from dlspec.spec import train as spec
+    from dlspec.train import keras_loop, registry, schedule, torch_loop
+
+    assert len(registry.REGISTRIES) == 5
+    for r in (torch_loop.OPTIMIZERS, torch_loop.LOSSES, keras_loop.OPTIMIZERS, keras_loop.LOSSES,
+              schedule.SCHEDULES):
+        assert r.missing() == [], (r.kind, r.owner)
+        assert set(r.table) == set(r.definitions)
+    assert [c.__name__ for c in registry.OPTIMIZERS] == ["SGD", "Adam", "AdamW", "RMSprop"]
+    assert len(registry.LOSSES) == 5 and len(registry.SCHEDULES) == 5
+    with pytest.raises(ValueError, match="two torch implementations of the optimizer SGD"):
+        torch_loop.OPTIMIZERS.register(spec.SGD)(lambda *a: None)
+    with pytest.raises(ValueError, match="TopK is not a loss of the spec"):
+        torch_loop.LOSSES.register(spec.TopK)(lambda *a: None)
+
+
+def test_initializer_registry_is_the_one_list():
+    """The spec's initializer names, the IR's scales and each backend's lowerings all come from
+    dlspec/initializers.py, one entry per initializer."""
+    import typing
+
+    from dlspec.backends import keras_emit, torch_emit
+    from dlspec.initializers import INITIALIZERS
+    from dlspec.ir import Param
+    from dlspec.spec.layers import Initializer
+
+    assert typing.get_args(Initializer) == tuple(INITIALIZERS)
+    assert set(torch_emit.INITIALIZERS) == set(keras_emit.INITIALIZERS) == set(INITIALIZERS)
+    assert Param("w", (4, 3), "glorot_uniform", 3, 4).scale() == ("uniform", (6 / 7) ** 0.5)
+    assert Param("w", (4, 3), "he_normal", 3, 4).scale() == ("normal", (2 / 3) ** 0.5)
+    assert Param("w", (4,), "zeros").scale() == ("constant", 0.0)
+    assert Param("w", (4,), "constant:0.25").scale() == ("constant", 0.25)

@@ -208,3 +208,30 @@ def test_adam_betas_are_written_as_a_yaml_list(spec_file):
         "bad.yaml:9:34: train.optimizer.betas: must have at least 2 entries. Received: [0.8]")
     assert error_of(spec_file, TRAIN_HEAD + "  optimizer: {type: adam, betas: [0.8, 1.0]}\n") == (
         "bad.yaml:9:40: train.optimizer.betas[1]: must be less than 1. Received: 1.0")
+
+
+@pytest.mark.parametrize("train, message", [
+    ("  loss: {type: hinge}\n  optimizer: {type: sgd, lr: 0.1}\n",
+     "bad.yaml:8:16: train.loss.type: unknown loss type: must be one of 'cross_entropy', 'binary_cross_entropy', "
+     "'mse', 'l1', 'huber'. Received: 'hinge'"),
+    ("  loss: mae\n  optimizer: {type: sgd, lr: 0.1}\n",
+     "bad.yaml:8:9: train.loss: unknown loss type: must be one of 'cross_entropy', 'binary_cross_entropy', "
+     "'mse', 'l1', 'huber', did you mean 'mse'? Received: 'mae'"),
+    ("  loss: mse\n  optimizer: {type: adagrad, lr: 0.1}\n",
+     "bad.yaml:9:21: train.optimizer.type: unknown optimizer type: must be one of 'sgd', 'adam', 'adamw', "
+     "'rmsprop'. Received: 'adagrad'"),
+    ("  loss: mse\n  optimizer: {type: sgd, lr: 0.1}\n  schedule: {type: onecycle}\n",
+     "bad.yaml:10:20: train.schedule.type: unknown schedule type: must be one of 'step', 'multistep', "
+     "'exponential', 'cosine', 'reduce_on_plateau'. Received: 'onecycle'"),
+])
+def test_unknown_registry_entries_are_located_errors(spec_file, train, message):
+    """Losses, optimizers and schedules are registries keyed by spec class: an unknown entry is one located
+    error naming the entries there are (not a layer-type message, not two lines for one problem)."""
+    assert error_of(spec_file, HEAD + "  - {type: dense, units: 3}\ntrain:\n" + train) == message
+
+
+def test_unknown_initializer_is_a_located_error(spec_file):
+    assert error_of(spec_file, HEAD + "  - {type: dense, units: 3, kernel_initializer: xavier}\n") == (
+        "bad.yaml:6:49: layers[0].kernel_initializer: must be one of 'glorot_uniform', 'glorot_normal', "
+        "'he_uniform', 'he_normal', 'lecun_uniform', 'lecun_normal', 'normal', 'zeros' or 'ones'. "
+        "Received: 'xavier'")

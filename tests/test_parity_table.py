@@ -58,16 +58,18 @@ def test_table_covers_every_layer_type():
 
 def test_parity_catches_a_framework_default(monkeypatch):
     """Emit Keras' default LayerNorm eps (1e-3) instead of the spec's: parity must fail."""
-    from dlspec.backends.registry import emitters
+    from dlspec.backends import registry
+    from dlspec.ir.norm import LayerNorm
 
-    table = emitters("keras")
-    original = table["layernorm"]
+    registry.emitters("keras")
+    table = registry._EMITTERS["keras"]
+    original = table[LayerNorm]
 
     def keras_default_eps(ctx):
         node = dataclasses.replace(ctx.node, attrs={**ctx.node.attrs, "eps": 1e-3})
         return original(dataclasses.replace(ctx, node=node))
 
-    monkeypatch.setitem(table, "layernorm", keras_default_eps)
+    monkeypatch.setitem(table, LayerNorm, keras_default_eps)
     report = parity(spec_for("bug", [4], [{"type": "layernorm"}]), batch=4)
     failed = {(p.a, p.b) for p in report.pairs if not p.ok}
     assert failed == {("torch", "keras"), ("keras", "onnx")}

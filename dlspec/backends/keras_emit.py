@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from .. import ir
 from ..ir import Act, Graph, Param
 from .classes import group_classes, instances
 from .codegen import (
@@ -87,15 +88,23 @@ def _w(node, param: str, *steps: tuple) -> tuple:
     return (param, tuple(steps))
 
 
+# One lowering per entry of the initialiser registry (dlspec/initializers.py): Keras' own initializer where it
+# draws the same distribution, else None for an explicit RandomNormal/RandomUniform with dlspec's scale
+# (Keras' normal-family initializers are truncated).
+INITIALIZERS = {"zeros": "zeros", "ones": "ones", "glorot_uniform": "glorot_uniform", "he_uniform": "he_uniform",
+                "lecun_uniform": "lecun_uniform", "glorot_normal": None, "he_normal": None, "lecun_normal": None,
+                "normal": None}
+
+
 def _init(param: Param, exact_fans: bool = True) -> str:
     """A Keras initializer with the spec's distribution. Named ones compute fans from the Keras
     kernel shape; where that differs from torch's (depthwise, transposed), scales are explicit."""
-    if param.init in ("zeros", "ones") or (
-            exact_fans and param.init in ("glorot_uniform", "he_uniform", "lecun_uniform") and len(param.shape) >= 2):
-        return literal(param.init)
     kind, scale = param.scale()  # a bias takes the fans of its layer
-    if param.init == "normal":
-        return f"keras.initializers.RandomNormal({kwargs(mean=0.0, stddev=1.0)})"
+    if param.init not in INITIALIZERS:  # a fixed value no spec names, such as PReLU's 0.25
+        return f"keras.initializers.Constant({kwargs(value=scale)})"
+    named = INITIALIZERS[param.init]
+    if kind == "constant" or (named and exact_fans and len(param.shape) >= 2):
+        return literal(named)
     if kind == "uniform":
         return f"keras.initializers.RandomUniform({kwargs(minval=-scale, maxval=scale)})"
     return f"keras.initializers.RandomNormal({kwargs(mean=0.0, stddev=scale)})"
@@ -202,7 +211,7 @@ def fused(act: Act | None, rank: int = 2, layout: str = LOGICAL) -> tuple[str, t
     return "None", helpers, [(act.kind, expr)]
 
 
-@emitter("keras", "dense")
+@emitter("keras", ir.ops.Dense)
 def _dense(ctx: KerasContext) -> KerasLayer:
     node, a = ctx.node, ctx.node.attrs
     fused_act, helpers, post = fused(Act.of(a["activation"]), len(node.shape) + 1, LOGICAL)
@@ -216,12 +225,12 @@ def _dense(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(layer, weights, LOGICAL, helpers, post=post)
 
 
-@emitter("keras", "activation")
+@emitter("keras", ir.ops.Activation)
 def _activation(ctx: KerasContext) -> KerasLayer:
     return activation_layer(Act.of(ctx.node.attrs), ctx.node.name, ctx)
 
 
-@emitter("keras", "dropout")
+@emitter("keras", ir.ops.Dropout)
 def _dropout(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.Dropout({kwargs(rate=ctx.node.attrs['rate'], name=ctx.node.name)})")
 
@@ -283,7 +292,7 @@ def _replica_context():
 '''
 
 
-@emitter("keras", "batchnorm")
+@emitter("keras", ir.ops.BatchNorm)
 def _batchnorm(ctx: KerasContext) -> KerasLayer:
     a, node = ctx.node.attrs, ctx.node
     args = kwargs(momentum=a["momentum"], epsilon=a["eps"], name=node.name)
@@ -291,12 +300,12 @@ def _batchnorm(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"BatchNorm({args})", weights, CHANNELS_LAST, helpers=("BatchNorm",))
 
 
-@emitter("keras", "flatten")
+@emitter("keras", ir.ops.Flatten)
 def _flatten(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.Flatten({kwargs(name=ctx.node.name)})", wants=LOGICAL)
 
 
-@emitter("keras", "reshape")
+@emitter("keras", ir.ops.Reshape)
 def _reshape(ctx: KerasContext) -> KerasLayer:
     args = kwargs(target_shape=tuple(ctx.node.shape), name=ctx.node.name)
     return KerasLayer(f"keras.layers.Reshape({args})", wants=LOGICAL)

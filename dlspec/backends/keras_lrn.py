@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import ir
 from ..ir.lrn import lrn_window
 from .codegen import kwargs
 from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer
@@ -32,7 +33,7 @@ class LocalResponseNorm(keras.layers.Layer):
 '''
 
 
-@emitter("keras", "lrn")
+@emitter("keras", ir.lrn.LRN)
 def _lrn(ctx: KerasContext) -> KerasLayer:
     a = ctx.node.attrs
     before, after = lrn_window(a["size"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import ir
 from ..ir.norm import adaptive_output, norm_axes
 from .codegen import kwargs
 from .keras_emit import ANY, CHANNELS_LAST, HELPERS, LOGICAL, KerasContext, KerasLayer, _w
@@ -92,7 +93,7 @@ def _weights(ctx: KerasContext, names: tuple[str, ...], order: list[int]) -> lis
     return [_w(ctx.node, n, *moved) for n in names]
 
 
-@emitter("keras", "layernorm")
+@emitter("keras", ir.norm.LayerNorm)
 def _layernorm(ctx: KerasContext) -> KerasLayer:
     axes, order = _physical(ctx)
     axis = -1 if axes == [len(ctx.in_shape)] else axes
@@ -101,7 +102,7 @@ def _layernorm(ctx: KerasContext) -> KerasLayer:
                       _norm_layout(ctx))
 
 
-@emitter("keras", "rmsnorm")
+@emitter("keras", ir.norm.RMSNorm)
 def _rmsnorm(ctx: KerasContext) -> KerasLayer:
     axes, order = _physical(ctx)
     args = kwargs(axis=axes, epsilon=ctx.node.attrs["eps"], name=ctx.node.name)
@@ -114,7 +115,7 @@ def _norm_layout(ctx: KerasContext) -> str:
     return ANY if ctx.layout in (LOGICAL, CHANNELS_LAST) else LOGICAL
 
 
-@emitter("keras", "prelu")
+@emitter("keras", ir.norm.PReLU)
 def _prelu(ctx: KerasContext) -> KerasLayer:
     rank = len(ctx.in_shape)  # channels-last: the channels are the last sample axis
     shared = list(range(1, rank + 1)) if ctx.node.attrs["shared"] else list(range(1, rank))
@@ -146,11 +147,11 @@ def _adaptive(kind: str):
     return emit
 
 
-emitter("keras", "adaptive_avgpool")(_adaptive("avg"))
-emitter("keras", "adaptive_maxpool")(_adaptive("max"))
+emitter("keras", ir.norm.AdaptiveAvgPool)(_adaptive("avg"))
+emitter("keras", ir.norm.AdaptiveMaxPool)(_adaptive("max"))
 
 
-@emitter("keras", "stochastic_depth")
+@emitter("keras", ir.norm.StochasticDepth)
 def _stochastic_depth(ctx: KerasContext) -> KerasLayer:
     a = ctx.node.attrs
     return KerasLayer(f"StochasticDepth({kwargs(rate=a['rate'], mode=a['mode'], name=ctx.node.name)})",

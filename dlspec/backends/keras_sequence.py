@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import ir
 from .codegen import kwargs, literal
 from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, T, _init, _w
 from .registry import emitter
@@ -32,7 +33,7 @@ class PositionalEmbedding(keras.layers.Layer):
 '''
 
 
-@emitter("keras", "embedding")
+@emitter("keras", ir.sequence.Embedding)
 def _embedding(ctx: KerasContext) -> KerasLayer:
     a, node = ctx.node.attrs, ctx.node
     args = kwargs(input_dim=a["vocabulary"], output_dim=a["units"])
@@ -41,7 +42,7 @@ def _embedding(ctx: KerasContext) -> KerasLayer:
                       [_w(node, "weight")], LOGICAL)
 
 
-@emitter("keras", "positional_embedding")
+@emitter("keras", ir.sequence.PositionalEmbedding)
 def _positional(ctx: KerasContext) -> KerasLayer:
     node = ctx.node
     init = _init(node.params[0], exact_fans=False)
@@ -82,11 +83,11 @@ def _recurrent(kind: str):
     return emit
 
 
-emitter("keras", "lstm")(_recurrent("lstm"))
-emitter("keras", "gru")(_recurrent("gru"))
+emitter("keras", ir.sequence.LSTM)(_recurrent("lstm"))
+emitter("keras", ir.sequence.GRU)(_recurrent("gru"))
 
 
-@emitter("keras", "attention")
+@emitter("keras", ir.sequence.Attention)
 def _attention(ctx: KerasContext) -> KerasLayer:
     a, node, (_, e) = ctx.node.attrs, ctx.node, ctx.in_shape
     heads = a["heads"]
@@ -106,6 +107,6 @@ def _attention(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.MultiHeadAttention({args})", weights, LOGICAL, call=call)
 
 
-@emitter("keras", "sequence_mean")
+@emitter("keras", ir.sequence.SequenceMean)
 def _sequence_mean(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.GlobalAveragePooling1D({kwargs(name=ctx.node.name)})", wants=LOGICAL)

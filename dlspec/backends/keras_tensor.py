@@ -9,6 +9,7 @@ layout inside the arithmetic layer, so [C, 1, 1] meets the channel axis, whereve
 
 from __future__ import annotations
 
+from .. import ir
 from ..ir.tensor import permutation, reduce_axes, sample_axis, slice_range
 from .codegen import channels_last_perm, kwargs
 from .keras_emit import ANY, CHANNELS_LAST, FIRST, HELPERS, LOGICAL, KerasContext, KerasLayer, _init, _w
@@ -134,7 +135,7 @@ class ConcatExpand(keras.layers.Layer):
 '''
 
 
-@emitter("keras", "parameter")
+@emitter("keras", ir.tensor.Parameter)
 def _parameter(ctx: KerasContext) -> KerasLayer:
     (param,) = ctx.node.params
     args = f"{kwargs(value_shape=param.shape)}, initializer={_init(param, exact_fans=False)}"
@@ -163,11 +164,11 @@ def _arithmetic(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"Arithmetic({args})", wants=FIRST, helpers=("Arithmetic",))
 
 
-for _op in ("add", "multiply", "subtract", "divide"):
+for _op in (ir.merge.Add, ir.merge.Multiply, ir.merge.Subtract, ir.merge.Divide):
     emitter("keras", _op)(_arithmetic)
 
 
-@emitter("keras", "concat")
+@emitter("keras", ir.merge.Concat)
 def _concat(ctx: KerasContext) -> KerasLayer:
     batched = [ctx.graph.is_batched(v) for v in ctx.node.inputs]
     if all(batched):
@@ -221,8 +222,8 @@ def _preferred_layout(ctx: KerasContext) -> str:
     return LOGICAL
 
 
-emitter("keras", "permute")(_permute)
-emitter("keras", "transpose")(_permute)
+emitter("keras", ir.tensor.Permute)(_permute)
+emitter("keras", ir.tensor.Transpose)(_permute)
 
 
 def _dropped_layout(ctx: KerasContext, removed: set[int]) -> str:
@@ -232,14 +233,14 @@ def _dropped_layout(ctx: KerasContext, removed: set[int]) -> str:
     return LOGICAL
 
 
-@emitter("keras", "slice")
+@emitter("keras", ir.tensor.Slice)
 def _slice(ctx: KerasContext) -> KerasLayer:
     axis, start, stop, step = slice_range(ctx.node.attrs, ctx.in_shape)
     args = kwargs(axis=ctx.axis(axis + 1), start=start, stop=stop, step=step, name=ctx.node.name)
     return KerasLayer(f"Index({args})", wants=ANY, helpers=("Index",))
 
 
-@emitter("keras", "select")
+@emitter("keras", ir.tensor.Select)
 def _select(ctx: KerasContext) -> KerasLayer:
     axis = sample_axis(ctx.node.attrs["axis"], len(ctx.in_shape))
     index = ctx.node.attrs["index"] % ctx.in_shape[axis]
@@ -258,11 +259,11 @@ def _reduce(op: str):
     return emit
 
 
-emitter("keras", "reduce_mean")(_reduce("mean"))
-emitter("keras", "reduce_max")(_reduce("max"))
-emitter("keras", "reduce_sum")(_reduce("sum"))
+emitter("keras", ir.tensor.ReduceMean)(_reduce("mean"))
+emitter("keras", ir.tensor.ReduceMax)(_reduce("max"))
+emitter("keras", ir.tensor.ReduceSum)(_reduce("sum"))
 
 
-@emitter("keras", "matmul")
+@emitter("keras", ir.tensor.MatMul)
 def _matmul(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"MatMul({kwargs(name=ctx.node.name)})", wants=LOGICAL, helpers=("MatMul",))

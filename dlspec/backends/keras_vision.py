@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import ir
 from ..errors import UsageError
 from ..ir import Act
 from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
@@ -114,11 +115,11 @@ def _conv(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(layer, _conv_weights(ctx, depthwise), CHANNELS_LAST, helpers, pre=pre, post=post)
 
 
-emitter("keras", "conv1d")(_conv)
-emitter("keras", "conv2d")(_conv)
+emitter("keras", ir.vision.Conv1d)(_conv)
+emitter("keras", ir.vision.Conv2d)(_conv)
 
 
-@emitter("keras", "conv_transpose2d")
+@emitter("keras", ir.vision.ConvTranspose2d)
 def _conv_transpose(ctx: KerasContext) -> KerasLayer:
     a, node = ctx.node.attrs, ctx.node
     k, s = per_axis(a["kernel"], 2, "kernel"), per_axis(a["stride"], 2, "stride")
@@ -153,7 +154,7 @@ def _pool(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"TorchPool({args}, name={literal(node.name)})", wants=CHANNELS_LAST, helpers=("TorchPool",))
 
 
-for _op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
+for _op in (ir.vision.MaxPool1d, ir.vision.MaxPool2d, ir.vision.AvgPool1d, ir.vision.AvgPool2d):
     emitter("keras", _op)(_pool)
 
 
@@ -166,11 +167,11 @@ def _global(kind: str, keepdims: bool = False):
     return emit
 
 
-emitter("keras", "global_avgpool")(_global("Average"))
-emitter("keras", "global_maxpool")(_global("Max"))
+emitter("keras", ir.vision.GlobalAvgPool)(_global("Average"))
+emitter("keras", ir.vision.GlobalMaxPool)(_global("Max"))
 
 
-@emitter("keras", "groupnorm")
+@emitter("keras", ir.vision.GroupNorm)
 def _groupnorm(ctx: KerasContext) -> KerasLayer:
     a, node = ctx.node.attrs, ctx.node
     args = kwargs(groups=a["groups"], axis=-1, epsilon=a["eps"], name=node.name)
@@ -178,7 +179,7 @@ def _groupnorm(ctx: KerasContext) -> KerasLayer:
                       CHANNELS_LAST)
 
 
-@emitter("keras", "zero_pad")
+@emitter("keras", ir.vision.ZeroPad)
 def _zero_pad(ctx: KerasContext) -> KerasLayer:
     nd = len(ctx.in_shape) - 1
     pads = zero_pad_amounts(ctx.node.attrs, nd)
@@ -186,7 +187,7 @@ def _zero_pad(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.ZeroPadding{nd}D({args})", wants=CHANNELS_LAST)
 
 
-@emitter("keras", "upsample")
+@emitter("keras", ir.vision.Upsample)
 def _upsample(ctx: KerasContext) -> KerasLayer:
     a, nd = ctx.node.attrs, len(ctx.in_shape) - 1
     if a["mode"] == "bilinear" and a["align_corners"]:

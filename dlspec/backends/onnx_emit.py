@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from .. import ir
 from ..ir import Act, Graph, weight_name
 from .context import EmitContext
 from .registry import emitter, emitters
@@ -119,7 +120,7 @@ def _gelu(g: OnnxGraph, approximate: str, x: str, out: str, name: str) -> str:
     return g.add("Mul", [half, inner], out, name)
 
 
-@emitter("onnx", "dense")
+@emitter("onnx", ir.ops.Dense)
 def _dense(ctx: EmitContext, g: OnnxGraph) -> None:
     node, a = ctx.node, ctx.node.attrs
     act, name = Act.of(a["activation"]), ctx.node.name
@@ -141,17 +142,17 @@ def _dense(ctx: EmitContext, g: OnnxGraph) -> None:
         activation(g, act, x, name, name)
 
 
-@emitter("onnx", "activation")
+@emitter("onnx", ir.ops.Activation)
 def _activation(ctx: EmitContext, g: OnnxGraph) -> None:
     activation(g, Act.of(ctx.node.attrs), ctx.x, ctx.node.name, ctx.node.name)
 
 
-@emitter("onnx", "dropout")
+@emitter("onnx", ir.ops.Dropout)
 def _dropout(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Identity", [ctx.x], ctx.node.name, ctx.node.name)  # dropout is the identity at inference
 
 
-@emitter("onnx", "batchnorm")
+@emitter("onnx", ir.ops.BatchNorm)
 def _batchnorm(ctx: EmitContext, g: OnnxGraph) -> None:
     node = ctx.node
     params = [g.param(node, p) for p in ("weight", "bias", "running_mean", "running_var")]
@@ -159,12 +160,12 @@ def _batchnorm(ctx: EmitContext, g: OnnxGraph) -> None:
           momentum=1.0 - node.attrs["momentum"])
 
 
-@emitter("onnx", "flatten")
+@emitter("onnx", ir.ops.Flatten)
 def _flatten(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Flatten", [ctx.x], ctx.node.name, ctx.node.name, axis=1)
 
 
-@emitter("onnx", "reshape")
+@emitter("onnx", ir.ops.Reshape)
 def _reshape(ctx: EmitContext, g: OnnxGraph) -> None:
     shape = g.const(f"{ctx.node.name}/shape", (-1,) + tuple(ctx.node.shape), "int64")
     g.add("Reshape", [ctx.x, shape], ctx.node.name, ctx.node.name)

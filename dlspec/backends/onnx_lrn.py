@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from .. import ir
 from ..ir.lrn import lrn_window
 from .context import EmitContext
 from .onnx_emit import OnnxGraph
 from .registry import emitter
 
 
-@emitter("onnx", "lrn")
+@emitter("onnx", ir.lrn.LRN)
 def _lrn(ctx: EmitContext, g: OnnxGraph) -> None:
     a, name = ctx.node.attrs, ctx.node.name
     if a["size"] % 2 and len(ctx.in_shape) == 3:  # ONNX's window equals torch's for an odd size; onnxruntime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import ir
 from ..ir.norm import adaptive_bins, adaptive_output, norm_axes, trailing
 from .context import EmitContext
 from .onnx_emit import OnnxGraph
@@ -15,7 +16,7 @@ def reduce(g: OnnxGraph, op: str, x: str, axes: list[int], out: str, name: str, 
     return g.add(op, [x], out, name, axes=axes, keepdims=keepdims)
 
 
-@emitter("onnx", "layernorm")
+@emitter("onnx", ir.norm.LayerNorm)
 def _layernorm(ctx: EmitContext, g: OnnxGraph) -> None:
     node, rank = ctx.node, len(ctx.in_shape) + 1
     axes = norm_axes(node.attrs, ctx.in_shape)
@@ -32,7 +33,7 @@ def _layernorm(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Transpose", [normed], node.name, node.name, perm=[perm.index(a) for a in range(rank)])
 
 
-@emitter("onnx", "rmsnorm")
+@emitter("onnx", ir.norm.RMSNorm)
 def _rmsnorm(ctx: EmitContext, g: OnnxGraph) -> None:
     node, name = ctx.node, ctx.node.name
     axes = norm_axes(node.attrs, ctx.in_shape)
@@ -45,7 +46,7 @@ def _rmsnorm(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Mul", [normed, g.shaped(node, "weight", shape)], name, name)
 
 
-@emitter("onnx", "prelu")
+@emitter("onnx", ir.norm.PReLU)
 def _prelu(ctx: EmitContext, g: OnnxGraph) -> None:
     node = ctx.node
     slope = g.param(node, "weight") if len(ctx.in_shape) == 1 or node.attrs["shared"] else \
@@ -81,10 +82,10 @@ def _adaptive(kind: str):
     return emit
 
 
-emitter("onnx", "adaptive_avgpool")(_adaptive("avg"))
-emitter("onnx", "adaptive_maxpool")(_adaptive("max"))
+emitter("onnx", ir.norm.AdaptiveAvgPool)(_adaptive("avg"))
+emitter("onnx", ir.norm.AdaptiveMaxPool)(_adaptive("max"))
 
 
-@emitter("onnx", "stochastic_depth")
+@emitter("onnx", ir.norm.StochasticDepth)
 def _stochastic_depth(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Identity", [ctx.x], ctx.node.name, ctx.node.name)  # stochastic depth is the identity at inference

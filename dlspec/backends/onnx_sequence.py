@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 
+from .. import ir
 from .context import EmitContext
 from .onnx_emit import OnnxGraph
 from .registry import emitter
 
 
-@emitter("onnx", "embedding")
+@emitter("onnx", ir.sequence.Embedding)
 def _embedding(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Gather", [g.param(ctx.node, "weight"), ctx.x], ctx.node.name, ctx.node.name, axis=0)
 
@@ -21,7 +22,7 @@ def _slice_rows(g: OnnxGraph, tensor: str, start: int, stop: int, name: str) -> 
     return g.add("Slice", [tensor, starts, ends, axes], name, name)
 
 
-@emitter("onnx", "positional_embedding")
+@emitter("onnx", ir.sequence.PositionalEmbedding)
 def _positional(ctx: EmitContext, g: OnnxGraph) -> None:
     name = ctx.node.name
     rows = _slice_rows(g, g.param(ctx.node, "weight"), 0, ctx.in_shape[0], f"{name}/positions")
@@ -78,8 +79,8 @@ def _recurrent(kind: str):
     return emit
 
 
-emitter("onnx", "lstm")(_recurrent("lstm"))
-emitter("onnx", "gru")(_recurrent("gru"))
+emitter("onnx", ir.sequence.LSTM)(_recurrent("lstm"))
+emitter("onnx", ir.sequence.GRU)(_recurrent("gru"))
 
 
 def _linear(g: OnnxGraph, x: str, weight: str, bias: str, name: str) -> str:
@@ -88,7 +89,7 @@ def _linear(g: OnnxGraph, x: str, weight: str, bias: str, name: str) -> str:
     return g.add("Add", [y, bias], name, name)
 
 
-@emitter("onnx", "attention")
+@emitter("onnx", ir.sequence.Attention)
 def _attention(ctx: EmitContext, g: OnnxGraph) -> None:
     node, name, (t, e) = ctx.node, ctx.node.name, ctx.in_shape
     heads = node.attrs["heads"]
@@ -135,7 +136,7 @@ def _key_padding(ctx: EmitContext, g: OnnxGraph, scores: str) -> str:
     return g.add("Where", [masked, lowest, scores], f"{name}/masked", f"{name}/masked")
 
 
-@emitter("onnx", "sequence_mean")
+@emitter("onnx", ir.sequence.SequenceMean)
 def _sequence_mean(ctx: EmitContext, g: OnnxGraph) -> None:
     name = ctx.node.name
     if g.opset >= 18:

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+from .. import ir
 from ..ir.tensor import permutation, reduce_axes, sample_axis, slice_range
 from .context import EmitContext
 from .onnx_emit import OnnxGraph
 from .registry import emitter
 
 
-@emitter("onnx", "parameter")
+@emitter("onnx", ir.tensor.Parameter)
 def _parameter(ctx: EmitContext, g: OnnxGraph) -> None:
     g.param(ctx.node, "")  # an initializer named after the node is the value itself
 
 
-@emitter("onnx", "subtract")
+@emitter("onnx", ir.merge.Subtract)
 def _subtract(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Sub", ctx.args, ctx.node.name, ctx.node.name)
 
 
-@emitter("onnx", "divide")
+@emitter("onnx", ir.merge.Divide)
 def _divide(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Div", ctx.args, ctx.node.name, ctx.node.name)
 
@@ -28,11 +29,11 @@ def _transpose(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Transpose", [ctx.x], ctx.node.name, ctx.node.name, perm=perm)
 
 
-emitter("onnx", "permute")(_transpose)
-emitter("onnx", "transpose")(_transpose)
+emitter("onnx", ir.tensor.Permute)(_transpose)
+emitter("onnx", ir.tensor.Transpose)(_transpose)
 
 
-@emitter("onnx", "slice")
+@emitter("onnx", ir.tensor.Slice)
 def _slice(ctx: EmitContext, g: OnnxGraph) -> None:
     name = ctx.node.name
     axis, start, stop, step = slice_range(ctx.node.attrs, ctx.in_shape)
@@ -41,7 +42,7 @@ def _slice(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Slice", [ctx.x, *consts], name, name)
 
 
-@emitter("onnx", "select")
+@emitter("onnx", ir.tensor.Select)
 def _select(ctx: EmitContext, g: OnnxGraph) -> None:
     name = ctx.node.name
     axis = sample_axis(ctx.node.attrs["axis"], len(ctx.in_shape))
@@ -62,11 +63,11 @@ def _reduce(op_type: str):
     return emit
 
 
-emitter("onnx", "reduce_mean")(_reduce("ReduceMean"))
-emitter("onnx", "reduce_max")(_reduce("ReduceMax"))
-emitter("onnx", "reduce_sum")(_reduce("ReduceSum"))
+emitter("onnx", ir.tensor.ReduceMean)(_reduce("ReduceMean"))
+emitter("onnx", ir.tensor.ReduceMax)(_reduce("ReduceMax"))
+emitter("onnx", ir.tensor.ReduceSum)(_reduce("ReduceSum"))
 
 
-@emitter("onnx", "matmul")
+@emitter("onnx", ir.tensor.MatMul)
 def _matmul(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("MatMul", ctx.args, ctx.node.name, ctx.node.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import ir
 from ..ir import Act
 from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
 from .context import EmitContext
@@ -26,11 +27,11 @@ def _conv(ctx: EmitContext, g: OnnxGraph) -> None:
         activation(g, act, out, name, name)
 
 
-emitter("onnx", "conv1d")(_conv)
-emitter("onnx", "conv2d")(_conv)
+emitter("onnx", ir.vision.Conv1d)(_conv)
+emitter("onnx", ir.vision.Conv2d)(_conv)
 
 
-@emitter("onnx", "conv_transpose2d")
+@emitter("onnx", ir.vision.ConvTranspose2d)
 def _conv_transpose(ctx: EmitContext, g: OnnxGraph) -> None:
     node, a = ctx.node, ctx.node.attrs
     p = per_axis(a["padding"], 2, "padding")
@@ -69,7 +70,7 @@ def _pool(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Mul", [mean, g.const(f"{name}/divisor_scale", scale[None])], name, name)
 
 
-for _op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
+for _op in (ir.vision.MaxPool1d, ir.vision.MaxPool2d, ir.vision.AvgPool1d, ir.vision.AvgPool2d):
     emitter("onnx", _op)(_pool)
 
 
@@ -85,11 +86,11 @@ def _global(op_type: str, keep: bool):
     return emit
 
 
-emitter("onnx", "global_avgpool")(_global("GlobalAveragePool", keep=False))
-emitter("onnx", "global_maxpool")(_global("GlobalMaxPool", keep=False))
+emitter("onnx", ir.vision.GlobalAvgPool)(_global("GlobalAveragePool", keep=False))
+emitter("onnx", ir.vision.GlobalMaxPool)(_global("GlobalMaxPool", keep=False))
 
 
-@emitter("onnx", "groupnorm")
+@emitter("onnx", ir.vision.GroupNorm)
 def _groupnorm(ctx: EmitContext, g: OnnxGraph) -> None:
     # GroupNormalization's scale changed meaning in opset 21; this form means one thing everywhere:
     # reshape to (N, G, -1), instance-normalise, reshape back, then the per-channel affine.
@@ -108,14 +109,14 @@ def _groupnorm(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Add", [scaled, bias], name, name)
 
 
-@emitter("onnx", "zero_pad")
+@emitter("onnx", ir.vision.ZeroPad)
 def _zero_pad(ctx: EmitContext, g: OnnxGraph) -> None:
     pads = ((0, 0), (0, 0)) + zero_pad_amounts(ctx.node.attrs, len(ctx.in_shape) - 1)
     amounts = g.const(f"{ctx.node.name}/pads", _onnx_pads(pads), "int64")
     g.add("Pad", [ctx.x, amounts], ctx.node.name, ctx.node.name, mode="constant")
 
 
-@emitter("onnx", "upsample")
+@emitter("onnx", ir.vision.Upsample)
 def _upsample(ctx: EmitContext, g: OnnxGraph) -> None:
     a, name = ctx.node.attrs, ctx.node.name
     scale = per_axis(a["scale"], len(ctx.in_shape) - 1, "scale")
@@ -128,12 +129,12 @@ def _upsample(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Resize", [ctx.x, "", scales], name, name, **attrs)
 
 
-@emitter("onnx", "add")
+@emitter("onnx", ir.merge.Add)
 def _add(ctx: EmitContext, g: OnnxGraph) -> None:
     g.add("Sum", ctx.args, ctx.node.name, ctx.node.name)
 
 
-@emitter("onnx", "multiply")
+@emitter("onnx", ir.merge.Multiply)
 def _multiply(ctx: EmitContext, g: OnnxGraph) -> None:
     x, name = ctx.args[0], ctx.node.name
     for i, y in enumerate(ctx.args[1:], 1):
@@ -141,7 +142,7 @@ def _multiply(ctx: EmitContext, g: OnnxGraph) -> None:
         x = g.add("Mul", [x, y], name if last else f"{name}/mul{i}", name if last else f"{name}/mul{i}")
 
 
-@emitter("onnx", "concat")
+@emitter("onnx", ir.merge.Concat)
 def _concat(ctx: EmitContext, g: OnnxGraph) -> None:
     name, args = ctx.node.name, list(ctx.args)
     batched = [ctx.graph.is_batched(v) for v in ctx.node.inputs]

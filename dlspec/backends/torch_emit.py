@@ -6,6 +6,7 @@ import ast
 import re
 from dataclasses import dataclass, field, replace
 
+from .. import ir
 from ..ir import Act, Graph, Node, Param
 from ..spec.types import RESERVED_NAMES
 from .classes import BLOCK, class_names, collapse, group_classes, instances
@@ -90,7 +91,11 @@ def activation(act: Act | None, x: str) -> str:
     return x if act is None else ACTIVATIONS[act.kind](act, x)
 
 
-_NAMED_INIT = {
+# One lowering per entry of the initialiser registry (dlspec/initializers.py). torch computes fans itself for
+# rank >= 2; a bias takes its layer's fans, so ranks below 2 get dlspec's limits explicitly (init_statement).
+INITIALIZERS = {
+    "zeros": "nn.init.zeros_({t})",
+    "ones": "nn.init.ones_({t})",
     "normal": "nn.init.normal_({t})",
     "glorot_uniform": "nn.init.xavier_uniform_({t})",
     "glorot_normal": "nn.init.xavier_normal_({t})",
@@ -103,11 +108,11 @@ _NAMED_INIT = {
 
 def init_statement(param: Param, target: str) -> str:
     """A native initialiser call for one parameter (torch computes fans for rank >= 2)."""
-    if param.init in ("zeros", "ones"):
-        return f"nn.init.{param.init}_({target})"
-    if len(param.shape) >= 2:
-        return _NAMED_INIT[param.init].format(t=target)
     kind, scale = param.scale()  # a bias takes the fans of its layer
+    if param.init not in INITIALIZERS:  # a fixed value no spec names, such as PReLU's 0.25
+        return f"nn.init.constant_({target}, {kwargs(val=scale)})"
+    if kind == "constant" or len(param.shape) >= 2:
+        return INITIALIZERS[param.init].format(t=target)
     if kind == "uniform":
         return f"nn.init.uniform_({target}, {kwargs(a=-scale, b=scale)})"
     return f"nn.init.normal_({target}, {kwargs(mean=0.0, std=scale)})"
@@ -119,7 +124,7 @@ def _inits(ctx: EmitContext) -> list[str]:
             if p.trainable and not (p.init in ("ones", "zeros") and node.op in ("batchnorm", "layernorm"))]
 
 
-@emitter("torch", "dense")
+@emitter("torch", ir.ops.Dense)
 def _dense(ctx: EmitContext) -> TorchLayer:
     a = ctx.node.attrs
     module = construct("nn.Linear", in_features=ctx.in_shape[-1], out_features=a["units"], bias=a["use_bias"])
@@ -127,7 +132,7 @@ def _dense(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(call, module, _inits(ctx))
 
 
-@emitter("torch", "activation")
+@emitter("torch", ir.ops.Activation)
 def _activation(ctx: EmitContext) -> TorchLayer:
     act = Act.of(ctx.node.attrs)
     call = activation(act, ctx.x)
@@ -136,12 +141,12 @@ def _activation(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(call)
 
 
-@emitter("torch", "dropout")
+@emitter("torch", ir.ops.Dropout)
 def _dropout(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"{ctx.module}({ctx.x})", f"nn.Dropout({kwargs(p=ctx.node.attrs['rate'])})")
 
 
-@emitter("torch", "batchnorm")
+@emitter("torch", ir.ops.BatchNorm)
 def _batchnorm(ctx: EmitContext) -> TorchLayer:
     a, rank = ctx.node.attrs, len(ctx.in_shape)
     cls = {1: "BatchNorm1d", 2: "BatchNorm1d", 3: "BatchNorm2d", 4: "BatchNorm3d"}[rank]
@@ -149,12 +154,12 @@ def _batchnorm(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"{ctx.module}({ctx.x})", module)
 
 
-@emitter("torch", "flatten")
+@emitter("torch", ir.ops.Flatten)
 def _flatten(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"torch.flatten({ctx.x}, start_dim=1)")
 
 
-@emitter("torch", "reshape")
+@emitter("torch", ir.ops.Reshape)
 def _reshape(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"{ctx.x}.reshape{literal((-1,) + ctx.node.shape)}")
 

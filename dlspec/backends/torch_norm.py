@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import ir
 from ..ir.norm import norm_axes, normalized_shape, trailing
 from .codegen import kwargs, literal
 from .context import EmitContext
@@ -21,17 +22,17 @@ def _normalize(ctx: EmitContext, cls: str, **extra) -> TorchLayer:
     return TorchLayer(f"{ctx.module}({ctx.x}.permute{literal(tuple(perm))}).permute{literal(tuple(inverse))}", module)
 
 
-@emitter("torch", "layernorm")
+@emitter("torch", ir.norm.LayerNorm)
 def _layernorm(ctx: EmitContext) -> TorchLayer:
     return _normalize(ctx, "LayerNorm", eps=ctx.node.attrs["eps"])
 
 
-@emitter("torch", "rmsnorm")
+@emitter("torch", ir.norm.RMSNorm)
 def _rmsnorm(ctx: EmitContext) -> TorchLayer:
     return _normalize(ctx, "RMSNorm", eps=ctx.node.attrs["eps"])
 
 
-@emitter("torch", "prelu")
+@emitter("torch", ir.norm.PReLU)
 def _prelu(ctx: EmitContext) -> TorchLayer:
     n = 1 if ctx.node.attrs["shared"] else ctx.in_shape[0]
     return TorchLayer(f"{ctx.module}({ctx.x})", construct("nn.PReLU", num_parameters=n, init=0.25))
@@ -42,13 +43,13 @@ def _output_size(ctx: EmitContext):
     return size if isinstance(size, int) else (size[0] if len(size) == 1 else tuple(size))
 
 
-@emitter("torch", "adaptive_avgpool")
+@emitter("torch", ir.norm.AdaptiveAvgPool)
 def _adaptive_avg(ctx: EmitContext) -> TorchLayer:
     nd = len(ctx.in_shape) - 1
     return TorchLayer(f"F.adaptive_avg_pool{nd}d({ctx.x}, {kwargs(output_size=_output_size(ctx))})")
 
 
-@emitter("torch", "adaptive_maxpool")
+@emitter("torch", ir.norm.AdaptiveMaxPool)
 def _adaptive_max(ctx: EmitContext) -> TorchLayer:
     nd = len(ctx.in_shape) - 1
     return TorchLayer(f"F.adaptive_max_pool{nd}d({ctx.x}, {kwargs(output_size=_output_size(ctx))})")
@@ -72,7 +73,7 @@ class StochasticDepth(nn.Module):
 '''
 
 
-@emitter("torch", "stochastic_depth")
+@emitter("torch", ir.norm.StochasticDepth)
 def _stochastic_depth(ctx: EmitContext) -> TorchLayer:
     """A module, as in torchvision (one short line in forward, however many digits the rate has)."""
     a = ctx.node.attrs

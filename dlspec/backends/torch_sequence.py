@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from .. import ir
 from .codegen import kwargs
 from .context import EmitContext
 from .registry import emitter
 from .torch_emit import TorchLayer, construct, init_statement
 
 
-@emitter("torch", "embedding")
+@emitter("torch", ir.sequence.Embedding)
 def _embedding(ctx: EmitContext) -> TorchLayer:
     a = ctx.node.attrs
     module = f"nn.Embedding({kwargs(num_embeddings=a['vocabulary'], embedding_dim=a['units'])})"
@@ -16,7 +17,7 @@ def _embedding(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"{ctx.module}({ctx.x})", module, [init_statement(weight, f"{ctx.module}.weight")])
 
 
-@emitter("torch", "positional_embedding")
+@emitter("torch", ir.sequence.PositionalEmbedding)
 def _positional(ctx: EmitContext) -> TorchLayer:
     a = ctx.node.attrs
     module = f"nn.Embedding({kwargs(num_embeddings=a['max_length'], embedding_dim=ctx.in_shape[1])})"
@@ -40,8 +41,8 @@ def _recurrent(cls: str):
     return emit
 
 
-emitter("torch", "lstm")(_recurrent("LSTM"))
-emitter("torch", "gru")(_recurrent("GRU"))
+emitter("torch", ir.sequence.LSTM)(_recurrent("LSTM"))
+emitter("torch", ir.sequence.GRU)(_recurrent("GRU"))
 
 
 # A masked key's score becomes the lowest value of the model's float type (added to the score, which then rounds
@@ -51,7 +52,7 @@ def _lowest(x: str) -> str:
     return f"torch.finfo({x}.dtype).min"
 
 
-@emitter("torch", "attention")
+@emitter("torch", ir.sequence.Attention)
 def _attention(ctx: EmitContext) -> TorchLayer:
     a, (t, e) = ctx.node.attrs, ctx.in_shape
     module = f"nn.MultiheadAttention({kwargs(embed_dim=e, num_heads=a['heads'], batch_first=True)})"
@@ -67,6 +68,6 @@ def _attention(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"{ctx.module}({x}, {x}, {x}, need_weights=False{mask})[0]", module)
 
 
-@emitter("torch", "sequence_mean")
+@emitter("torch", ir.sequence.SequenceMean)
 def _sequence_mean(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"{ctx.x}.mean(dim=1)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import ir
 from ..ir.tensor import permutation, reduce_axes, sample_axis, slice_range
 from .codegen import kwargs
 from .context import EmitContext
@@ -9,7 +10,7 @@ from .registry import emitter
 from .torch_emit import TorchLayer, init_statement
 
 
-@emitter("torch", "parameter")
+@emitter("torch", ir.tensor.Parameter)
 def _parameter(ctx: EmitContext) -> TorchLayer:
     (param,) = ctx.node.params
     module = f"nn.Parameter(torch.zeros({', '.join(map(str, param.shape))}))"
@@ -17,13 +18,13 @@ def _parameter(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(ctx.module, module, inits)
 
 
-@emitter("torch", "permute")
+@emitter("torch", ir.tensor.Permute)
 def _permute(ctx: EmitContext) -> TorchLayer:
     order = (0,) + tuple(d + 1 for d in permutation(ctx.node.attrs, ctx.in_shape))
     return TorchLayer(f"{ctx.x}.permute{order}")
 
 
-@emitter("torch", "transpose")
+@emitter("torch", ir.tensor.Transpose)
 def _transpose(ctx: EmitContext) -> TorchLayer:
     a, b = (sample_axis(x, len(ctx.in_shape), "axes") + 1 for x in ctx.node.attrs["axes"])
     return TorchLayer(f"{ctx.x}.transpose({a}, {b})")
@@ -33,14 +34,14 @@ def _index(axis: int, item: str) -> str:
     return ", ".join([":"] * (axis + 1) + [item])
 
 
-@emitter("torch", "slice")
+@emitter("torch", ir.tensor.Slice)
 def _slice(ctx: EmitContext) -> TorchLayer:
     axis, start, stop, step = slice_range(ctx.node.attrs, ctx.in_shape)
     item = f"{start or ''}:{'' if stop == ctx.in_shape[axis] else stop}" + (f":{step}" if step != 1 else "")
     return TorchLayer(f"{ctx.x}[{_index(axis, item)}]")
 
 
-@emitter("torch", "select")
+@emitter("torch", ir.tensor.Select)
 def _select(ctx: EmitContext) -> TorchLayer:
     axis = sample_axis(ctx.node.attrs["axis"], len(ctx.in_shape))
     return TorchLayer(f"{ctx.x}[{_index(axis, str(ctx.node.attrs['index'] % ctx.in_shape[axis]))}]")
@@ -54,11 +55,11 @@ def _reduce(method: str):
     return emit
 
 
-emitter("torch", "reduce_mean")(_reduce("mean"))
-emitter("torch", "reduce_max")(_reduce("amax"))
-emitter("torch", "reduce_sum")(_reduce("sum"))
+emitter("torch", ir.tensor.ReduceMean)(_reduce("mean"))
+emitter("torch", ir.tensor.ReduceMax)(_reduce("amax"))
+emitter("torch", ir.tensor.ReduceSum)(_reduce("sum"))
 
 
-@emitter("torch", "matmul")
+@emitter("torch", ir.tensor.MatMul)
 def _matmul(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"torch.matmul({ctx.args[0]}, {ctx.args[1]})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import ir
 from ..ir import Act
 from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
 from .codegen import kwargs, literal
@@ -36,11 +37,11 @@ def _conv(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(activation(Act.of(a["activation"]), f"{ctx.module}({x})"), module, _inits(ctx))
 
 
-emitter("torch", "conv1d")(_conv)
-emitter("torch", "conv2d")(_conv)
+emitter("torch", ir.vision.Conv1d)(_conv)
+emitter("torch", ir.vision.Conv2d)(_conv)
 
 
-@emitter("torch", "conv_transpose2d")
+@emitter("torch", ir.vision.ConvTranspose2d)
 def _conv_transpose(ctx: EmitContext) -> TorchLayer:
     a = ctx.node.attrs
     def pair(attr):
@@ -63,7 +64,7 @@ def _pool(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"{ctx.module}({ctx.x})", module)
 
 
-for _op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
+for _op in (ir.vision.MaxPool1d, ir.vision.MaxPool2d, ir.vision.AvgPool1d, ir.vision.AvgPool2d):
     emitter("torch", _op)(_pool)
 
 
@@ -71,30 +72,30 @@ def _spatial_dims(ctx: EmitContext) -> tuple[int, ...]:
     return tuple(range(2, len(ctx.in_shape) + 1))
 
 
-@emitter("torch", "global_avgpool")
+@emitter("torch", ir.vision.GlobalAvgPool)
 def _global_avg(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"{ctx.x}.mean(dim={literal(_spatial_dims(ctx))})")
 
 
-@emitter("torch", "global_maxpool")
+@emitter("torch", ir.vision.GlobalMaxPool)
 def _global_max(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"{ctx.x}.amax(dim={literal(_spatial_dims(ctx))})")
 
 
-@emitter("torch", "groupnorm")
+@emitter("torch", ir.vision.GroupNorm)
 def _groupnorm(ctx: EmitContext) -> TorchLayer:
     a = ctx.node.attrs
     module = f"nn.GroupNorm({kwargs(num_groups=a['groups'], num_channels=ctx.in_shape[0], eps=a['eps'])})"
     return TorchLayer(f"{ctx.module}({ctx.x})", module)
 
 
-@emitter("torch", "zero_pad")
+@emitter("torch", ir.vision.ZeroPad)
 def _zero_pad(ctx: EmitContext) -> TorchLayer:
     pads = zero_pad_amounts(ctx.node.attrs, len(ctx.in_shape) - 1)
     return TorchLayer(f"F.pad({ctx.x}, {literal(_torch_pads(pads))})")
 
 
-@emitter("torch", "upsample")
+@emitter("torch", ir.vision.Upsample)
 def _upsample(ctx: EmitContext) -> TorchLayer:
     a = ctx.node.attrs
     scale = per_axis(a["scale"], len(ctx.in_shape) - 1, "scale")
@@ -104,7 +105,7 @@ def _upsample(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(f"F.interpolate({ctx.x}, {args})")
 
 
-@emitter("torch", "add")
+@emitter("torch", ir.merge.Add)
 def _add(ctx: EmitContext) -> TorchLayer:
     if ctx.inplace and ctx.in_shapes[0] == ctx.node.shape and ctx.graph.is_batched(ctx.node.inputs[0]):
         # the first summand is read by nothing else and has the result's shape: accumulate into it
@@ -112,22 +113,22 @@ def _add(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(" + ".join(ctx.args))
 
 
-@emitter("torch", "multiply")
+@emitter("torch", ir.merge.Multiply)
 def _multiply(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(" * ".join(ctx.args))
 
 
-@emitter("torch", "subtract")
+@emitter("torch", ir.merge.Subtract)
 def _subtract(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(" - ".join(ctx.args))
 
 
-@emitter("torch", "divide")
+@emitter("torch", ir.merge.Divide)
 def _divide(ctx: EmitContext) -> TorchLayer:
     return TorchLayer(" / ".join(ctx.args))
 
 
-@emitter("torch", "concat")
+@emitter("torch", ir.merge.Concat)
 def _concat(ctx: EmitContext) -> TorchLayer:
     batched = [ctx.graph.is_batched(v) for v in ctx.node.inputs]
     batch = f"{ctx.args[batched.index(True)]}.shape[0]"

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from ..errors import Loc
+from ..initializers import INITIALIZERS
 
 Shape = tuple[int, ...]  # one sample's shape: the batch axis is implicit
-
-# Scaled initialisers: (distribution, numerator, fans) with limit or std = sqrt(numerator / fans), where fans is
-# fan_in ("in") or fan_in + fan_out ("avg"); uniform draws from [-limit, limit].
-_SCALED = {
-    "glorot_uniform": ("uniform", 6.0, "avg"), "glorot_normal": ("normal", 2.0, "avg"),
-    "he_uniform": ("uniform", 6.0, "in"), "he_normal": ("normal", 2.0, "in"),
-    "lecun_uniform": ("uniform", 3.0, "in"), "lecun_normal": ("normal", 1.0, "in"),
-}
-
 
 @dataclass(frozen=True)
 class Param:
@@ -34,11 +25,12 @@ class Param:
     trainable: bool = True
 
     def scale(self) -> tuple[str, float]:
-        """('uniform', limit) or ('normal', std) of a scaled or normal initialiser, from the fans."""
-        if self.init == "normal":
-            return "normal", 1.0
-        kind, numerator, mode = _SCALED[self.init]
-        return kind, math.sqrt(numerator / (self.fan_in + self.fan_out if mode == "avg" else self.fan_in))
+        """(distribution, limit, std or constant) of the initialiser (dlspec/initializers.py), from the fans;
+        ``init`` "constant:V" is a fixed value that no spec names (PReLU's 0.25)."""
+        if self.init.startswith("constant:"):
+            return "constant", float(self.init.split(":")[1])
+        entry = INITIALIZERS[self.init]
+        return entry.dist, entry.scale(self.fan_in, self.fan_out)
 
 
 @dataclass

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from .. import spec
 from .ops import Op, ShapeError, op
 
 
@@ -13,7 +14,7 @@ def lrn_window(size: int) -> tuple[int, int]:
     return size // 2, (size - 1) // 2
 
 
-@op("lrn")
+@op(spec.lrn.LRN)
 class LRN(Op):
     """y[n, c, ...] = x[n, c, ...] / (k + alpha / size * S[n, c, ...]) ** beta, where S sums x[n, c', ...]^2 over
     c' in [c - size//2, c + (size-1)//2] clipped to the channels (torch.nn.LocalResponseNorm; ONNX LRN for odd size,

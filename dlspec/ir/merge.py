@@ -8,6 +8,7 @@ as many axes as the batched full shape, with size 1 where it meets the batch axi
 
 from __future__ import annotations
 
+from .. import spec
 from .ops import Op, ShapeError, op
 
 
@@ -72,31 +73,31 @@ class Broadcasting(Op):
         return self.infer_values(attrs, inputs, [True] * len(inputs))[0]
 
 
-@op("add")
+@op(spec.merge.Add)
 class Add(Broadcasting):
     """y = x0 + x1 + ..., with numpy broadcasting over full shapes (batched values as (N, *shape))."""
 
 
-@op("subtract")
+@op(spec.merge.Subtract)
 class Subtract(Broadcasting):
     """y = x0 - x1, with numpy broadcasting over full shapes (batched values as (N, *shape))."""
 
     exactly_two = True
 
 
-@op("multiply")
+@op(spec.merge.Multiply)
 class Multiply(Broadcasting):
     """y = x0 * x1 * ..., with numpy broadcasting over full shapes (batched values as (N, *shape))."""
 
 
-@op("divide")
+@op(spec.merge.Divide)
 class Divide(Broadcasting):
     """y = x0 / x1 (IEEE division), with numpy broadcasting over full shapes (batched values as (N, *shape))."""
 
     exactly_two = True
 
 
-@op("concat")
+@op(spec.merge.Concat)
 class Concat(Op):
     """Concatenation along ``axis`` (batch = 0); other axes must match.
 

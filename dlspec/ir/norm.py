@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from .. import spec
 from .graph import Param, Shape
 from .ops import Op, ShapeError, op
 from .vision import per_axis
@@ -37,7 +38,7 @@ def trailing(axes: tuple[int, ...], rank: int) -> bool:
     return axes == tuple(range(rank - len(axes), rank))
 
 
-@op("layernorm")
+@op(spec.norm.LayerNorm)
 class LayerNorm(Op):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, mean and biased variance taken over ``axes`` jointly;
     weight and bias have the normalised shape (the sizes of ``axes`` in axis order)."""
@@ -51,7 +52,7 @@ class LayerNorm(Op):
         return (Param("weight", shape, "ones"), Param("bias", shape, "zeros"))
 
 
-@op("rmsnorm")
+@op(spec.norm.RMSNorm)
 class RMSNorm(Op):
     """y = x / sqrt(mean(x^2) + eps) * weight, the mean taken over ``axes`` jointly (torch's F.rms_norm);
     weight has the normalised shape."""
@@ -67,7 +68,7 @@ class RMSNorm(Op):
 PRELU_INIT = "constant:0.25"
 
 
-@op("prelu")
+@op(spec.norm.PReLU)
 class PReLU(Op):
     """y = x if x >= 0 else weight[c] * x, c the index on axis 1 (torch nn.PReLU); with ``shared`` one slope.
     weight is (C,) or (1,), initially 0.25."""
@@ -99,18 +100,18 @@ class _Adaptive(Op):
         return (inputs[0][0], *adaptive_output(attrs, inputs[0]))
 
 
-@op("adaptive_avgpool")
+@op(spec.norm.AdaptiveAvgPool)
 class AdaptiveAvgPool(_Adaptive):
     """y[c, i, j] = mean of x[c, h, w] over the bins of :func:`adaptive_bins` on each spatial axis
     (torch's adaptive_avg_pool; output_size 1 is the global mean, keeping the axes)."""
 
 
-@op("adaptive_maxpool")
+@op(spec.norm.AdaptiveMaxPool)
 class AdaptiveMaxPool(_Adaptive):
     """y[c, i, j] = max of x[c, h, w] over the bins of :func:`adaptive_bins` on each spatial axis."""
 
 
-@op("stochastic_depth")
+@op(spec.norm.StochasticDepth)
 class StochasticDepth(Op):
     """Inference: identity. Training (torchvision.ops.StochasticDepth): y = x * m / (1 - rate), m ~ Bernoulli(1 - rate)
     drawn once per sample (mode row) or once per batch (mode batch)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import spec
 from ..activations import ACTIVATIONS
 from .graph import Param, Shape
 
@@ -22,12 +23,19 @@ class ShapeError(Exception):
         self.rule, self.received, self.attr = rule, received, attr
 
 
-def op(name: str):
-    """Register an op class under ``name`` (the spec's layer type)."""
+def op(definition: type):
+    """Register the decorated op class as the IR side of the spec class ``definition``.
+
+    The op's name is the spec class's ``type`` literal, written once there; the op keeps its spec class
+    in ``spec`` and the spec class finds its op in ``op``, so backends register against the definition."""
 
     def register(cls):
-        cls.name = name
+        name = definition.model_fields["type"].default
+        if name in OPS:
+            raise ValueError(f"two IR ops for layer type {name!r}")
+        cls.name, cls.spec = name, definition
         OPS[name] = cls()
+        definition.op = cls
         return cls
 
     return register
@@ -82,7 +90,7 @@ def _features(inputs: list[Shape], what: str) -> int:
     return inputs[0][-1]
 
 
-@op("dense")
+@op(spec.layers.Dense)
 class Dense(Op):
     """y = act(x @ weight.T + bias) over the last axis; weight is (units, in_features)."""
 
@@ -98,7 +106,7 @@ class Dense(Op):
         return out
 
 
-@op("activation")
+@op(spec.layers.Activation)
 class Activation(Op):
     """Elementwise function, as torch defines it; each activation's exact meaning is its entry in the
     registry, dlspec/activations.py (relu max(x, 0); softplus log(1 + exp(beta*x))/beta, x above the
@@ -113,12 +121,12 @@ class Activation(Op):
         return inputs[0]
 
 
-@op("dropout")
+@op(spec.layers.Dropout)
 class Dropout(Op):
     """Training: zero each element with probability rate, scale the rest by 1/(1-rate). Inference: identity."""
 
 
-@op("batchnorm")
+@op(spec.layers.BatchNorm)
 class BatchNorm(Op):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1).
 
@@ -139,7 +147,7 @@ class BatchNorm(Op):
                 Param("running_var", (c,), "ones", trainable=False))
 
 
-@op("flatten")
+@op(spec.layers.Flatten)
 class Flatten(Op):
     """(N, d1, ..., dk) -> (N, d1*...*dk), in channels-first (row-major) element order."""
 
@@ -147,7 +155,7 @@ class Flatten(Op):
         return (_numel(inputs[0]),)
 
 
-@op("reshape")
+@op(spec.layers.Reshape)
 class Reshape(Op):
     """(N, ...) -> (N, *shape), row-major in channels-first order; a -1 entry is inferred."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import spec
 from .graph import Param
 from .ops import Op, ShapeError, op
 
@@ -12,7 +13,7 @@ def _sequence(inputs, what):
     return inputs[0]
 
 
-@op("embedding")
+@op(spec.sequence.Embedding)
 class Embedding(Op):
     """y[t] = weight[x[t]] for int64 tokens x; weight is (vocabulary, units)."""
 
@@ -25,7 +26,7 @@ class Embedding(Op):
         return (Param("weight", (attrs["vocabulary"], attrs["units"]), attrs["embeddings_initializer"]),)
 
 
-@op("positional_embedding")
+@op(spec.sequence.PositionalEmbedding)
 class PositionalEmbedding(Op):
     """y[t] = x[t] + weight[t]; weight is (max_length, units)."""
 
@@ -60,13 +61,13 @@ class _Recurrent(Op):
         return out
 
 
-@op("lstm")
+@op(spec.sequence.LSTM)
 class LSTM(_Recurrent):
     """torch.nn.LSTM (batch_first): gates i, f, g, o stacked in that order in weight_ih/weight_hh;
     c' = f*c + i*g, h' = o*tanh(c'). Initial states are zero. Names: weight_ih_l0, ..., *_l0_reverse."""
 
 
-@op("gru")
+@op(spec.sequence.GRU)
 class GRU(_Recurrent):
     """torch.nn.GRU (batch_first): gates r, z, n in that order; n = tanh(W_in x + b_in + r*(W_hn h + b_hn)),
     h' = (1-z)*n + z*h. Initial state zero."""
@@ -74,7 +75,7 @@ class GRU(_Recurrent):
     gates = 3
 
 
-@op("attention")
+@op(spec.sequence.Attention)
 class Attention(Op):
     """torch.nn.MultiheadAttention(E, heads) on (x, x, x): q, k, v = x @ in_proj_weight.T + in_proj_bias split
     in three; per head softmax(q k^T / sqrt(E / heads)) v, then out_proj. Parameters: in_proj_weight (3E, E),
@@ -106,7 +107,7 @@ class Attention(Op):
                 Param("out_proj.bias", (e,), "zeros"))
 
 
-@op("sequence_mean")
+@op(spec.sequence.SequenceMean)
 class SequenceMean(Op):
     """y[e] = mean over t of x[t, e]: [T, E] samples become [E]."""
 

@@ -6,6 +6,7 @@ the end. Shapes exclude the batch axis, except for values that have none (parame
 
 from __future__ import annotations
 
+from .. import spec
 from .graph import Param
 from .merge import broadcast, show_shapes
 from .ops import Op, ShapeError, op
@@ -65,7 +66,7 @@ def permutation(attrs: dict, shape) -> tuple[int, ...]:
     return tuple(order)
 
 
-@op("permute")
+@op(spec.tensor.Permute)
 class Permute(Op):
     """Reorders the sample axes: output axis i (1-based, batch stays axis 0) is input axis dims[i-1]."""
 
@@ -73,7 +74,7 @@ class Permute(Op):
         return tuple(inputs[0][d] for d in permutation(attrs, inputs[0]))
 
 
-@op("transpose")
+@op(spec.tensor.Transpose)
 class Transpose(Op):
     """Swaps two non-batch axes (torch.transpose)."""
 
@@ -81,7 +82,7 @@ class Transpose(Op):
         return tuple(inputs[0][d] for d in permutation(attrs, inputs[0]))
 
 
-@op("slice")
+@op(spec.tensor.Slice)
 class Slice(Op):
     """Python slicing x[start:stop:step] along one non-batch axis (step >= 1; negative start/stop count from
     the end; stop None is the end). A ``split`` becomes one slice per output."""
@@ -93,7 +94,7 @@ class Slice(Op):
         return tuple(out)
 
 
-@op("select")
+@op(spec.tensor.Select)
 class Select(Op):
     """x[..., index, ...] on one non-batch axis, which is removed (torch.select); negative index from the end."""
 
@@ -117,7 +118,7 @@ def _fans(shape) -> tuple[int, int]:
     return shape[1] * rest, shape[0] * rest
 
 
-@op("parameter")
+@op(spec.tensor.Parameter)
 class Parameter(Op):
     """A learned tensor of the given shape, without a batch axis and without inputs. Its one weight is
     named after the node itself (``class_token``, ``encoder.pos_embedding``). It takes part in the
@@ -154,22 +155,22 @@ class Reduce(Op):
         return tuple(d for i, d in enumerate(inputs[0]) if i not in axes)
 
 
-@op("reduce_mean")
+@op(spec.tensor.ReduceMean)
 class ReduceMean(Reduce):
     """Mean over ``axes`` (non-batch); ``keepdims`` keeps them with size 1."""
 
 
-@op("reduce_max")
+@op(spec.tensor.ReduceMax)
 class ReduceMax(Reduce):
     """Maximum over ``axes`` (non-batch); ``keepdims`` keeps them with size 1."""
 
 
-@op("reduce_sum")
+@op(spec.tensor.ReduceSum)
 class ReduceSum(Reduce):
     """Sum over ``axes`` (non-batch); ``keepdims`` keeps them with size 1."""
 
 
-@op("matmul")
+@op(spec.tensor.MatMul)
 class MatMul(Op):
     """torch.matmul of two values of rank >= 2 (batch included: (N, ..., n, k) @ (N, ..., k, m) -> (N, ..., n, m));
     leading axes broadcast as numpy does, batched values share one rank, a parameter broadcasts over the batch."""

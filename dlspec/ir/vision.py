@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .. import spec
 from .graph import Param, Shape
 from .ops import Op, ShapeError, _numel, op
 
@@ -90,7 +91,7 @@ class _ConvOp(Op):
         return out
 
 
-@op("conv1d")
+@op(spec.vision.Conv1d)
 class Conv1d(_ConvOp):
     """y[o, l] = act(bias[o] + sum_{c in group(o), j} weight[o, c, j] * x_padded[c, l*stride + j*dilation]).
 
@@ -100,14 +101,14 @@ class Conv1d(_ConvOp):
     nd = 1
 
 
-@op("conv2d")
+@op(spec.vision.Conv2d)
 class Conv2d(_ConvOp):
     """Cross-correlation over H and W as Conv1d, with weight (filters, in_channels/groups, kh, kw)."""
 
     nd = 2
 
 
-@op("conv_transpose2d")
+@op(spec.vision.ConvTranspose2d)
 class ConvTranspose2d(Op):
     """torch.nn.ConvTranspose2d: out = (in-1)*stride - 2*padding + kernel + output_padding.
 
@@ -190,26 +191,26 @@ class _PoolOp(Op):
         return (inputs[0][0], *pool_geometry(attrs, spatial).out)
 
 
-@op("maxpool1d")
+@op(spec.vision.MaxPool1d)
 class MaxPool1d(_PoolOp):
     """y[c, l] = max over the window of x padded with -inf; geometry per :func:`pool_geometry`."""
 
     nd = 1
 
 
-@op("maxpool2d")
+@op(spec.vision.MaxPool2d)
 class MaxPool2d(_PoolOp):
     """Max over 2-D windows of x padded with -inf."""
 
 
-@op("avgpool1d")
+@op(spec.vision.AvgPool1d)
 class AvgPool1d(_PoolOp):
     """Sum over the window of x padded with zeros, divided by the window's divisor (:func:`pool_geometry`)."""
 
     nd = 1
 
 
-@op("avgpool2d")
+@op(spec.vision.AvgPool2d)
 class AvgPool2d(_PoolOp):
     """Average over 2-D windows; divisors per :func:`pool_geometry` (ceil-mode overhang never counts)."""
 
@@ -219,7 +220,7 @@ def _needs_spatial(inputs, what):
         raise ShapeError(f"{what} needs samples with spatial axes ([C, L], [C, H, W], ...)", inputs[0])
 
 
-@op("global_avgpool")
+@op(spec.vision.GlobalAvgPool)
 class GlobalAvgPool(Op):
     """y[c] = mean of x[c, ...] over all spatial axes."""
 
@@ -228,7 +229,7 @@ class GlobalAvgPool(Op):
         return (inputs[0][0],)
 
 
-@op("global_maxpool")
+@op(spec.vision.GlobalMaxPool)
 class GlobalMaxPool(Op):
     """y[c] = max of x[c, ...] over all spatial axes."""
 
@@ -237,7 +238,7 @@ class GlobalMaxPool(Op):
         return (inputs[0][0],)
 
 
-@op("groupnorm")
+@op(spec.vision.GroupNorm)
 class GroupNorm(Op):
     """Channels split into groups; each group of each sample is normalised over its channels and spatial
     positions (biased variance, eps inside the square root), then y = x_hat * weight[c] + bias[c]."""
@@ -267,7 +268,7 @@ def zero_pad_amounts(attrs: dict, nd: int) -> tuple[tuple[int, int], ...]:
     return tuple((p, p) if isinstance(p, int) else tuple(p) for p in pad)
 
 
-@op("zero_pad")
+@op(spec.vision.ZeroPad)
 class ZeroPad(Op):
     """Zeros added before and after each spatial axis."""
 
@@ -277,7 +278,7 @@ class ZeroPad(Op):
         return (inputs[0][0], *(i + b + e for i, (b, e) in zip(inputs[0][1:], pads)))
 
 
-@op("upsample")
+@op(spec.vision.Upsample)
 class Upsample(Op):
     """Output size = input * scale per spatial axis. nearest: y[i] = x[floor(i / scale)].
     bilinear: linear interpolation at source coordinate (i + 0.5) / scale - 0.5 (clamped at 0), or

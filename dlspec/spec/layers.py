@@ -11,14 +11,14 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from ..activations import ACTIVATIONS, ATTRIBUTES, attribute_owners
+from ..initializers import INITIALIZERS
 from .base import Strict, invalid
 from .types import Bool, NodeName, Number, PositiveFloat, PositiveInt, Rate, UnitInterval
 
 LAYER_TYPES: dict[str, type] = {}
 
 ActivationName = Literal[tuple(ACTIVATIONS)]  # the activation registry, dlspec/activations.py
-Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
-                      "lecun_uniform", "lecun_normal", "normal", "zeros", "ones"]
+Initializer = Literal[tuple(INITIALIZERS)]  # the initialiser registry, dlspec/initializers.py
 
 
 class Regularizer(Strict):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import Strict, invalid
 from .types import Bool, PositiveFloat, PositiveInt, Rate
@@ -228,10 +229,17 @@ class EarlyStopping(Strict):
     """Smallest decrease that counts as improvement."""
 
 
+def _or_bare_name(schema: dict, union) -> None:
+    """JSON schema: a mapping of the union, or the bare name of one of its types (``loss: mse``)."""
+    names = [cls.model_fields["type"].default for cls in typing.get_args(typing.get_args(union)[0])]
+    mapping = {key: schema.pop(key) for key in ("discriminator", "oneOf") if key in schema}
+    schema["anyOf"] = [mapping, {"enum": names}]
+
+
 class Train(Strict):
     """How to train: one meaning in every backend (PyTorch's formulas)."""
 
-    loss: Loss | Literal["cross_entropy", "binary_cross_entropy", "mse", "l1", "huber"]
+    loss: Loss = Field(json_schema_extra=lambda schema: _or_bare_name(schema, Loss))
     """The loss, on the model's (first) output. The reported loss excludes regularisation and weight decay."""
     optimizer: Optimizer
     """The optimizer."""
@@ -254,10 +262,12 @@ class Train(Strict):
     early_stopping: EarlyStopping | None = None
     """Early stopping."""
 
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _bare_loss_name(cls, value):
+        return {"type": value} if isinstance(value, str) else value  # `loss: mse` is `loss: {type: mse}`
+
     def loss_spec(self):
         """The loss as a model, even when written as a bare name."""
-        if isinstance(self.loss, str):
-            return {"cross_entropy": CrossEntropy, "binary_cross_entropy": BinaryCrossEntropy, "mse": MSE,
-                    "l1": L1, "huber": Huber}[self.loss]()
         return self.loss
 

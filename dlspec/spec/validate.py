@@ -63,6 +63,11 @@ def _rule(err: dict) -> tuple[str, bool]:
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}", False
     if kind == "union_tag_invalid":
+        expected = [t.strip(" '") for t in ctx["expected_tags"].split(",")]
+        if not set(expected) <= {*LAYER_TYPES, "block"}:  # a loss, optimizer or schedule: name the few there are
+            what = next((p for p in reversed(err["loc"]) if p in ("loss", "optimizer", "schedule")), "entry")
+            return f"unknown {what} type: must be one of {', '.join(map(repr, expected))}" \
+                   f"{suggest(ctx['tag'], expected)}", False
         hint = suggest(ctx["tag"], [*LAYER_TYPES, "block"]) or " (docs/spec.md lists the layer types)"
         return "unknown layer type" + hint, False
     if kind == "union_tag_not_found":
@@ -91,8 +96,8 @@ def _to_spec_error(doc: Document, err: dict) -> SpecError:
     received = _value_at(doc, path) if "at" in ctx else err.get("input")
     if err["type"] == "unknown_key":
         received = path[-1]
-    if err["type"] == "union_tag_invalid":
-        path, received = path + ("type",), ctx["tag"]
+    if err["type"] == "union_tag_invalid":  # at the `type` key, or at a bare name written for the mapping
+        path, received = path + (("type",) if isinstance(_value_at(doc, path), dict) else ()), ctx["tag"]
     return SpecError(doc.loc(path, key=at_key), format_path(path), rule, received)
 
 

@@ -13,9 +13,14 @@ gradient is the global batch's mean-loss gradient and N replicas train like one,
 from __future__ import annotations
 
 import contextlib
+import typing
+from collections.abc import Callable
 
 from ..api import Model, build
 from ..errors import UsageError
+from ..spec import train as spec
+from . import registry
+from .registry import Registry
 
 
 class KerasTrainer:
@@ -63,32 +68,10 @@ class KerasTrainer:
                     copy.assign(copy + self.tf.constant([r * 1_000_003, 0], copy.dtype))
 
     def _state_names(self):
-        o = self.o
-        if o.type in ("adam", "adamw"):
-            return ("m", "v")
-        if o.type == "sgd":
-            return ("buf",) if o.momentum else ()
-        return ("square",) + (("grad_avg",) if o.centered else ()) + (("buf",) if o.momentum else ())
+        return OPTIMIZERS[self.o].state(self.o)
 
     def _loss(self, out, y):
-        tf, s = self.tf, self.loss_spec
-        if s.type == "cross_entropy":
-            logp = tf.nn.log_softmax(out, axis=-1)
-            nll = -tf.gather(logp, y, axis=1, batch_dims=1)
-            if s.label_smoothing:
-                smooth = -tf.reduce_sum(logp, axis=-1) / tf.cast(tf.shape(out)[-1], out.dtype)
-                return tf.reduce_mean((1 - s.label_smoothing) * nll + s.label_smoothing * smooth)
-            return tf.reduce_mean(nll)
-        y = tf.reshape(y, tf.shape(out))
-        if s.type == "binary_cross_entropy":
-            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=out))
-        d = out - y
-        if s.type == "mse":
-            return tf.reduce_mean(tf.square(d))
-        if s.type == "l1":
-            return tf.reduce_mean(tf.abs(d))
-        a = tf.abs(d)
-        return tf.reduce_mean(tf.where(a < s.delta, 0.5 * d * d, s.delta * (a - 0.5 * s.delta)))
+        return LOSSES[self.loss_spec](self.tf, self.loss_spec, out, y)
 
     def _clip(self, grads):
         tf, clip = self.tf, self.cfg.clip
@@ -111,16 +94,11 @@ class KerasTrainer:
         # replica's copies too, because MirroredStrategy's update context makes them local)
         o = self.o
         g = self.tf.convert_to_tensor(g)  # embeddings give sparse IndexedSlices; torch's rules are dense
-        if o.type == "adamw":
+        if isinstance(o, spec.AdamW):
             p.assign(p * h["decay"])
         elif o.weight_decay:
             g = g + o.weight_decay * p
-        if o.type in ("adam", "adamw"):
-            self._adam(i, p, g, h)
-        elif o.type == "sgd":
-            self._sgd(i, p, g, h)
-        else:
-            self._rmsprop(i, p, g, h)
+        OPTIMIZERS[o].update(self, i, p, g, h)
 
     def _adam(self, i, p, g, h):
         o, m, v = self.o, self.state["m"][i], self.state["v"][i]
@@ -239,10 +217,10 @@ class KerasTrainer:
         self.t += 1
         o, t = self.o, self.t
         h = {"lr": lr, "first": 1.0 if t == 1 else 0.0}
-        if o.type in ("adam", "adamw"):
+        if isinstance(o, spec.Adam):  # AdamW too
             h["step_size"] = lr / (1 - o.betas[0] ** t)
             h["bc2_sqrt"] = math.sqrt(1 - o.betas[1] ** t)
-            h["decay"] = 1 - lr * (o.weight_decay if o.type == "adamw" else 0.0)
+            h["decay"] = 1 - lr * (o.weight_decay if isinstance(o, spec.AdamW) else 0.0)
         h = {k: self.tf.constant(v, self.tf.float32) for k, v in h.items()}
         return self._step(x, y, h)
 
@@ -337,3 +315,52 @@ def _new_strategy(tf, replicas: int):
         kind = "GPUs" if gpus else "logical CPU devices"
         raise UsageError(f"--replicas {replicas} needs {replicas} devices. Received: {len(devices)} {kind}")
     return tf.distribute.MirroredStrategy([d.name for d in devices[:replicas]])
+
+
+class Rule(typing.NamedTuple):
+    """torch's update rule for one optimizer: the state tensors it keeps per variable, and the step."""
+
+    state: Callable  # optimizer config -> names of the per-variable state tensors
+    update: Callable  # (trainer, i, variable, gradient, step scalars) -> None
+
+
+OPTIMIZERS = Registry("optimizer", "keras", registry.OPTIMIZERS)
+OPTIMIZERS.register(spec.Adam, spec.AdamW)(Rule(lambda o: ("m", "v"), KerasTrainer._adam))
+OPTIMIZERS.register(spec.SGD)(Rule(lambda o: ("buf",) if o.momentum else (), KerasTrainer._sgd))
+OPTIMIZERS.register(spec.RMSprop)(Rule(
+    lambda o: ("square",) + (("grad_avg",) if o.centered else ()) + (("buf",) if o.momentum else ()),
+    KerasTrainer._rmsprop))
+
+LOSSES = Registry("loss", "keras", registry.LOSSES)
+
+
+@LOSSES.register(spec.CrossEntropy)
+def _cross_entropy(tf, s, out, y):
+    logp = tf.nn.log_softmax(out, axis=-1)
+    nll = -tf.gather(logp, y, axis=1, batch_dims=1)
+    if s.label_smoothing:
+        smooth = -tf.reduce_sum(logp, axis=-1) / tf.cast(tf.shape(out)[-1], out.dtype)
+        return tf.reduce_mean((1 - s.label_smoothing) * nll + s.label_smoothing * smooth)
+    return tf.reduce_mean(nll)
+
+
+@LOSSES.register(spec.BinaryCrossEntropy)
+def _binary_cross_entropy(tf, s, out, y):
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.reshape(y, tf.shape(out)), logits=out))
+
+
+@LOSSES.register(spec.MSE)
+def _mse(tf, s, out, y):
+    return tf.reduce_mean(tf.square(out - tf.reshape(y, tf.shape(out))))
+
+
+@LOSSES.register(spec.L1)
+def _l1(tf, s, out, y):
+    return tf.reduce_mean(tf.abs(out - tf.reshape(y, tf.shape(out))))
+
+
+@LOSSES.register(spec.Huber)
+def _huber(tf, s, out, y):
+    d = out - tf.reshape(y, tf.shape(out))
+    a = tf.abs(d)
+    return tf.reduce_mean(tf.where(a < s.delta, 0.5 * d * d, s.delta * (a - 0.5 * s.delta)))

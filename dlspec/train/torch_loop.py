@@ -6,6 +6,9 @@ import os
 import sys
 
 from ..api import Model, build
+from ..spec import train as spec
+from . import registry
+from .registry import Registry
 
 DEVICE_SHARE = 0.5  # the most of a GPU's free memory that the training and validation data may take
 
@@ -88,21 +91,12 @@ class TorchTrainer:
         self.forward_net = self.torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
 
     def _optimizer(self, o):
-        optim = self.torch.optim
         # fused kernels (one per step instead of a few per tensor) compute the same formulas, faster
         fused = {"fused": True} if self.params else {}
         # a captured step reads the learning rate from device memory, so schedules write it there
         lr = self.torch.tensor(o.lr, device=self.device) if self.cuda_graph else o.lr
         capturable = {"capturable": True} if self.cuda_graph else {}
-        if o.type == "sgd":
-            return optim.SGD(self.params, lr=lr, momentum=o.momentum, dampening=o.dampening, nesterov=o.nesterov,
-                             weight_decay=o.weight_decay, **fused)
-        if o.type in ("adam", "adamw"):
-            cls = optim.Adam if o.type == "adam" else optim.AdamW
-            return cls(self.params, lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay, **fused,
-                       **capturable)
-        return optim.RMSprop(self.params, lr=lr, alpha=o.alpha, eps=o.eps, momentum=o.momentum,
-                             centered=o.centered, weight_decay=o.weight_decay, **capturable)
+        return OPTIMIZERS[o](self.torch.optim, self.params, o, lr, fused, capturable)
 
     def _set_lr(self, lr: float) -> None:
         for group in self.opt.param_groups:
@@ -112,16 +106,8 @@ class TorchTrainer:
                 group["lr"].fill_(lr)
         self.lr = lr
 
-    def _loss(self, spec):
-        f = self.torch.nn.functional
-        if spec.type == "cross_entropy":
-            return lambda out, y: f.cross_entropy(out, y, label_smoothing=spec.label_smoothing)
-        if spec.type == "binary_cross_entropy":
-            return lambda out, y: f.binary_cross_entropy_with_logits(out, y.reshape(out.shape))
-        if spec.type == "huber":
-            return lambda out, y: f.huber_loss(out, y.reshape(out.shape), delta=spec.delta)
-        fn = f.mse_loss if spec.type == "mse" else f.l1_loss
-        return lambda out, y: fn(out, y.reshape(out.shape))
+    def _loss(self, config):
+        return LOSSES[config](self.torch.nn.functional, config)
 
     def tensors(self, x, y):
         """Data on the training device, copied once, when it takes at most DEVICE_SHARE of the device's free
@@ -272,3 +258,50 @@ class TorchTrainer:
         """Canonical weights."""
         return {k: v.detach().cpu().numpy().copy() for k, v in self.net.state_dict().items()
                 if not k.endswith("num_batches_tracked")}
+
+
+OPTIMIZERS = Registry("optimizer", "torch", registry.OPTIMIZERS)
+LOSSES = Registry("loss", "torch", registry.LOSSES)
+
+
+@OPTIMIZERS.register(spec.SGD)
+def _sgd(optim, params, o, lr, fused, capturable):
+    return optim.SGD(params, lr=lr, momentum=o.momentum, dampening=o.dampening, nesterov=o.nesterov,
+                     weight_decay=o.weight_decay, **fused)
+
+
+@OPTIMIZERS.register(spec.Adam, spec.AdamW)
+def _adam(optim, params, o, lr, fused, capturable):
+    cls = optim.AdamW if isinstance(o, spec.AdamW) else optim.Adam
+    return cls(params, lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay, **fused, **capturable)
+
+
+@OPTIMIZERS.register(spec.RMSprop)
+def _rmsprop(optim, params, o, lr, fused, capturable):
+    return optim.RMSprop(params, lr=lr, alpha=o.alpha, eps=o.eps, momentum=o.momentum, centered=o.centered,
+                         weight_decay=o.weight_decay, **capturable)
+
+
+@LOSSES.register(spec.CrossEntropy)
+def _cross_entropy(f, config):
+    return lambda out, y: f.cross_entropy(out, y, label_smoothing=config.label_smoothing)
+
+
+@LOSSES.register(spec.BinaryCrossEntropy)
+def _binary_cross_entropy(f, config):
+    return lambda out, y: f.binary_cross_entropy_with_logits(out, y.reshape(out.shape))
+
+
+@LOSSES.register(spec.Huber)
+def _huber(f, config):
+    return lambda out, y: f.huber_loss(out, y.reshape(out.shape), delta=config.delta)
+
+
+@LOSSES.register(spec.MSE)
+def _mse(f, config):
+    return lambda out, y: f.mse_loss(out, y.reshape(out.shape))
+
+
+@LOSSES.register(spec.L1)
+def _l1(f, config):
+    return lambda out, y: f.l1_loss(out, y.reshape(out.shape))
