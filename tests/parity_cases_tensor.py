@@ -39,6 +39,12 @@ CASES = [
     ("select_token", [5, 6], [{"type": "select", "axis": 1, "index": 0}]),
     ("select_spatial_after_conv", [3, 5, 6], [conv(), {"type": "select", "axis": 2, "index": -1}]),
     ("select_channel_after_conv", [3, 5, 6], [conv(), {"type": "select", "axis": 1, "index": 2}]),
+    # roll (Swin's shifted windows: H and W by minus half a window)
+    ("roll_tokens_odd", [5, 6], [{"type": "roll", "shifts": [2], "axes": [1]}]),
+    ("roll_swin_after_conv", [3, 6, 7], [conv(), {"type": "roll", "shifts": [-3, -3], "axes": [2, 3]}, conv()]),
+    ("roll_channels_and_wrap", [4, 5, 6], [conv(), {"type": "roll", "shifts": [9, -1], "axes": [1, -1]}]),
+    ("roll_by_size_is_identity", [3, 4], [{"type": "roll", "shifts": [4], "axes": [-1]},
+                                          {"type": "dense", "units": 3}]),
     # parameter and broadcasting
     ("param_add_vector", [4, 5], [param("bias", [5]), {"type": "add", "inputs": ["x", "bias"]}]),
     ("param_layer_scale_after_conv", [3, 5, 6], [conv(), param("layer_scale", [4, 1, 1]),

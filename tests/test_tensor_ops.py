@@ -296,3 +296,22 @@ def test_parameters_train_and_a_frozen_parameter_stays(tmp_path):
     after = dlspec.load_weights(tmp_path / "out" / "weights.safetensors", model)
     assert np.array_equal(after["pos"], before["pos"])
     assert not np.array_equal(after["ls"], before["ls"])
+
+
+def test_roll_is_refused_with_located_errors(spec_file):
+    """roll pairs one axis with each shift, never the batch axis, never one axis twice."""
+    head = "dlspec: 1\nname: m\ninputs:\n  x: {shape: [3, 4]}\nlayers:\n"
+    cases = {
+        "  - {type: roll, shifts: [1, 2], axes: [1]}\n":
+            "bad.yaml:6:40: layers[0].axes: must give one axis per shift (2). Received: [1]",
+        "  - {type: roll, shifts: [1], axes: [0]}\n":
+            "bad.yaml:6:37: layers[0].axes: roll_1 (roll) on input shape (3, 4): axes must be a non-batch axis of "
+            "a rank-3 tensor (batch included: 1..2 or -2..-1). Received: 0",
+        "  - {type: roll, shifts: [1, 1], axes: [1, -2]}\n":
+            "bad.yaml:6:40: layers[0].axes: roll_1 (roll) on input shape (3, 4): axes must not repeat an axis. "
+            "Received: [1, -2]",
+    }
+    for body, message in cases.items():
+        with pytest.raises(dlspec.SpecError) as info:
+            dlspec.load(spec_file(head + body, "bad.yaml"))
+        assert str(info.value).replace(str(info.value.loc.file).rsplit("/", 1)[0] + "/", "") == message

@@ -10,7 +10,7 @@ layout inside the arithmetic layer, so [C, 1, 1] meets the channel axis, whereve
 from __future__ import annotations
 
 from .. import ir
-from ..ir.tensor import permutation, reduce_axes, sample_axis, slice_range
+from ..ir.tensor import permutation, reduce_axes, roll_shifts, sample_axis, slice_range
 from .codegen import channels_last_perm, kwargs
 from .keras_emit import ANY, CHANNELS_LAST, FIRST, HELPERS, LOGICAL, KerasContext, KerasLayer, _init, _w
 from .registry import emitter
@@ -88,6 +88,22 @@ class Index(keras.layers.Layer):
             "step": self.step,
             "index": self.index,
         }
+'''
+
+HELPERS["Roll"] = '''
+@keras.saving.register_keras_serializable(package="dlspec")
+class Roll(keras.layers.Layer):
+    """torch.roll: shifts elements cyclically along axes (counting the batch as axis 0)."""
+
+    def __init__(self, shifts, axes, **kwargs):
+        super().__init__(**kwargs)
+        self.shifts, self.axes = list(shifts), list(axes)
+
+    def call(self, x):
+        return keras.ops.roll(x, shift=self.shifts, axis=self.axes)
+
+    def get_config(self):
+        return {**super().get_config(), "shifts": self.shifts, "axes": self.axes}
 '''
 
 HELPERS["Reduce"] = '''
@@ -246,6 +262,15 @@ def _select(ctx: KerasContext) -> KerasLayer:
     index = ctx.node.attrs["index"] % ctx.in_shape[axis]
     args = kwargs(axis=ctx.axis(axis + 1), index=index, name=ctx.node.name)
     return KerasLayer(f"Index({args})", wants=ANY, helpers=("Index",), out=_dropped_layout(ctx, {axis}))
+
+
+@emitter("keras", ir.tensor.Roll)
+def _roll(ctx: KerasContext) -> KerasLayer:
+    rolls = roll_shifts(ctx.node.attrs, ctx.in_shape)
+    if not rolls:
+        return KerasLayer("", wants=ANY, alias=True)
+    args = kwargs(shifts=[s for _, _, s in rolls], axes=[ctx.axis(a + 1) for a, _, _ in rolls], name=ctx.node.name)
+    return KerasLayer(f"Roll({args})", wants=ANY, helpers=("Roll",))
 
 
 def _reduce(op: str):

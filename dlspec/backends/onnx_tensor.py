@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import ir
-from ..ir.tensor import permutation, reduce_axes, sample_axis, slice_range
+from ..ir.tensor import permutation, reduce_axes, roll_shifts, sample_axis, slice_range
 from .context import EmitContext
 from .onnx_emit import OnnxGraph
 from .registry import emitter
@@ -48,6 +48,24 @@ def _select(ctx: EmitContext, g: OnnxGraph) -> None:
     axis = sample_axis(ctx.node.attrs["axis"], len(ctx.in_shape))
     index = g.const(f"{name}/index", ctx.node.attrs["index"] % ctx.in_shape[axis], "int64")  # a scalar: axis goes
     g.add("Gather", [ctx.x, index], name, name, axis=axis + 1)
+
+
+@emitter("onnx", ir.tensor.Roll)
+def _roll(ctx: EmitContext, g: OnnxGraph) -> None:
+    # ONNX has no roll: per axis, the last `shift` elements, then the rest
+    name, x = ctx.node.name, ctx.x
+    rolls = roll_shifts(ctx.node.attrs, ctx.in_shape)
+    if not rolls:
+        g.add("Identity", [x], name, name)
+    for k, (axis, shift, _) in enumerate(rolls):
+        size, stem = ctx.in_shape[axis], f"{name}/roll{k}"
+        parts = []
+        for part, (start, stop) in (("tail", (size - shift, size)), ("head", (0, size - shift))):
+            consts = [g.const(f"{stem}/{part}_{key}", [v], "int64")
+                      for key, v in (("starts", start), ("ends", stop), ("axes", axis + 1))]
+            parts.append(g.add("Slice", [x, *consts], f"{stem}/{part}", f"{stem}/{part}"))
+        out = name if k == len(rolls) - 1 else stem
+        x = g.add("Concat", parts, out, out, axis=axis + 1)
 
 
 def _reduce(op_type: str):

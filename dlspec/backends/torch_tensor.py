@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import ir
-from ..ir.tensor import permutation, reduce_axes, sample_axis, slice_range
+from ..ir.tensor import permutation, reduce_axes, roll_shifts, sample_axis, slice_range
 from .codegen import kwargs
 from .context import EmitContext
 from .registry import emitter
@@ -45,6 +45,15 @@ def _slice(ctx: EmitContext) -> TorchLayer:
 def _select(ctx: EmitContext) -> TorchLayer:
     axis = sample_axis(ctx.node.attrs["axis"], len(ctx.in_shape))
     return TorchLayer(f"{ctx.x}[{_index(axis, str(ctx.node.attrs['index'] % ctx.in_shape[axis]))}]")
+
+
+@emitter("torch", ir.tensor.Roll)
+def _roll(ctx: EmitContext) -> TorchLayer:
+    rolls = roll_shifts(ctx.node.attrs, ctx.in_shape)
+    if not rolls:
+        return TorchLayer(ctx.x)
+    shifts, dims = tuple(s for _, _, s in rolls), tuple(a + 1 for a, _, _ in rolls)
+    return TorchLayer(f"torch.roll({ctx.x}, {kwargs(shifts=shifts, dims=dims)})")
 
 
 def _reduce(method: str):

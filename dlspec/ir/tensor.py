@@ -66,6 +66,18 @@ def permutation(attrs: dict, shape) -> tuple[int, ...]:
     return tuple(order)
 
 
+def roll_shifts(attrs: dict, shape) -> list[tuple[int, int, int]]:
+    """(sample axis, shift in 0..size-1, shift as written) per rolled axis, in the spec's order; axes rolled
+    by a multiple of their size are left out."""
+    out = []
+    for axis, shift in zip(attrs["axes"], attrs["shifts"], strict=True):
+        a = sample_axis(axis, len(shape), "axes")
+        if any(a == b for b, _, _ in out):
+            raise ShapeError("axes must not repeat an axis", attrs["axes"], "axes")
+        out.append((a, shift % shape[a], shift))
+    return [r for r in out if r[1]]
+
+
 @op(spec.tensor.Permute)
 class Permute(Op):
     """Reorders the sample axes: output axis i (1-based, batch stays axis 0) is input axis dims[i-1]."""
@@ -116,6 +128,15 @@ def _fans(shape) -> tuple[int, int]:
     for d in shape[2:]:
         rest *= d
     return shape[1] * rest, shape[0] * rest
+
+
+@op(spec.tensor.Roll)
+class Roll(Op):
+    """torch.roll: along each listed non-batch axis a, out[..., (i + shift) mod size, ...] = x[..., i, ...]."""
+
+    def infer(self, attrs, inputs):
+        roll_shifts(attrs, inputs[0])
+        return inputs[0]
 
 
 @op(spec.tensor.Parameter)

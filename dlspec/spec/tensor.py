@@ -93,6 +93,24 @@ class Select(LayerBase):
 
 
 @layer
+class Roll(LayerBase):
+    """Shifts elements cyclically along non-batch axes (torch.roll): along axis a, element i moves to
+    (i + shift) mod size. Swin's shifted windows roll H and W by minus half a window."""
+
+    type: Literal["roll"] = "roll"
+    shifts: list[Axis] = Field(min_length=1)
+    """Shift per axis (negative: towards index 0)."""
+    axes: list[Axis] = Field(min_length=1)
+    """The axes, as many as shifts (batch is axis 0 and is rejected; negatives count from the end)."""
+
+    @model_validator(mode="after")
+    def _paired(self):
+        if len(self.axes) != len(self.shifts):
+            invalid("axes", f"must give one axis per shift ({len(self.shifts)})")
+        return self
+
+
+@layer
 class Parameter(LayerBase):
     """A learned tensor without batch axis and without inputs, stored under the node's own name (so
     `class_token` or `encoder.pos_embedding` match torchvision's state-dict keys). It feeds add, subtract,
