@@ -268,4 +268,5 @@ def main_rmsprop(count=12, seed=0):
 
 
 if __name__ == "__main__":
-    {"norm": main_norm, "adam": main_adam, "rmsprop": main_rmsprop}[sys.argv[1] if len(sys.argv) > 1 else "norm"](*map(int, sys.argv[2:]))
+    mains = {"norm": main_norm, "adam": main_adam, "rmsprop": main_rmsprop}
+    mains[sys.argv[1] if len(sys.argv) > 1 else "norm"](*map(int, sys.argv[2:]))

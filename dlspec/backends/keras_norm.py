@@ -29,6 +29,37 @@ class RMSNorm(keras.layers.Layer):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
 '''
 
+HELPERS["LayerNorm"] = '''
+@keras.saving.register_keras_serializable(package="dlspec")
+class LayerNorm(keras.layers.LayerNormalization):
+    """LayerNormalization computed as torch's nn.LayerNorm: (x - mean) * rsqrt(var + epsilon) * gamma + beta.
+    Keras' own x * inv - mean * inv rounds the two products apart, which loses the digits they share when
+    |mean| is large against the spread (near-constant input, or one to two values)."""
+
+    def call(self, x):
+        mean, variance = keras.ops.moments(x, axes=self.axis, keepdims=True)
+        shape = [1] * len(x.shape)
+        for a in self.axis:
+            shape[a] = x.shape[a]
+        normed = (x - mean) * keras.ops.rsqrt(variance + self.epsilon)
+        return normed * keras.ops.reshape(self.gamma, shape) + keras.ops.reshape(self.beta, shape)
+'''
+
+HELPERS["GroupNorm"] = '''
+@keras.saving.register_keras_serializable(package="dlspec")
+class GroupNorm(keras.layers.GroupNormalization):
+    """GroupNormalization on channels-last data computed as torch's nn.GroupNorm: per sample and group of
+    channels, (x - mean) * rsqrt(var + epsilon), then * gamma + beta per channel (Keras' own x * inv - mean * inv
+    loses the digits the two products share when |mean| is large against the spread)."""
+
+    def call(self, x):
+        shape = keras.ops.shape(x)
+        grouped = keras.ops.reshape(x, (shape[0], -1, self.groups, x.shape[-1] // self.groups))
+        mean, variance = keras.ops.moments(grouped, axes=[1, 3], keepdims=True)
+        normed = keras.ops.reshape((grouped - mean) * keras.ops.rsqrt(variance + self.epsilon), shape)
+        return normed * self.gamma + self.beta
+'''
+
 HELPERS["AdaptivePool"] = '''
 @keras.saving.register_keras_serializable(package="dlspec")
 class AdaptivePool(keras.layers.Layer):
@@ -97,8 +128,8 @@ def _layernorm(ctx: KerasContext) -> KerasLayer:
     axes, order = _physical(ctx)
     axis = -1 if axes == [len(ctx.in_shape)] else axes
     args = kwargs(axis=axis, epsilon=ctx.node.attrs["eps"], name=ctx.node.name)
-    return KerasLayer(f"keras.layers.LayerNormalization({args})", _weights(ctx, ("weight", "bias"), order),
-                      _norm_layout(ctx))
+    return KerasLayer(f"LayerNorm({args})", _weights(ctx, ("weight", "bias"), order), _norm_layout(ctx),
+                      helpers=("LayerNorm",))
 
 
 @emitter("keras", "rmsnorm")
