@@ -234,8 +234,9 @@ def random_rmsprop_model(rng, k):
                              "train": {"loss": "cross_entropy", "optimizer": opt, "batch_size": 16}})
 
 
-def rmsprop_row(model, steps=30, seed=0):
-    """(torch vs keras: loss rel, weights), (torch vs torch with every initial weight 1 ulp off: the same)."""
+def rmsprop_row(model, steps=30, seed=0, threads=None):
+    """(torch vs keras: loss rel, weights, worst), (torch vs torch with every initial weight 1 ulp off: the same),
+    and with ``threads``: (torch vs torch on that many threads: weights, worst)."""
     from dlspec.train import fit
     from dlspec.train.parity import synthetic_data, train_parity
 
@@ -246,21 +247,33 @@ def rmsprop_row(model, steps=30, seed=0):
     runs = [fit(model, "torch", data, ww, cfg=cfg, epochs=2, progress=False, max_steps=steps)[:2]
             for ww in (w, one_ulp(w))]
     la, lb = (np.asarray(r[0].step_loss) for r in runs)
-    return ((report.max_rel_loss, report.max_weight_diff, report.worst_tensor),
+    rows = ((report.max_rel_loss, report.max_weight_diff, report.worst_tensor),
             (float(np.max(np.abs(la - lb) / np.abs(la))),) + compare(runs[0][1], runs[1][1]))
+    if not threads:
+        return rows
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        other = fit(model, "torch", data, w, cfg=cfg, epochs=2, progress=False, max_steps=steps)[1]
+    finally:
+        torch.set_num_threads(before)
+    return rows + (compare(runs[0][1], other),)
 
 
 def main_rmsprop(count=12, seed=0):
     rng = np.random.default_rng(seed)
     print(f"RMSprop, {count} random models, 30 steps; weights: max |a - b| / max(1, |a|)")
     print(f"{'model':<8} {'optimizer':<34} {'torch-keras loss':>16} {'weights':>9}  {'torch-torch(1 ulp) loss':>23} "
-          f"{'weights':>9}  worst")
+          f"{'weights':>9}  {'1 vs 2 threads':>14}  worst")
     for k in range(count):
         model = random_rmsprop_model(rng, k)
-        (lk, wk, worst), (lt, wt, worst_t) = rmsprop_row(model)
+        (lk, wk, worst), (lt, wt, worst_t), (w1, _) = rmsprop_row(model, threads=1)
         o = model.spec.train.optimizer
         desc = f"lr {o.lr:g} mom {o.momentum:g} centered {o.centered}"
-        print(f"{model.name:<8} {desc:<34} {lk:>16.2e} {wk:>9.2e}  {lt:>23.2e} {wt:>9.2e}  {worst} / {worst_t}")
+        print(f"{model.name:<8} {desc:<34} {lk:>16.2e} {wk:>9.2e}  {lt:>23.2e} {wt:>9.2e}  {w1:>14.2e}  "
+              f"{worst} / {worst_t}")
         if wk > 1e-5:
             print("         layers:", " -> ".join(f"{n.name}" + ("" if n.op != "dense" and n.op != "conv2d" else
                                                      f"(bias {n.attrs.get('use_bias')})") for n in model.graph.nodes))

@@ -53,11 +53,11 @@ class GroupNorm(keras.layers.GroupNormalization):
     loses the digits the two products share when |mean| is large against the spread)."""
 
     def call(self, x):
-        shape = keras.ops.shape(x)
-        grouped = keras.ops.reshape(x, (shape[0], -1, self.groups, x.shape[-1] // self.groups))
+        shape, per_group = keras.ops.shape(x), (self.groups, x.shape[-1] // self.groups)
+        grouped = keras.ops.reshape(x, (shape[0], -1, *per_group))
         mean, variance = keras.ops.moments(grouped, axes=[1, 3], keepdims=True)
-        normed = keras.ops.reshape((grouped - mean) * keras.ops.rsqrt(variance + self.epsilon), shape)
-        return normed * self.gamma + self.beta
+        scale = keras.ops.rsqrt(variance + self.epsilon) * keras.ops.reshape(self.gamma, per_group)
+        return keras.ops.reshape((grouped - mean) * scale + keras.ops.reshape(self.beta, per_group), shape)
 '''
 
 HELPERS["AdaptivePool"] = '''
