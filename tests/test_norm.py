@@ -121,7 +121,7 @@ def test_layernorm_over_channels_permutes_in_torch_and_not_in_keras():
     torch_src, keras_src = flat(dlspec.generate(m, "torch")), flat(dlspec.generate(m, "keras"))
     assert "self.layernorm_1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)" in torch_src
     assert "nn.LayerNorm(normalized_shape=4, eps=1e-06)" in torch_src
-    assert "keras.layers.LayerNormalization(axis=-1, epsilon=1e-06" in keras_src
+    assert "LayerNorm(axis=-1, epsilon=1e-06" in keras_src
     assert 'name="layernorm_1")(conv2d_1)' in keras_src  # the conv output is normalised channels-last, no Permute
 
 

@@ -30,6 +30,37 @@ class RMSNorm(keras.layers.Layer):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
 '''
 
+HELPERS["LayerNorm"] = '''
+@keras.saving.register_keras_serializable(package="dlspec")
+class LayerNorm(keras.layers.LayerNormalization):
+    """LayerNormalization computed as torch's nn.LayerNorm: (x - mean) * rsqrt(var + epsilon) * gamma + beta.
+    Keras' own x * inv - mean * inv rounds the two products apart, which loses the digits they share when
+    |mean| is large against the spread (near-constant input, or one to two values)."""
+
+    def call(self, x):
+        mean, variance = keras.ops.moments(x, axes=self.axis, keepdims=True)
+        shape = [1] * len(x.shape)
+        for a in self.axis:
+            shape[a] = x.shape[a]
+        normed = (x - mean) * keras.ops.rsqrt(variance + self.epsilon)
+        return normed * keras.ops.reshape(self.gamma, shape) + keras.ops.reshape(self.beta, shape)
+'''
+
+HELPERS["GroupNorm"] = '''
+@keras.saving.register_keras_serializable(package="dlspec")
+class GroupNorm(keras.layers.GroupNormalization):
+    """GroupNormalization on channels-last data computed as torch's nn.GroupNorm: per sample and group of
+    channels, (x - mean) * rsqrt(var + epsilon), then * gamma + beta per channel (Keras' own x * inv - mean * inv
+    loses the digits the two products share when |mean| is large against the spread)."""
+
+    def call(self, x):
+        shape, per_group = keras.ops.shape(x), (self.groups, x.shape[-1] // self.groups)
+        grouped = keras.ops.reshape(x, (shape[0], -1, *per_group))
+        mean, variance = keras.ops.moments(grouped, axes=[1, 3], keepdims=True)
+        scale = keras.ops.rsqrt(variance + self.epsilon) * keras.ops.reshape(self.gamma, per_group)
+        return keras.ops.reshape((grouped - mean) * scale + keras.ops.reshape(self.beta, per_group), shape)
+'''
+
 HELPERS["AdaptivePool"] = '''
 @keras.saving.register_keras_serializable(package="dlspec")
 class AdaptivePool(keras.layers.Layer):
@@ -98,8 +129,8 @@ def _layernorm(ctx: KerasContext) -> KerasLayer:
     axes, order = _physical(ctx)
     axis = -1 if axes == [len(ctx.in_shape)] else axes
     args = kwargs(axis=axis, epsilon=ctx.node.attrs["eps"], name=ctx.node.name)
-    return KerasLayer(f"keras.layers.LayerNormalization({args})", _weights(ctx, ("weight", "bias"), order),
-                      _norm_layout(ctx))
+    return KerasLayer(f"LayerNorm({args})", _weights(ctx, ("weight", "bias"), order), _norm_layout(ctx),
+                      helpers=("LayerNorm",))
 
 
 @emitter("keras", ir.norm.RMSNorm)

@@ -175,8 +175,8 @@ emitter("keras", ir.vision.GlobalMaxPool)(_global("Max"))
 def _groupnorm(ctx: KerasContext) -> KerasLayer:
     a, node = ctx.node.attrs, ctx.node
     args = kwargs(groups=a["groups"], axis=-1, epsilon=a["eps"], name=node.name)
-    return KerasLayer(f"keras.layers.GroupNormalization({args})", [_w(node, "weight"), _w(node, "bias")],
-                      CHANNELS_LAST)
+    return KerasLayer(f"GroupNorm({args})", [_w(node, "weight"), _w(node, "bias")], CHANNELS_LAST,
+                      helpers=("GroupNorm",))  # the helper is defined in keras_norm.py
 
 
 @emitter("keras", ir.vision.ZeroPad)
