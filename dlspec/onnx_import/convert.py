@@ -18,6 +18,10 @@ class Context:
     def __init__(self, graph: OnnxGraph):
         self.graph, self.opset = graph, graph.opset
         self.readers = Counter(i for n in graph.nodes for i in n.inputs) + Counter(graph.outputs)
+        self.reader_nodes: dict = {}
+        for n in graph.nodes:
+            for i in dict.fromkeys(n.inputs):
+                self.reader_nodes.setdefault(i, []).append(n)
 
     def const(self, name: str):
         return self.graph.consts.get(name)
@@ -38,7 +42,7 @@ def convert(graph: OnnxGraph) -> tuple[list[Layer], dict[str, list[str]], dict[s
     ctx = Context(graph)
     layers, refused, alias = [], {}, {}
     for node in graph.nodes:
-        fn = CONVERTERS.get(node.op) if node.domain in ("", "ai.onnx") else None
+        fn = CONVERTERS.get(node.op if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op}")
         label = node.name or node.outputs[0]
         if fn is None:
             refused.setdefault(f"{node.op}: no dlspec layer for this op", []).append(label)
