@@ -253,20 +253,21 @@ def find_blocks(layers, names, inputs: set, outputs: set):
 
 
 def _periods(layers, infos, longest: int = 4):
-    """Consecutive segments whose structures repeat with a period of 2 to ``longest`` different structures (a
+    """Consecutive segments whose structures repeat with a period of 2 to ``longest`` distinct structures (a
     Transformer layer: the attention with its residual, then the MLP with its residual) merged, one segment per
-    period, so that the period becomes the block."""
-    out, k = [], 0
+    period, so that the period becomes the block. Only structures seen nowhere else are merged (a structure also
+    used alone elsewhere keeps its own block)."""
+    out, k, seen = [], 0, _count(infos)
     while k < len(infos):
         best = None
         for p in range(2, longest + 1):
             pattern = [i[3] for i in infos[k:k + p]]
-            if len(pattern) < p or None in pattern or len(set(pattern)) < 2:
+            if len(pattern) < p or None in pattern or len(set(pattern)) < p:
                 continue
             r = 1
             while [i[3] for i in infos[k + r * p:k + (r + 1) * p]] == pattern:
                 r += 1
-            if r >= 2 and (best is None or r * p > best[0] * best[1]):
+            if r >= 2 and all(seen[t] == r for t in pattern) and (best is None or r * p > best[0] * best[1]):
                 best = (r, p)
         if best is None:
             out.append(infos[k])

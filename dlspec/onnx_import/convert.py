@@ -29,6 +29,12 @@ class Context:
     def shape(self, name: str):
         return self.graph.shapes.get(name)
 
+    def origin(self, name: str) -> str:
+        """The initializer that constant ``name`` is, or was folded from by reshaping or expanding ("" if none)."""
+        if name in self.graph.initializer_names:
+            return name
+        return self.graph.origins.get(name, "")
+
     def used(self, name: str) -> bool:
         return self.readers[name] > 0
 

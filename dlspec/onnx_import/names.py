@@ -87,6 +87,11 @@ def _hints(layers) -> tuple[list[str], list[bool]]:
             from_weights.append(True)
             scoped.append(None)
             continue
+        if layer.type == "parameter" and layer.origin and not layer.origin.startswith("onnx::"):
+            hints.append(layer.origin)  # torchvision's class_token, encoder.pos_embedding
+            from_weights.append(False)
+            scoped.append(None)
+            continue
         path = scope_path(node)
         hints.append(path if path else (layer.hint if not layer.hint.startswith("onnx::") else node))
         from_weights.append(False)

@@ -70,7 +70,8 @@ def _concat(node, ctx):
         name = f"{node.outputs[0]}/const{i}"
         layers.append(Layer("parameter", {"shape": [int(d) for d in c.shape]}, [], name,
                             {"": c.astype(np.float32)}, [f"{node.op} {node.name or node.outputs[0]}"],
-                            value if value in ctx.graph.initializer_names else f"{node.name or node.outputs[0]}_const"))
+                            value if value in ctx.graph.initializer_names else f"{node.name or node.outputs[0]}_const",
+                            origin=ctx.origin(value)))
         inputs.append(name)
     if len(layers) == len(node.inputs):
         raise Refused("every operand is constant")
@@ -137,7 +138,8 @@ def _arithmetic(node, ctx):
         name = f"{node.outputs[0]}/const{i}"
         layers.append(Layer("parameter", {"shape": [int(d) for d in c.shape] or [1]}, [], name,
                             {"": c.reshape(c.shape or (1,))}, [f"{node.op} {node.name or node.outputs[0]}"],
-                            value if value in ctx.graph.initializer_names else f"{node.name or node.outputs[0]}_const"))
+                            value if value in ctx.graph.initializer_names else f"{node.name or node.outputs[0]}_const",
+                            origin=ctx.origin(value)))
         inputs.append(name)
     if not any(ctx.const(v) is None for v in node.inputs):
         raise Refused("every operand is constant")
