@@ -209,7 +209,7 @@ with torch.no_grad():
             module.bias.normal_(0.0, 0.1)
     model.train()
     for _ in range(2):
-        model(torch.randn(8, 3, 224, 224))
+        model(torch.randn(8, 3, size, size))
     model.eval()
     x = np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32)
     y = model(torch.from_numpy(x)).numpy()
@@ -260,12 +260,12 @@ def test_torchvision_vit_b_16_imports_equal(size, tmp_path):
     for backend, y in built_outputs(model, weights, x).items():
         assert np.max(np.abs(y - expected)) <= 1e-4 * max(1.0, np.max(np.abs(expected))), backend
     assert len(text.splitlines()) == VIT_LINES
-    assert list(model.spec.blocks) == ["block1"]
-    assert "      - {name: self_attention, type: attention, heads: 12}  # onnx: 39 nodes, Transpose " \
+    assert list(model.spec.blocks) == ["encoder_layer"]
+    assert "      - {name: self_attention, type: attention, heads: 12}  # onnx: 30 nodes, Transpose " \
            "/encoder/layers/encoder_layer_0/self_attention/Transpose ... Transpose " \
            "/encoder/layers/encoder_layer_0/self_attention/Transpose_7\n" in text
     for k in range(12):
-        assert f"  - {{name: encoder.layers.encoder_layer_{k}, type: block, block: block1}}" in text
+        assert f"  - {{name: encoder.layers.encoder_layer_{k}, type: block, block: encoder_layer}}" in text
     for key in ("self_attention.in_proj_weight", "self_attention.in_proj_bias", "self_attention.out_proj.weight",
                 "self_attention.out_proj.bias", "mlp.3.bias"):
         name = f"encoder.layers.encoder_layer_0.{key}"
@@ -422,17 +422,19 @@ def rand(*shape, seed=0):
 def test_split_imports_as_slices(tmp_path):
     """Split by sizes (opset 13 input) and in equal parts (opset 18 num_outputs, 5 into 2 + 2 + 1); an unused
     output writes no layer."""
-    nodes = [helper.make_node("Split", ["x", "sizes"], ["a", "b"], axis=1),
+    nodes = [helper.make_node("Split", ["x", "sizes"], ["a", "b"], axis=1, name="split1"),
              helper.make_node("Relu", ["a"], ["ra"]), helper.make_node("Sigmoid", ["b"], ["sb"]),
              helper.make_node("Concat", ["sb", "ra"], ["y"], axis=1),
-             helper.make_node("Split", ["x"], ["p", "q", "r"], axis=2, num_outputs=3),
-             helper.make_node("Mul", ["p", "q"], ["z"]), helper.make_node("Tanh", ["r"], ["t"])]
+             helper.make_node("Split", ["x"], ["p", "q", "r"], axis=2, num_outputs=3, name="split2"),
+             helper.make_node("Mul", ["p", "p"], ["z"]), helper.make_node("Tanh", ["r"], ["t"])]
     tensor_model(tmp_path / "split.onnx", nodes, {"x": (1, 6, 5)}, {"y": (1, 6, 5), "z": (1, 6, 2), "t": (1, 6, 1)},
                  opset=18, inits={"sizes": np.array([2, 4], np.int64)})
     text = imported_equal(tmp_path / "split.onnx", {"x": rand(3, 6, 5)})
-    assert "  - {name: a, type: slice, axis: 1, stop: 2, inputs: [x]}  # onnx: Split a\n" in text
-    assert "  - {name: b, type: slice, axis: 1, start: 2, inputs: [x]}  # onnx: Split b\n" in text
-    assert "  - {name: r, type: slice, axis: 2, start: 4, inputs: [x]}  # onnx: Split r\n" in text
+    assert "  - {name: a, type: slice, axis: 1, stop: 2, inputs: [x]}  # onnx: Split split1\n" in text
+    assert "  - {name: b, type: slice, axis: 1, start: 2, inputs: [x]}  # onnx: Split split1\n" in text
+    assert "  - {name: p, type: slice, axis: 2, stop: 2, inputs: [x]}  # onnx: Split split2\n" in text
+    assert "  - {name: r, type: slice, axis: 2, start: 4, inputs: [x]}  # onnx: Split split2\n" in text
+    assert "name: q" not in text
 
 
 def test_gather_imports_as_select_or_slice(tmp_path):

@@ -185,7 +185,7 @@ def find_blocks(layers, names, inputs: set, outputs: set):
         if prefix is not None:  # <prefix><i>.<local> (torchvision's encoder_layer_0): one block layer each
             s = run[0][3]
             if s not in def_names:
-                def_names[s] = f"block{len(def_names) + 1}"
+                def_names[s] = _block_name(prefix[0], def_names)
                 a, b, x, _ = insts[0]
                 local = [layers[j].name[len(prefix[0]):].partition(".")[2] for j in range(a, b)]
                 defs[s] = _definition(layers, a, b, x, s, keys, varying, local, names)
@@ -296,6 +296,15 @@ def _numbered(layers, insts):
         if p != prefix or i != base + n or here != locals_:
             return None
     return prefix, base
+
+
+def _block_name(prefix: str, def_names: dict) -> str:
+    """The block of instances ``encoder.layers.encoder_layer_<i>`` is ``encoder_layer``, else ``block<n>``."""
+    from .names import clean
+
+    name = clean(prefix.rsplit(".", 1)[-1], dotted=False)
+    fallback = f"block{len(def_names) + 1}"
+    return name if name[:1].isalpha() and name not in def_names.values() and name != fallback else fallback
 
 
 def _count(infos) -> dict:
