@@ -11,6 +11,10 @@
    `<local layer>_<attribute>` so that a `first` block and its successor share them.
 4. Local names are the torch module names when instances are named `<stage>.<i>.<local>` (a torch.onnx export
    of torchvision), else `<kind><n>` (conv1, bn1, relu1, ...). The block layer is then `<stage>`, or `stage<k>`.
+   Instances named `<prefix><i>.<local>` (torchvision's `encoder.layers.encoder_layer_0.ln_1`) become one block
+   layer each, `<prefix><i>`, so that every name stays torchvision's.
+5. Consecutive segments whose structures repeat with a period of 2 to 4 distinct structures seen nowhere else (a
+   Transformer layer, cut at its first residual) are merged one period at a time before runs are found.
 """
 
 from __future__ import annotations

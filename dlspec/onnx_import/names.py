@@ -13,6 +13,9 @@
    is dropped; a segment that is a Python keyword or a name generated code uses gets ``_`` appended.
 5. A name already taken (or the module path of a name taken) gets ``_2``, ``_3``, ... appended; a last segment
    that is an index ``1`` becomes ``n1_2``, ``n1_3``, ...
+
+A ``parameter`` made from an initializer (also one that folding only reshaped, expanded or cast: ViT's
+``class_token``) is named after it, unless the name is generated (``onnx::``).
 """
 
 from __future__ import annotations
