@@ -126,8 +126,9 @@ def _only_reader(readers, value, ops):
     return rs[0] if len(rs) == 1 and rs[0].op in ops else None
 
 
-def match(graph: OnnxGraph, softmax: OnnxNode, producer, readers):
-    """(region nodes, x, output value, heads, weights) for the attention around ``softmax``, or None."""
+def match(graph: OnnxGraph, softmax: OnnxNode, producer, readers, checked: dict | None = None):
+    """(region nodes, x, output value, heads, weights) for the attention around ``softmax``, or None. ``checked``
+    keeps the numerical check's verdict per region structure (so 12 equal encoder layers are evaluated once)."""
     shape = graph.shapes.get(softmax.inputs[0])
     if shape is None or len(shape) < 3 or softmax.attrs.get("axis", -1) % len(shape) != len(shape) - 1:
         return None
@@ -201,7 +202,11 @@ def match(graph: OnnxGraph, softmax: OnnxNode, producer, readers):
         return None
     weights = {"in_proj_weight": w_in, "in_proj_bias": b_in if b_in is not None else np.zeros(3 * e, np.float32),
                "out_proj.weight": w_out, "out_proj.bias": b_out if b_out is not None else np.zeros(e, np.float32)}
-    if not _same_numbers(graph, unique, x, value, x_shape, heads, weights):
+    key = _signature(graph, unique, x, value)
+    checked = {} if checked is None else checked
+    if key not in checked:
+        checked[key] = _same_numbers(graph, unique, x, value, x_shape, heads, weights)
+    if not checked[key]:
         return None
     return unique, x, value, heads, weights
 
@@ -217,6 +222,23 @@ def attention(x, heads, weights):
     p /= p.sum(-1, keepdims=True)
     o = (p @ v).transpose(0, 2, 1, 3).reshape(n, t, e)
     return o @ weights["out_proj.weight"].T.astype(np.float64) + weights["out_proj.bias"]
+
+
+def _signature(graph, nodes, x, out) -> tuple:
+    """The region's structure: ops, attributes and wiring, small constants by value and weights by shape only (the
+    weights are read from the same places in every region of one signature)."""
+    order = {id(n): k for k, n in enumerate(graph.nodes)}
+    nodes = sorted(nodes, key=lambda n: order[id(n)])
+    made = {o: (k, j) for k, n in enumerate(nodes) for j, o in enumerate(n.outputs)}
+    sig = []
+    for n in nodes:
+        refs = []
+        for i in n.inputs:
+            c = graph.consts.get(i)
+            refs.append("x" if i == x else made.get(i) if i in made else
+                        (c.shape, c.dtype.str, c.tobytes() if c.size <= 64 else None) if c is not None else i)
+        sig.append((n.op, repr(sorted(n.attrs.items())), tuple(refs), tuple(o == out for o in n.outputs)))
+    return tuple(sig)
 
 
 def _same_numbers(graph, nodes, x, out, shape, heads, weights) -> bool:
@@ -244,10 +266,10 @@ def multihead_attention(graph: OnnxGraph) -> None:
     """Replace every recognised attention region by one ``dlspec`` ``attention`` node (see the module docstring)."""
     from .names import scope_path
 
-    replaced = False
+    replaced, checked = False, {}
     for softmax in [n for n in graph.nodes if n.op == "Softmax"]:
         producer, readers = _index(graph)
-        found = match(graph, softmax, producer, readers)
+        found = match(graph, softmax, producer, readers, checked)
         if found is None:
             continue
         region, x, out, heads, weights = found
