@@ -274,6 +274,63 @@ def test_torchvision_vit_b_16_imports_equal(size, tmp_path):
     assert weights["encoder.pos_embedding"].shape == ((size // 16) ** 2 + 1, 768)
 
 
+MHA = """import sys
+import numpy as np
+import torch
+directory, need = sys.argv[1], sys.argv[2] == "1"
+
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = torch.nn.MultiheadAttention(12, 3, batch_first=True)
+        self.fc = torch.nn.Linear(12, 5)
+
+    def forward(self, x):
+        y, _ = self.attn(x, x, x, need_weights=need)
+        return self.fc(y + x)
+
+
+torch.manual_seed(0)
+torch.backends.mha.set_fastpath_enabled(False)
+model = Model().eval()
+x = np.random.default_rng(0).standard_normal((3, 7, 12)).astype(np.float32)
+with torch.no_grad():
+    for p in model.parameters():
+        p.normal_(0.0, 0.5)
+    y = model(torch.from_numpy(x)).numpy()
+    torch.onnx.export(model, (torch.from_numpy(x[:1]),), f"{directory}/mha.onnx", opset_version=17, dynamo=False,
+                      input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+np.savez(f"{directory}/mha.npz", x=x, y=y)
+"""
+
+
+@pytest.mark.parametrize("need_weights, nodes", [(False, 30), (True, 25)])
+def test_multihead_attention_imports_as_one_layer(need_weights, nodes, tmp_path):
+    """nn.MultiheadAttention(12, 3, batch_first=True) with random weights: both of torch's code paths
+    (need_weights=False: scaled_dot_product_attention; True: the explicit bmm and softmax) become one `attention`
+    layer. With q's Gather index changed to k's, the region has the same structure but computes something else:
+    the numerical check refuses it, and its nodes are refused one by one."""
+    result = subprocess.run([PYTHON, "-c", MHA, str(tmp_path), str(int(need_weights))], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = np.load(tmp_path / "mha.npz")
+    text, weights = import_onnx(tmp_path / "mha.onnx")
+    model = dlspec.loads(text)
+    for backend, y in built_outputs(model, weights, data["x"]).items():
+        assert np.max(np.abs(y - data["y"])) <= 1e-5 * max(1.0, np.max(np.abs(data["y"]))), backend
+    assert f"  - {{name: attn, type: attention, heads: 3, inputs: [x]}}  # onnx: {nodes} nodes, Transpose " \
+           "/attn/Transpose ... Transpose /attn/Transpose_" in text
+    onnx_model = onnx.load(str(tmp_path / "mha.onnx"))
+    made = {o: n for n in onnx_model.graph.node for o in n.output}
+    q = next(n for n in onnx_model.graph.node if n.op_type == "Gather" and made[n.input[0]].op_type == "Squeeze")
+    onnx_model.graph.initializer.append(numpy_helper.from_array(np.array(1, np.int64), "one"))
+    q.input[1] = "one"
+    onnx.save(onnx_model, str(tmp_path / "q_is_k.onnx"))
+    with pytest.raises(UnsupportedModel) as err:
+        import_onnx(tmp_path / "q_is_k.onnx")
+    assert "Transpose: perm [1, 0, 2] moves the batch axis" in err.value.refused
+
+
 def normalized(model):
     """The IR graph as data: (name, op, attrs, inputs) per node, with padding written as the amounts it gives
     (`same` and explicit numbers mean one thing at a known shape), dropout (an inference ONNX graph holds it as
