@@ -207,10 +207,11 @@ with torch.no_grad():
             module.momentum = None
             module.weight.uniform_(0.5, 1.5)
             module.bias.normal_(0.0, 0.1)
-    model.train()
-    for _ in range(2):
-        model(torch.randn(8, 3, size, size))
-    model.eval()
+    if any(isinstance(module, torch.nn.BatchNorm2d) for module in model.modules()):
+        model.train()
+        for _ in range(2):
+            model(torch.randn(8, 3, size, size))
+        model.eval()
     x = np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32)
     y = model(torch.from_numpy(x)).numpy()
     torch.onnx.export(model, (torch.from_numpy(x[:1]),), f"{directory}/{name}.onnx", opset_version=17, dynamo=False,
