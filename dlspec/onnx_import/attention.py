@@ -197,8 +197,8 @@ def match(graph: OnnxGraph, softmax: OnnxNode, producer, readers, checked: dict 
                 return None
     if any(i not in inside and i != x and i not in graph.consts and i for n in unique for i in n.inputs):
         return None
-    heads = int(np.prod(shape[:-2]))  # the batch was taken as 1 when shapes were inferred
-    if heads < 1 or e % heads:
+    heads, rest = divmod(int(np.prod(shape[:-2])), x_shape[0])  # scores are (N, H, T, T) or (N * H, T, T)
+    if rest or heads < 1 or e % heads:
         return None
     weights = {"in_proj_weight": w_in, "in_proj_bias": b_in if b_in is not None else np.zeros(3 * e, np.float32),
                "out_proj.weight": w_out, "out_proj.bias": b_out if b_out is not None else np.zeros(e, np.float32)}
