@@ -266,7 +266,7 @@ def multihead_attention(graph: OnnxGraph) -> None:
     """Replace every recognised attention region by one ``dlspec`` ``attention`` node (see the module docstring)."""
     from .names import scope_path
 
-    replaced, checked = False, {}
+    checked: dict = {}
     for softmax in [n for n in graph.nodes if n.op == "Softmax"]:
         producer, readers = _index(graph)
         found = match(graph, softmax, producer, readers, checked)
@@ -284,6 +284,3 @@ def multihead_attention(graph: OnnxGraph) -> None:
         sources = [f"{n.op} {n.name or n.outputs[0]}" for n in graph.nodes if id(n) in drop]
         node = OnnxNode("attention", path, [x, *names], [out], {"heads": heads, "sources": sources}, "dlspec")
         graph.nodes = [node if k == last else n for k, n in enumerate(graph.nodes) if id(n) not in drop or k == last]
-        replaced = True
-    if replaced:
-        graph.shapes = dict(graph.shapes)
