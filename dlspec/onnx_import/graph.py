@@ -147,7 +147,9 @@ def read(path) -> OnnxGraph:
                 continue
             for name, value in zip(node.output, values):
                 consts[name] = np.asarray(value)
-            if node.op_type in RESHAPING and ins and (ins[0] in initializer_names or ins[0] in origins):
+            if node.op_type == "Identity" and not node.output[0].startswith(("/", "onnx::")):
+                origins[node.output[0]] = node.output[0]  # torch's exporter shares equal tensors and names each copy
+            elif node.op_type in RESHAPING and ins and (ins[0] in initializer_names or ins[0] in origins):
                 origins[node.output[0]] = origins.get(ins[0], ins[0])
             changed = True
         nodes = kept

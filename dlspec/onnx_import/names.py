@@ -15,7 +15,8 @@
    that is an index ``1`` becomes ``n1_2``, ``n1_3``, ...
 
 A ``parameter`` made from an initializer (also one that folding only reshaped, expanded or cast: ViT's
-``class_token``) is named after it, unless the name is generated (``onnx::``).
+``class_token``) is named after it, or after the ``Identity`` output that names a shared copy (torch's exporter
+shares equal tensors), unless the name is generated (``onnx::``).
 """
 
 from __future__ import annotations
