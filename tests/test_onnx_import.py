@@ -279,7 +279,7 @@ def test_torchvision_vit_b_16_imports_equal(size, tmp_path):
 MHA = """import sys
 import numpy as np
 import torch
-directory, need = sys.argv[1], sys.argv[2] == "1"
+directory, need, opset = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
 
 
 class Model(torch.nn.Module):
@@ -301,19 +301,21 @@ with torch.no_grad():
     for p in model.parameters():
         p.normal_(0.0, 0.5)
     y = model(torch.from_numpy(x)).numpy()
-    torch.onnx.export(model, (torch.from_numpy(x[:1]),), f"{directory}/mha.onnx", opset_version=17, dynamo=False,
+    torch.onnx.export(model, (torch.from_numpy(x[:1]),), f"{directory}/mha.onnx", opset_version=opset, dynamo=False,
                       input_names=["x"], dynamic_axes={"x": {0: "batch"}})
 np.savez(f"{directory}/mha.npz", x=x, y=y)
 """
 
 
-@pytest.mark.parametrize("need_weights, nodes", [(False, 30), (True, 25)])
-def test_multihead_attention_imports_as_one_layer(need_weights, nodes, tmp_path):
+@pytest.mark.parametrize("need_weights, opset, nodes", [(False, 17, 30), (True, 17, 25), (False, 20, 30)])
+def test_multihead_attention_imports_as_one_layer(need_weights, opset, nodes, tmp_path):
     """nn.MultiheadAttention(12, 3, batch_first=True) with random weights: both of torch's code paths
-    (need_weights=False: scaled_dot_product_attention; True: the explicit bmm and softmax) become one `attention`
-    layer. With q's Gather index changed to k's, the region has the same structure but computes something else:
-    the numerical check refuses it, and its nodes are refused one by one."""
-    result = subprocess.run([PYTHON, "-c", MHA, str(tmp_path), str(int(need_weights))], capture_output=True, text=True)
+    (need_weights=False: scaled_dot_product_attention; True: the explicit bmm and softmax), at opset 17 and at 20
+    (the newest torch's TorchScript exporter writes), become one `attention` layer. With q's Gather index changed
+    to k's, the region has the same structure but computes something else: the numerical check refuses it, and its
+    nodes are refused one by one."""
+    result = subprocess.run([PYTHON, "-c", MHA, str(tmp_path), str(int(need_weights)), str(opset)],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     data = np.load(tmp_path / "mha.npz")
     text, weights = import_onnx(tmp_path / "mha.onnx")
