@@ -186,7 +186,8 @@ def match(graph: OnnxGraph, softmax: OnnxNode, producer, readers, checked: dict 
         value = node.outputs[0]
     w_out, b_out = out_proj[1], out_proj[2]
     if x_shape is None or len(x_shape) != 3 or x_shape[2] != e or graph.shapes.get(value) != x_shape \
-            or w_out.shape != (e, e):
+            or w_out.shape != (e, e) or (b_in is not None and b_in.size != 3 * e) \
+            or (b_out is not None and b_out.size != e):
         return None
     unique = list({id(n): n for n in region}.values())
     inside = {o for n in unique for o in n.outputs}
