@@ -1,8 +1,9 @@
 """How long `dlspec import` takes on a ~100 MB ONNX file, end to end (`dlspec import MODEL.onnx -o DIR` as a
 command, and `dlspec.onnx_import.import_onnx` in-process, split into its stages).
 
-Run: .venv/bin/python bench/import_onnx.py [--spec specs/resnet50.yaml] [--runs 3]
-The file is dlspec's own ONNX export of the spec (ResNet-50: 25.6 M parameters, 102 MB) with seeded weights.
+Run: .venv/bin/python bench/import_onnx.py [--spec specs/resnet50.yaml | --onnx MODEL.onnx] [--runs 3]
+The file is dlspec's own ONNX export of the spec (ResNet-50: 25.6 M parameters, 102 MB) with seeded weights, or
+any ONNX file (`--onnx`, e.g. torchvision's vit_b_16 exported as tests/test_onnx_import.py does: 346 MB).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--spec", default=str(ROOT / "specs" / "resnet50.yaml"))
+    p.add_argument("--onnx", help="an ONNX file to import instead of the spec's export")
     p.add_argument("--runs", type=int, default=3)
     args = p.parse_args()
     import onnx
@@ -34,9 +36,13 @@ def main() -> None:
     from dlspec.onnx_import.graph import read
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = dlspec.load(args.spec)
-        path = Path(tmp) / f"{model.name}.onnx"
-        onnx.save(dlspec.build(model, "onnx", dlspec.init_weights(model, 0)), str(path))
+        if args.onnx:
+            path = Path(args.onnx)
+            stem = path.stem
+        else:
+            model = dlspec.load(args.spec)
+            path, stem = Path(tmp) / f"{model.name}.onnx", model.name
+            onnx.save(dlspec.build(model, "onnx", dlspec.init_weights(model, 0)), str(path))
         size = path.stat().st_size / 1e6
         print(f"{path.name}: {size:.1f} MB, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
               f"Python {platform.python_version()}, onnx {onnx.__version__}")
@@ -48,7 +54,7 @@ def main() -> None:
             start = time.perf_counter()
             graph = read(path)
             mid = time.perf_counter()
-            build_spec(graph, str(path), model.name)
+            build_spec(graph, str(path), stem)
             stages.append((mid - start, time.perf_counter() - mid))
         cli = []
         for _ in range(args.runs):

@@ -11,6 +11,10 @@
    `<local layer>_<attribute>` so that a `first` block and its successor share them.
 4. Local names are the torch module names when instances are named `<stage>.<i>.<local>` (a torch.onnx export
    of torchvision), else `<kind><n>` (conv1, bn1, relu1, ...). The block layer is then `<stage>`, or `stage<k>`.
+   Instances named `<prefix><i>.<local>` (torchvision's `encoder.layers.encoder_layer_0.ln_1`) become one block
+   layer each, `<prefix><i>`, so that every name stays torchvision's.
+5. Consecutive segments whose structures repeat with a period of 2 to 4 distinct structures seen nowhere else (a
+   Transformer layer, cut at its first residual) are merged one period at a time before runs are found.
 """
 
 from __future__ import annotations
@@ -122,7 +126,7 @@ def find_blocks(layers, names, inputs: set, outputs: set):
         rest = layers[cut].output
         split += [(a, cut + 1, x, _structure(layers, a, cut + 1, x)),
                   (cut + 1, b, rest, _structure(layers, cut + 1, b, rest) if b - cut - 1 >= 2 else None)]
-    infos = split
+    infos = _periods(layers, split)
     seen = _count(infos)
     keys = {}
     for a, b, _, s in infos:  # the attribute keys of each structure: the union over its instances
@@ -181,6 +185,26 @@ def find_blocks(layers, names, inputs: set, outputs: set):
             _, loc = _local_names(layers, [(a, b, x) for _, (a, b, x, _) in of_s], s, [n for n, _ in of_s])
             locals_by_structure[s] = loc
         dotted = any("." in layers[j].name for a, b, _, _ in insts for j in range(a, b))
+        prefix = _numbered(layers, insts) if stage is None and first is None and len(insts) > 1 else None
+        if prefix is not None:  # <prefix><i>.<local> (torchvision's encoder_layer_0): one block layer each
+            s = run[0][3]
+            if s not in def_names:
+                def_names[s] = _block_name(prefix[0], def_names)
+                a, b, x, _ = insts[0]
+                local = [layers[j].name[len(prefix[0]):].partition(".")[2] for j in range(a, b)]
+                defs[s] = _definition(layers, a, b, x, s, keys, varying, local, names)
+            for n, (a, b, x, _) in enumerate(insts):
+                line = {"name": f"{prefix[0]}{prefix[1] + n}", "type": "block", "block": def_names[s]}
+                inst_args = _args(layers, (a, b, x, s), s, keys, varying)
+                if inst_args:
+                    line["args"] = inst_args
+                if previous != names[x]:
+                    line["inputs"] = [names[x]]
+                srcs = [layers[j].source for j in range(a, b)]
+                body.append(f"  - {flow(line)}  # onnx: {sum(len(t) for t in srcs)} nodes, {srcs[0][0]} ... "
+                            f"{srcs[-1][-1]}")
+                names[layers[b - 1].output] = previous = line["name"]
+            continue
         if dotted and (stage is None or len(insts) == 1):  # one instance is named <stage>, not <stage>.0
             for a, b, _, _ in insts:  # names with a module path that a block cannot reproduce are kept
                 for j in range(a, b):
@@ -230,6 +254,61 @@ def find_blocks(layers, names, inputs: set, outputs: set):
     for s, name in def_names.items():
         lines += defs[s](name)
     return body, lines
+
+
+def _periods(layers, infos, longest: int = 4):
+    """Consecutive segments whose structures repeat with a period of 2 to ``longest`` distinct structures (a
+    Transformer layer: the attention with its residual, then the MLP with its residual) merged, one segment per
+    period, so that the period becomes the block. Only structures seen nowhere else are merged (a structure also
+    used alone elsewhere keeps its own block)."""
+    out, k, seen = [], 0, _count(infos)
+    while k < len(infos):
+        best = None
+        for p in range(2, longest + 1):
+            pattern = [i[3] for i in infos[k:k + p]]
+            if len(pattern) < p or None in pattern or len(set(pattern)) < p:
+                continue
+            r = 1
+            while [i[3] for i in infos[k + r * p:k + (r + 1) * p]] == pattern:
+                r += 1
+            if r >= 2 and all(seen[t] == r for t in pattern) and (best is None or r * p > best[0] * best[1]):
+                best = (r, p)
+        if best is None:
+            out.append(infos[k])
+            k += 1
+            continue
+        r, p = best
+        for j in range(r):
+            a, b, x = infos[k + j * p][0], infos[k + (j + 1) * p - 1][1], infos[k + j * p][2]
+            out.append((a, b, x, _structure(layers, a, b, x)))
+        k += r * p
+    return out
+
+
+def _numbered(layers, insts):
+    """(prefix, first index) when instance n's layers are all named ``<prefix><first + n>.<local>``, with one
+    list of local names, else None."""
+    prefix, base, locals_ = None, None, None
+    for n, (a, b, _, _) in enumerate(insts):
+        m = [re.fullmatch(r"(.*?[^\d.])(\d+)\.(.+)", layers[j].name) for j in range(a, b)]
+        if not all(m) or len({(x.group(1), x.group(2)) for x in m}) != 1:
+            return None
+        here = [x.group(3) for x in m]
+        p, i = m[0].group(1), int(m[0].group(2))
+        if prefix is None:
+            prefix, base, locals_ = p, i, here
+        if p != prefix or i != base + n or here != locals_:
+            return None
+    return prefix, base
+
+
+def _block_name(prefix: str, def_names: dict) -> str:
+    """The block of instances ``encoder.layers.encoder_layer_<i>`` is ``encoder_layer``, else ``block<n>``."""
+    from .names import clean
+
+    name = clean(prefix.rsplit(".", 1)[-1], dotted=False)
+    fallback = f"block{len(def_names) + 1}"
+    return name if name[:1].isalpha() and name not in def_names.values() and name != fallback else fallback
 
 
 def _count(infos) -> dict:

@@ -18,12 +18,22 @@ class Context:
     def __init__(self, graph: OnnxGraph):
         self.graph, self.opset = graph, graph.opset
         self.readers = Counter(i for n in graph.nodes for i in n.inputs) + Counter(graph.outputs)
+        self.reader_nodes: dict = {}
+        for n in graph.nodes:
+            for i in dict.fromkeys(n.inputs):
+                self.reader_nodes.setdefault(i, []).append(n)
 
     def const(self, name: str):
         return self.graph.consts.get(name)
 
     def shape(self, name: str):
         return self.graph.shapes.get(name)
+
+    def origin(self, name: str) -> str:
+        """The initializer that constant ``name`` is, or was folded from by reshaping or expanding ("" if none)."""
+        if name in self.graph.initializer_names:
+            return name
+        return self.graph.origins.get(name, "")
 
     def used(self, name: str) -> bool:
         return self.readers[name] > 0
@@ -38,7 +48,7 @@ def convert(graph: OnnxGraph) -> tuple[list[Layer], dict[str, list[str]], dict[s
     ctx = Context(graph)
     layers, refused, alias = [], {}, {}
     for node in graph.nodes:
-        fn = CONVERTERS.get(node.op) if node.domain in ("", "ai.onnx") else None
+        fn = CONVERTERS.get(node.op if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op}")
         label = node.name or node.outputs[0]
         if fn is None:
             refused.setdefault(f"{node.op}: no dlspec layer for this op", []).append(label)

@@ -39,6 +39,10 @@ class OnnxGraph:
     initializer_names: set[str] = field(default_factory=set)
     producer: str = ""
     input_types: dict[str, int] = field(default_factory=dict)  # ONNX element type of each input
+    origins: dict[str, str] = field(default_factory=dict)  # folded value -> the initializer it reshapes or expands
+
+
+RESHAPING = {"Expand", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Cast"}  # a folded value keeps its initializer
 
 
 def _attrs(node) -> dict:
@@ -123,6 +127,7 @@ def read(path) -> OnnxGraph:
             dims[0].dim_value = 1
     nodes = list(g.node)
     shapes: dict = {}
+    origins: dict = {}
     changed, rounds = True, 0
     while changed and rounds < 50:
         changed, rounds, kept = False, rounds + 1, []
@@ -142,6 +147,10 @@ def read(path) -> OnnxGraph:
                 continue
             for name, value in zip(node.output, values):
                 consts[name] = np.asarray(value)
+            if node.op_type == "Identity" and not node.output[0].startswith(("/", "onnx::")):
+                origins[node.output[0]] = node.output[0]  # torch's exporter shares equal tensors and names each copy
+            elif node.op_type in RESHAPING and ins and (ins[0] in initializer_names or ins[0] in origins):
+                origins[node.output[0]] = origins.get(ins[0], ins[0])
             changed = True
         nodes = kept
         if changed or rounds == 1:
@@ -161,4 +170,4 @@ def read(path) -> OnnxGraph:
     out = [OnnxNode(n.op_type, n.name, list(n.input), list(n.output), _attrs(n), n.domain) for n in nodes]
     types = {i.name: i.type.tensor_type.elem_type for i in g.input if i.name in inputs}
     return OnnxGraph(out, consts, shapes, inputs, [o.name for o in g.output], opset, initializer_names,
-                     model.producer_name, types)
+                     model.producer_name, types, origins)

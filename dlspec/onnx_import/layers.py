@@ -26,3 +26,4 @@ class Layer:
     source: list[str] = field(default_factory=list)
     hint: str = ""  # where the name comes from: an initializer's prefix, else the node name, else the output
     name: str = ""
+    origin: str = ""  # a parameter's initializer (its name names the layer, rule 1)

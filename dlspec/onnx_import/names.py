@@ -13,6 +13,10 @@
    is dropped; a segment that is a Python keyword or a name generated code uses gets ``_`` appended.
 5. A name already taken (or the module path of a name taken) gets ``_2``, ``_3``, ... appended; a last segment
    that is an index ``1`` becomes ``n1_2``, ``n1_3``, ...
+
+A ``parameter`` made from an initializer (also one that folding only reshaped, expanded or cast: ViT's
+``class_token``) is named after it, or after the ``Identity`` output that names a shared copy (torch's exporter
+shares equal tensors), unless the name is generated (``onnx::``).
 """
 
 from __future__ import annotations
@@ -85,6 +89,11 @@ def _hints(layers) -> tuple[list[str], list[bool]]:
         if layer.weights and layer.type != "parameter" and not layer.hint.startswith("onnx::"):
             hints.append(stem(layer.hint))
             from_weights.append(True)
+            scoped.append(None)
+            continue
+        if layer.type == "parameter" and layer.origin and not layer.origin.startswith("onnx::"):
+            hints.append(layer.origin)  # torchvision's class_token, encoder.pos_embedding
+            from_weights.append(False)
             scoped.append(None)
             continue
         path = scope_path(node)

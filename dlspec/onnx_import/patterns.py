@@ -65,4 +65,6 @@ def erf_gelu(graph: OnnxGraph) -> None:
     graph.nodes = [replace.get(id(n), n) for n in graph.nodes if id(n) not in drop or id(n) in replace]
 
 
-REWRITES = [erf_gelu]
+from .attention import multihead_attention  # noqa: E402
+
+REWRITES = [erf_gelu, multihead_attention]

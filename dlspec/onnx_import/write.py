@@ -20,7 +20,7 @@ def scalar(key: str, value) -> str:
 
 
 def comment(sources: list[str]) -> str:
-    text = ", ".join(sources)
+    text = ", ".join(sources) if len(sources) <= 4 else f"{len(sources)} nodes, {sources[0]} ... {sources[-1]}"
     text = re.sub(r"[\x00-\x1f\x7f]", " ", text)
     return f"  # onnx: {text[:200]}{'...' if len(text) > 200 else ''}"
 
