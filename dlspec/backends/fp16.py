@@ -92,3 +92,54 @@ def to_fp16(model):
     graph.node.extend(nodes)
     graph.doc_string += " (float16 compute)"
     return model
+
+
+def fuse_attention(model):
+    """dlspec's attention subgraphs (no mask) as onnxruntime's fused ``com.microsoft.MultiHeadAttention``, in place.
+
+    dlspec lowers attention as Reshape/Transpose per head, MatMul, Mul by 1/sqrt(d), Softmax, MatMul, Transpose and
+    Reshape (dlspec.backends.onnx_sequence); onnxruntime's transformer optimizer does not recognise that pattern, so
+    its CUDA provider ran every step as a separate kernel, the (N, heads, T, T) scores through memory. The fused
+    operator takes the projected q, k and v (N, T, E) and returns the merged heads (N, T, E), computing
+    softmax(q k^T * scale) v per head with onnxruntime's flash or memory-efficient kernels (float32 accumulation).
+    Attention with a key-padding or causal mask keeps its lowering. Returns the number of fused layers."""
+    from onnx import helper, numpy_helper
+
+    by_output = {o: n for n in model.graph.node for o in n.output}
+    consts = {t.name: t for t in model.graph.initializer}
+    fused, drop, replace = 0, set(), {}
+    for softmax in [n for n in model.graph.node if n.op_type == "Softmax" and n.name.endswith("/softmax")]:
+        name = softmax.name[: -len("/softmax")]
+        chain = {f"{name}/{part}" for part in ("q_heads", "q_t", "k_heads", "k_t", "v_heads", "v_t", "scores",
+                                                "scaled", "softmax", "mixed", "mixed_t", "merged")}
+        nodes = {n.name: n for n in model.graph.node if n.name in chain or n.name.startswith(f"{name}/softmax/")}
+        scaled = nodes.get(f"{name}/scaled")
+        source = softmax.input[0]
+        while source in by_output and by_output[source].op_type == "Cast":  # the float32 island around Softmax
+            source = by_output[source].input[0]
+        if not chain <= set(nodes) or scaled is None or source != scaled.output[0]:
+            continue  # masked (Where/Add between the scaled scores and Softmax) or not dlspec's pattern
+        shape = consts.get(nodes[f"{name}/q_heads"].input[1])
+        scale = consts.get(scaled.input[1])
+        if shape is None or scale is None:
+            continue
+        heads = int(numpy_helper.to_array(shape)[2])
+        q, k, v = (nodes[f"{name}/{p}_heads"].input[0] for p in "qkv")
+        merged = nodes[f"{name}/merged"]
+        attention = helper.make_node("MultiHeadAttention", [q, k, v], [merged.output[0]], name=f"{name}/mha",
+                                     domain="com.microsoft", num_heads=heads,
+                                     scale=float(numpy_helper.to_array(scale).astype("float32")))
+        drop |= set(nodes) - {merged.name}
+        replace[merged.name] = attention
+        fused += 1
+    if fused:
+        keep = [replace.get(n.name, n) for n in model.graph.node if n.name not in drop]
+        model.graph.ClearField("node")
+        model.graph.node.extend(keep)
+        used = {i for n in model.graph.node for i in n.input}
+        kept = [t for t in model.graph.initializer if t.name in used]
+        model.graph.ClearField("initializer")
+        model.graph.initializer.extend(kept)
+        if not any(o.domain == "com.microsoft" for o in model.opset_import):
+            model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return fused
