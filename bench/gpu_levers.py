@@ -363,6 +363,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--transformers", action="store_true", help="also onnxruntime.transformers' optimizer")
+    parser.add_argument("--json", help="file name under $OUT (default: the command's)")
     parser.add_argument("--cnn", action="store_true", help="the convolutional variants (provider options)")
     parser.add_argument("--saved-graph", action="store_true", help="also time session start from a saved graph")
     args = parser.parse_args()
@@ -374,7 +375,7 @@ def main() -> None:
             results.append(cmd_profile(args) if args.command == "profile" else cmd_variants(args))
         except Exception as err:
             print(f"{name}: FAILED {type(err).__name__}: {err}", flush=True)
-        (OUT / f"{args.command}.json").write_text(json.dumps(results, indent=1, default=str))
+        (OUT / (args.json or f"{args.command}.json")).write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":
