@@ -229,7 +229,7 @@ def cmd_profile(args) -> dict:
 
 # ------------------------------------------------------------------------------------------------------ variants
 
-def export(model, weights, half_ops=(), sum_to_add=False, mha=False):
+def export(model, weights, half_ops=(), sum_to_add=False, mha=False, pad=0):
     """dlspec's --fp16 --optimize export with ``half_ops`` removed from the float32 set."""
     import dlspec
     from dlspec.backends import fp16
@@ -249,6 +249,10 @@ def export(model, weights, half_ops=(), sum_to_add=False, mha=False):
         from dlspec.backends.fp16 import fuse_attention
 
         fuse_attention(proto)
+    if pad:
+        from dlspec.backends.fp16 import pad_input_channels
+
+        pad_input_channels(proto, pad)
     return proto
 
 
@@ -292,9 +296,10 @@ def cmd_variants(args) -> dict:
         "all16+add+mha": {"half_ops": {"Erf", "Softmax"} | reductions, "sum_to_add": True, "mha": True},
     }
     if args.cnn:
-        variants = {"current": {}, "prefer_nhwc=0": {"options": {"prefer_nhwc": "0"}},
-                    "fuse_conv_bias=0": {"options": {"fuse_conv_bias": "0"}},
-                    "reductions16": {"half_ops": reductions}}
+        variants = {"current": {}, "stem channels 4": {"pad": 4}, "stem channels 8": {"pad": 8},
+                    "nchw, fuse_conv_bias=0": {"options": {"prefer_nhwc": "0", "fuse_conv_bias": "0"}},
+                    "stem 4, cudnn_conv_algo_search=HEURISTIC": {"pad": 4, "options": {
+                        "cudnn_conv_algo_search": "HEURISTIC"}}}
     if args.transformers:
         variants["all16+add+ort_transformers"] = {"half_ops": {"Erf", "Softmax"} | reductions, "sum_to_add": True,
                                                   "transformers": True}
@@ -303,7 +308,8 @@ def cmd_variants(args) -> dict:
     for name, v in variants.items():
         row = {}
         try:
-            proto = export(model, weights, v.get("half_ops", ()), v.get("sum_to_add", False), v.get("mha", False))
+            proto = export(model, weights, v.get("half_ops", ()), v.get("sum_to_add", False), v.get("mha", False),
+                           v.get("pad", 0))
             if v.get("transformers"):
                 proto, row["fused"] = transformer_optimize(proto, args.model)
             work = Path(tempfile.mkdtemp())

@@ -90,12 +90,13 @@ def main() -> None:
           f"{', '.join(f'{images / t:.0f}' for t in t_ours)})")
     print(f"  hand-written loop     {b:8.0f} img/s (runs {', '.join(f'{images / t:.0f}' for t in t_hand)})")
     print(f"  ratio: {a / b:.2f}x")
-    if args.profile:
-        profile_steps(model, weights, data, xs, ys, hand, args)
+    steady_steps(model, weights, data, hand, args)
 
 
-def profile_steps(model, weights, data, xs, ys, hand, args, steps: int = 6) -> None:
-    """The same steps, profiled: dlspec's trainer step by step (as dlspec.train.loop drives it) and the loop."""
+def steady_steps(model, weights, data, hand, args, steps: int = 6) -> None:
+    """Steady state, without fit's set-up: dlspec's trainer step by step (as dlspec.train.loop drives it: batches
+    gathered from the device copy, losses kept on the device) against the loop, in alternating rounds; --profile
+    adds a profiled stretch of each."""
     import collections
 
     import torch
@@ -106,7 +107,7 @@ def profile_steps(model, weights, data, xs, ys, hand, args, steps: int = 6) -> N
     cfg = model.spec.train
     trainer = TorchTrainer(model, weights, cfg, device="cuda", amp="bf16", channels_last=True, compile=args.compile)
     x, y = trainer.tensors(data.x_train, data.y_train)
-    order = [list(range(i, i + args.batch)) for i in range(0, steps * args.batch, args.batch)]
+    order = [list(range(i, i + args.batch)) for i in range(0, args.steps * args.batch, args.batch)]
     index = trainer.indices(order)
 
     def ours(k):
@@ -115,8 +116,22 @@ def profile_steps(model, weights, data, xs, ys, hand, args, steps: int = 6) -> N
             losses.append(trainer.step(trainer.take(x, index[i]), trainer.take(y, index[i]), 0.1)[0])
         return trainer.scalars(losses)
 
-    ours(steps)
-    hand(steps)
+    ours(5)
+    hand(5)
+    rounds = {"dlspec": [], "hand": []}
+    for _ in range(3):
+        for side, fn in (("dlspec", ours), ("hand", hand)):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn(args.steps)
+            torch.cuda.synchronize()
+            rounds[side].append(args.steps * args.batch / (time.perf_counter() - start))
+    a, b = statistics.median(rounds["dlspec"]), statistics.median(rounds["hand"])
+    print(f"  steady state, {args.steps} steps x 3 rounds: dlspec step {a:.0f} img/s "
+          f"({', '.join(f'{v:.0f}' for v in rounds['dlspec'])}), hand-written {b:.0f} img/s "
+          f"({', '.join(f'{v:.0f}' for v in rounds['hand'])}): {a / b:.3f}x")
+    if not args.profile:
+        return
     results = {}
     for side, fn in (("dlspec", ours), ("hand", hand)):
         torch.cuda.synchronize()
