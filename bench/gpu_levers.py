@@ -229,7 +229,7 @@ def cmd_profile(args) -> dict:
 
 # ------------------------------------------------------------------------------------------------------ variants
 
-def export(model, weights, half_ops=(), sum_to_add=False, mha=False, pad=0):
+def export(model, weights, half_ops=(), sum_to_add=False, mha=False, pad=0, split=False):
     """dlspec's --fp16 --optimize export with ``half_ops`` removed from the float32 set."""
     import dlspec
     from dlspec.backends import fp16
@@ -249,6 +249,10 @@ def export(model, weights, half_ops=(), sum_to_add=False, mha=False, pad=0):
         from dlspec.backends.fp16 import fuse_attention
 
         fuse_attention(proto)
+    if split:
+        from dlspec.backends.fp16 import split_depthwise_bias
+
+        split_depthwise_bias(proto)
     if pad:
         from dlspec.backends.fp16 import pad_input_channels
 
@@ -295,6 +299,10 @@ def cmd_variants(args) -> dict:
         "mha": {"mha": True},
         "all16+add+mha": {"half_ops": {"Erf", "Softmax"} | reductions, "sum_to_add": True, "mha": True},
     }
+    if args.depthwise:
+        variants = {"current": {}, "depthwise bias as Add": {"split": True},
+                    "fuse_conv_bias=0": {"options": {"fuse_conv_bias": "0"}},
+                    "depthwise bias as Add, again": {"split": True}, "current, again": {}}
     if args.cnn:
         variants = {"current": {}, "stem channels 4": {"pad": 4}, "stem channels 8": {"pad": 8},
                     "nchw, fuse_conv_bias=0": {"options": {"prefer_nhwc": "0", "fuse_conv_bias": "0"}},
@@ -309,7 +317,7 @@ def cmd_variants(args) -> dict:
         row = {}
         try:
             proto = export(model, weights, v.get("half_ops", ()), v.get("sum_to_add", False), v.get("mha", False),
-                           v.get("pad", 0))
+                           v.get("pad", 0), v.get("split", False))
             if v.get("transformers"):
                 proto, row["fused"] = transformer_optimize(proto, args.model)
             work = Path(tempfile.mkdtemp())
@@ -370,6 +378,7 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--transformers", action="store_true", help="also onnxruntime.transformers' optimizer")
     parser.add_argument("--json", help="file name under $OUT (default: the command's)")
+    parser.add_argument("--depthwise", action="store_true", help="the depthwise-convolution variants")
     parser.add_argument("--cnn", action="store_true", help="the convolutional variants (provider options)")
     parser.add_argument("--saved-graph", action="store_true", help="also time session start from a saved graph")
     args = parser.parse_args()

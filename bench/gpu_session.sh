@@ -3,6 +3,7 @@
 # pydantic's wheels in .whl (shared/tools/ortgpu-wheel.sh):
 #   bash bench/gpu_session.sh levers   per-kernel profiles (resnet50, vit_b_16) and the export variants
 #   bash bench/gpu_session.sh levers2  the CNN stem variants, profiles of the new export, training steady state
+#   bash bench/gpu_session.sh levers3  depthwise convolutions: bias fused by cuDNN or a separate Add
 #   bash bench/gpu_session.sh train    training against the hand-written loop, profiled
 #   bash bench/gpu_session.sh verify   the GPU tests and dlspec compare at batch 256 on the final export
 # Logs go to $OUT (or ./gpu-logs).
@@ -29,6 +30,9 @@ case "${1:-}" in
     timeout 150 python3 bench/train_gpu.py --profile 2>&1 | grep -v Warning | tee "$out/train.log"
     timeout 150 python3 bench/train_gpu.py --model vit_b_16 --batch 128 --steps 10 2>&1 | grep -v Warning \
       | tee -a "$out/train.log" ;;
+  levers3)
+    timeout 200 python3 bench/gpu_levers.py variants convnext_tiny mobilenet_v3_large efficientnet_b0 --depthwise \
+      --json variants_depthwise.json 2>&1 | grep -v Warning | tee "$out/variants.log" ;;
   train)
     timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -k "tensorrt or matches_cpu_reference" \
       -rs 2>&1 | tail -n 8 | tee "$out/tests.log"

@@ -271,3 +271,33 @@ def pad_input_channels(model, to: int = 4) -> int:
         graph.ClearField("initializer")
         graph.initializer.extend(kept)
     return count
+
+
+def split_depthwise_bias(model) -> int:
+    """Depthwise convolutions (one group per channel) with their bias as a separate Add, in place: the same sums.
+    With a bias, onnxruntime hands cuDNN a convolution-plus-bias graph, for which cuDNN 9 had only an FFMA
+    kernel on the H200 for grouped 7x7 convolutions (ConvNeXt-T: 9.1 ms of 27 ms at batch 256). Returns the count."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    nodes, count = [], 0
+    for node in graph.node:
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        weight = inits.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if weight is None or len(node.input) < 3 or not node.input[2] or group == 1 or \
+                group != weight.dims[0] or weight.dims[1] != 1 or node.input[2] not in inits:
+            nodes.append(node)
+            continue
+        bias = numpy_helper.to_array(inits[node.input[2]])
+        name, out = node.name or node.output[0], node.output[0]
+        extra = [1] * (len(weight.dims) - 2)
+        graph.initializer.append(numpy_helper.from_array(bias.reshape(-1, *extra), f"{name}/bias_channels"))
+        del node.input[2]
+        node.output[0] = f"{out}/without_bias"
+        nodes += [node, helper.make_node("Add", [node.output[0], f"{name}/bias_channels"], [out], name=f"{name}/bias")]
+        count += 1
+    if count:
+        graph.ClearField("node")
+        graph.node.extend(nodes)
+    return count
