@@ -335,12 +335,12 @@ def cmd_bench(args) -> int:
 
 def cmd_compare(args) -> int:
     from .api import load
-    from .compare import PATHS, compare, table
+    from .compare import DEFAULT_PATHS, compare, table
     from .weights import load_weights
 
     model = load(args.spec)
     weights = load_weights(args.weights, model) if args.weights else None
-    paths = PATHS if args.paths is None else tuple(p.strip() for p in args.paths.split(","))
+    paths = DEFAULT_PATHS if args.paths is None else tuple(p.strip() for p in args.paths.split(","))
     timings = compare(model, weights, batch=args.batch, device=args.device, fp16=args.fp16,
                       iterations=args.iterations, paths=paths)
     precision = "fp16" if args.fp16 else "fp32"
@@ -539,15 +539,17 @@ def parser() -> argparse.ArgumentParser:
     s = add("run", "run an ONNX file on an input array with onnxruntime")
     s.add_argument("model", metavar="MODEL.onnx", help="an ONNX file (from dlspec build --backend onnx)")
     s.add_argument("--input", required=True, metavar="X.npy", help="the input array, batch first (numpy .npy)")
-    s.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"),
-                   help="onnxruntime execution provider (default auto: CUDA when available)")
+    s.add_argument("--provider", default="auto", choices=("auto", "cuda", "tensorrt", "cpu"),
+                   help="onnxruntime execution provider (default auto: CUDA when available; tensorrt: fp16 engines "
+                   "cached in $DLSPEC_TRT_CACHE or ~/.cache/dlspec/tensorrt, CUDA when TensorRT cannot start)")
     s.add_argument("-o", "--output", metavar="Y.npy", help="write the first output here")
     s.set_defaults(fn=cmd_run)
 
     s = add("bench", "throughput and latency of an ONNX file (IO binding)")
     s.add_argument("model", metavar="MODEL.onnx", help="an ONNX file (from dlspec build --backend onnx)")
-    s.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"),
-                   help="onnxruntime execution provider (default auto: CUDA when available)")
+    s.add_argument("--provider", default="auto", choices=("auto", "cuda", "tensorrt", "cpu"),
+                   help="onnxruntime execution provider (default auto: CUDA when available; tensorrt: fp16 engines "
+                   "cached in $DLSPEC_TRT_CACHE or ~/.cache/dlspec/tensorrt, CUDA when TensorRT cannot start)")
     s.add_argument("--batch", type=COUNT, default=1, help="batch size of the random input (default 1)")
     s.add_argument("--iterations", type=COUNT, default=50, help="timed runs (default 50)")
     s.add_argument("--warmup", type=SEED, default=10, help="untimed runs first (default 10)")
@@ -566,7 +568,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--fp16", action="store_true", help="half precision in every path (cuda only)")
     s.add_argument("--iterations", type=COUNT, default=50, help="timed runs per path (default 50)")
     s.add_argument("--paths", metavar="A,B", help="a comma-separated subset of: onnxruntime, torch, torch.compile, "
-                   "torch.compile reduce-overhead (default all; the first is the reference for max diff)")
+                   "torch.compile reduce-overhead, onnxruntime tensorrt (default all but tensorrt; the first is the "
+                   "reference for max diff)")
     s.set_defaults(fn=cmd_compare)
 
     s = add("train", "train with the spec's train section; writes weights and history")

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 
-PATHS = ("onnxruntime", "torch", "torch.compile", "torch.compile reduce-overhead")
+PATHS = ("onnxruntime", "torch", "torch.compile", "torch.compile reduce-overhead", "onnxruntime tensorrt")
+DEFAULT_PATHS = PATHS[:4]  # TensorRT on request: it builds engines for minutes, and is rarely installed
 
 
 @dataclass
@@ -66,8 +67,9 @@ def _inputs(model, batch: int, seed: int) -> list:
     return out
 
 
-def _onnx_step(model, weights, inputs, device: str, fp16: bool):
-    """A function running dlspec's ONNX once with IO binding (data stays on the device), and its outputs."""
+def _onnx_step(model, weights, inputs, device: str, fp16: bool, provider: str = "cuda", notice=None):
+    """A function running dlspec's ONNX once with IO binding (data stays on the device), and its outputs;
+    ``provider="tensorrt"``: TensorRT when it can start, else CUDA after a one-line ``notice``."""
     import numpy as np
 
     from .api import build
@@ -75,8 +77,8 @@ def _onnx_step(model, weights, inputs, device: str, fp16: bool):
 
     ort = _ort()
     proto = build(model, "onnx", weights, fp16=fp16, optimize=True)
-    sess = session(proto, "cuda" if device == "cuda" else "cpu", notice=None)
-    if device == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
+    sess = session(proto, provider if device == "cuda" else "cpu", notice=notice if provider == "tensorrt" else None)
+    if device == "cuda" and sess.get_providers()[0] not in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
         raise UsageError("onnxruntime could not start its CUDA provider (install dlspec[gpu]). Received: --device "
                          "cuda")
     binding = sess.io_binding()
@@ -143,7 +145,8 @@ def _torch_step(fn, args, device: str):
 
 
 def compare(model, weights=None, *, batch: int = 1, device: str = "cpu", fp16: bool = False,
-            iterations: int = 50, warmup: int = 10, seed: int = 0, paths=PATHS, notice=sys.stderr) -> list[Timing]:
+            iterations: int = 50, warmup: int = 10, seed: int = 0, paths=DEFAULT_PATHS,
+            notice=sys.stderr) -> list[Timing]:
     """Time each of ``paths`` on the same weights and input; the first path is the reference for ``max_diff``.
 
     ``fp16``: half precision in every path (onnxruntime: dlspec's --fp16 export; torch: ``model.half()``); on CUDA,
@@ -166,8 +169,11 @@ def compare(model, weights=None, *, batch: int = 1, device: str = "cpu", fp16: b
     for path in paths:
         if notice is not None:
             print(f"dlspec compare: {path} ...", file=notice, flush=True)
-        if path == "onnxruntime":
-            step, sync, outs = _onnx_step(model, weights, inputs, device, fp16)
+        if path.startswith("onnxruntime"):
+            if path.endswith("tensorrt") and device != "cuda":
+                raise UsageError("the path onnxruntime tensorrt needs --device cuda. Received: --device cpu")
+            step, sync, outs = _onnx_step(model, weights, inputs, device, fp16,
+                                          "tensorrt" if path.endswith("tensorrt") else "cuda", notice)
         else:
             import torch
 

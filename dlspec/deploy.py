@@ -11,7 +11,8 @@ import time
 from .errors import DataError, UsageError
 from .files import Unreadable, check_regular
 
-PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+PROVIDER_CHOICES = ("auto", "cuda", "tensorrt", "cpu")  # --provider
 
 
 TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64"}
@@ -43,15 +44,66 @@ def computes_in_half(model) -> bool:
     return any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
 
 
-def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = None, model=None) -> list:
-    """Execution providers for ``cuda``, ``cpu`` or ``auto``; says in one line when CUDA is missing.
-    ``cuda_options`` add to (or override) ``cuda_defaults``, chosen by ``model``'s precision."""
+def trt_cache_dir() -> str:
+    """Where TensorRT's engines are kept between runs: $DLSPEC_TRT_CACHE, else ~/.cache/dlspec/tensorrt (or under
+    $XDG_CACHE_HOME). onnxruntime names each engine by the model's hash and the GPU, so one folder serves many."""
+    if os.environ.get("DLSPEC_TRT_CACHE"):
+        return os.environ["DLSPEC_TRT_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "dlspec", "tensorrt")
+
+
+def trt_options(cache: str | None = None) -> dict:
+    """dlspec's TensorRT provider options: fp16 kernels allowed, engines built once and cached on disk."""
+    cache = cache or trt_cache_dir()
+    return {"trt_fp16_enable": "True", "trt_engine_cache_enable": "True", "trt_engine_cache_path": cache,
+            "trt_timing_cache_enable": "True", "trt_timing_cache_path": cache}
+
+
+def trt_unavailable(ort) -> str | None:
+    """Why TensorRT cannot start here, or None when it may: onnxruntime lacks the provider, or its provider
+    library cannot load (TensorRT's own libnvinfer missing, the usual case for a pip install)."""
+    import ctypes
+
+    available = ort.get_available_providers()
+    if "TensorrtExecutionProvider" not in available:
+        return f"onnxruntime {ort.__version__} has no TensorrtExecutionProvider (providers: {', '.join(available)})"
+    library = os.path.join(os.path.dirname(ort.__file__), "capi", "libonnxruntime_providers_tensorrt.so")
+    if os.path.exists(library):
+        try:
+            ctypes.CDLL(library)
+        except OSError as err:  # e.g. "libnvinfer.so.10: cannot open shared object file: No such file or directory"
+            text = " ".join(str(err).split())
+            return f"its provider library cannot load: {text.split(library + ': ')[-1]}"
+    return None
+
+
+def _fallback_line(reason: str, available: list) -> str:
+    where = "CUDA" if "CUDAExecutionProvider" in available else "CPU"
+    return f"dlspec: --provider tensorrt: TensorRT cannot start, {reason}; running on {where} instead."
+
+
+def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = None, model=None,
+                  trt_cache: str | None = None) -> list:
+    """Execution providers for ``tensorrt``, ``cuda``, ``cpu`` or ``auto``; says in one line when CUDA is missing,
+    or when TensorRT cannot start (then CUDA, else the CPU, runs the model). ``cuda_options`` add to (or override)
+    ``cuda_defaults``, chosen by ``model``'s precision; ``trt_cache``: TensorRT's engine folder."""
     ort = _ort()
-    if provider not in ("cuda", "cpu", "auto"):
-        raise UsageError(f"--provider must be cuda, cpu or auto. Received: {provider!r}")
+    if provider not in PROVIDER_CHOICES:
+        raise UsageError(f"--provider must be {', '.join(PROVIDER_CHOICES[:-1])} or {PROVIDER_CHOICES[-1]}. "
+                         f"Received: {provider!r}")
     available = ort.get_available_providers()
     if provider == "cpu":
         return ["CPUExecutionProvider"]
+    if provider == "tensorrt":
+        reason = trt_unavailable(ort)
+        if reason is None:
+            graph = {"trt_cuda_graph_enable": "True"} if (cuda_options or {}).get("enable_cuda_graph") == "1" else {}
+            return [("TensorrtExecutionProvider", {**trt_options(trt_cache), **graph}),
+                    *providers_for("cuda", None, cuda_options, model)]
+        if notice is not None:
+            print(_fallback_line(reason, available), file=notice)
+        return providers_for("cuda", None, cuda_options, model)
     if "CUDAExecutionProvider" in available:
         half = model is not None and computes_in_half(model)  # read only when CUDA will run it
         return [("CUDAExecutionProvider", {**cuda_defaults(half), **(cuda_options or {})}), "CPUExecutionProvider"]
@@ -62,9 +114,11 @@ def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = 
     return ["CPUExecutionProvider"]
 
 
-def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict | None = None, profile=None):
-    """An InferenceSession for a ModelProto, bytes or path; CUDA when present (else CPU, with a notice).
-    ``cuda_options``: extra CUDA provider options; ``profile``: a file prefix for onnxruntime's profile."""
+def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict | None = None, profile=None,
+            trt_cache: str | None = None):
+    """An InferenceSession for a ModelProto, bytes or path; CUDA when present (else CPU, with a notice);
+    ``provider="tensorrt"``: TensorRT in fp16 with an engine cache when it can start, else CUDA with a one-line
+    notice. ``cuda_options``: extra CUDA provider options; ``profile``: a file prefix for onnxruntime's profile."""
     ort = _ort()
     options = ort.SessionOptions()
     options.log_severity_level = 4
@@ -78,16 +132,35 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
         if isinstance(model, os.PathLike) else model
     if isinstance(source, str):
         check_model_file(source)
-    providers = providers_for(provider, notice, cuda_options, model)
+    providers = providers_for(provider, notice, cuda_options, model, trt_cache)
+    first = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
+    if first == "TensorrtExecutionProvider":
+        os.makedirs(trt_options(trt_cache)["trt_engine_cache_path"], exist_ok=True)
+    import contextlib
+    import io
+
+    said = io.StringIO()  # onnxruntime prints a block of "EP Error" lines when a provider fails, then retries
     try:
-        sess = ort.InferenceSession(source, options, providers=providers)
+        with contextlib.redirect_stdout(said):
+            sess = ort.InferenceSession(source, options, providers=providers)
     except Exception as err:
         if not isinstance(source, str) or not is_ort_error(err):
             raise
         raise DataError(f"{source}: onnxruntime cannot load it as an ONNX model: {ort_message(err)}") from None
-    if len(providers) > 1 and sess.get_providers()[0] != "CUDAExecutionProvider" and notice is not None:
+    running = sess.get_providers()[0]
+    if first == "TensorrtExecutionProvider" and running != first:
+        # onnxruntime's own retry drops dlspec's CUDA options: start CUDA again with them
+        sess = ort.InferenceSession(source, options, providers=providers_for("cuda", None, cuda_options, model))
+        if notice is not None:
+            error = next((line for line in said.getvalue().splitlines() if line.startswith("EP Error")), "")
+            reason = ort_message(error.removeprefix("EP Error").split(" when using ")[0].strip()) or \
+                "onnxruntime did not start it"
+            print(_fallback_line(reason, ort.get_available_providers()), file=notice)
+    elif len(providers) > 1 and running != "CUDAExecutionProvider" and notice is not None:
         print("dlspec: onnxruntime lists CUDAExecutionProvider but could not start it (CUDA or cuDNN libraries "
               "missing or mismatched); running on CPU.", file=notice)
+    else:
+        sys.stdout.write(said.getvalue())
     return sess
 
 
@@ -163,7 +236,7 @@ def bench(model, batch: int, provider: str = "auto", iterations: int = 50, warmu
 
     notice = io.StringIO()  # the CPU fallback notice, shown once the model and the batch are known to be good
     sess = session(model, provider, cuda_options=cuda_options, profile=profile, notice=None if graph else notice)
-    on_cuda = sess.get_providers()[0] == "CUDAExecutionProvider"
+    on_cuda = sess.get_providers()[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
     if graph and not on_cuda:
         raise UsageError("--cuda-graph needs CUDA, and onnxruntime lists CUDAExecutionProvider but could not start "
                          f"it (CUDA or cuDNN libraries missing or mismatched). Received: --cuda-graph --provider "

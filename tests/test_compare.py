@@ -31,7 +31,7 @@ def test_cli_refuses_fp16_on_the_cpu_and_unknown_paths():
     result = subprocess.run(run + ["--paths", "onnxruntime,tensorrt"], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.endswith("error: unknown path 'tensorrt'; choose from onnxruntime, torch, torch.compile, "
-                                  "torch.compile reduce-overhead\n")
+                                  "torch.compile reduce-overhead, onnxruntime tensorrt\n")
 
 
 @pytest.mark.parametrize("flag", ["--batch=0", "--iterations=-1"])

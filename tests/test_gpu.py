@@ -202,3 +202,37 @@ def test_a_step_that_cannot_be_captured_trains_eagerly(monkeypatch, capsys):
     assert capsys.readouterr().err.splitlines().count(notice) == 1
     a, b = np.asarray(eager[0].step_loss), np.asarray(fallback[0].step_loss)
     assert len(a) == 14 and np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(a))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="no onnxruntime")
+def test_tensorrt_refusal_names_the_reason_and_runs_on_cuda(tmp_path, monkeypatch):
+    """Where onnxruntime lists TensorRT but TensorRT's libraries are missing (pip installs of onnxruntime-gpu):
+    one line naming the missing library, then the CUDA provider with dlspec's options, same outputs as CUDA."""
+    import io
+
+    import onnxruntime
+
+    from dlspec.deploy import session, trt_unavailable
+    from dlspec.parity import random_inputs, random_weights
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime without CUDA (install dlspec[gpu])")
+    reason = trt_unavailable(onnxruntime)
+    if reason is None:
+        pytest.skip("TensorRT can start here: nothing to refuse")
+    monkeypatch.setenv("DLSPEC_TRT_CACHE", str(tmp_path / "engines"))
+    model = dlspec.load(SPECS / "resnet18.yaml")
+    half = dlspec.build(model, "onnx", random_weights(model, 0), fp16=True, optimize=True)
+    feeds = {"image": random_inputs(model, 2, 0)[0]}
+    notice = io.StringIO()
+    trt = session(half, "tensorrt", notice=notice)
+    assert trt.get_providers()[0] == "CUDAExecutionProvider"
+    lines = notice.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0] == f"dlspec: --provider tensorrt: TensorRT cannot start, {reason}; running " \
+        "on CUDA instead.", lines
+    if "TensorrtExecutionProvider" in onnxruntime.get_available_providers():
+        assert "libnvinfer" in reason, reason
+    print(lines[0])
+    cuda = session(half, "cuda", notice=None)
+    a, b = trt.run(None, feeds)[0], cuda.run(None, feeds)[0]
+    assert np.max(np.abs(a - b)) <= 1e-3 * np.max(np.abs(b))  # cuDNN may pick other algorithms per session

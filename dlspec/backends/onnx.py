@@ -12,7 +12,8 @@ def build(graph: Graph, weights: dict | None = None, opset: int | None = None, f
           optimize: bool = False):
     """A checked ``onnx.ModelProto`` with ``weights`` (canonical arrays; dlspec.build draws them when it is
     given none); ``fp16``: half precision inside, fp32 at the interface (see dlspec.backends.fp16);
-    ``optimize``: BatchNorm folded into convolutions offline (dlspec.backends.optimize)."""
+    ``optimize``: BatchNorm folded into convolutions offline (dlspec.backends.optimize); with ``fp16`` too, the
+    rewrites for onnxruntime's CUDA provider (fused attention, patch embeddings as matrix products)."""
     import onnx
 
     if weights is None:
@@ -25,9 +26,11 @@ def build(graph: Graph, weights: dict | None = None, opset: int | None = None, f
 
         model = fold_batchnorm(model)
     if fp16:
-        from .fp16 import to_fp16
+        from .fp16 import for_onnxruntime_cuda, to_fp16
 
         model = to_fp16(model)
+        if optimize:  # the deployment export: onnxruntime CUDA's fused kernels (dlspec.backends.fp16)
+            for_onnxruntime_cuda(model)
     if optimize or fp16:
         from .onnx_emit import infer_value_info
 

@@ -119,7 +119,10 @@ class TorchTrainer:
             if x.nbytes + y.nbytes > DEVICE_SHARE * free:
                 self.host_data = True
                 return x.pin_memory(), y.pin_memory()
-        return x.to(self.device), y.to(self.device)
+        x = x.to(self.device)
+        if self.channels_last and x.dim() == 4:  # once, not per step: batches gathered from it stay NHWC
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device)
 
     def indices(self, order: list) -> list:
         """An epoch's batch indices where the data is (the device: copied in one transfer)."""

@@ -1,0 +1,467 @@
+"""Where onnxruntime's time goes on a GPU, and what each export lever buys (issue 13).
+
+  python bench/gpu_levers.py profile MODEL [--batch 256]   per-kernel profile: onnxruntime (dlspec's --fp16
+      --optimize export, IO binding) and torch.compile (default mode, model.half(), channels-last), every CUDA
+      kernel recorded by CUPTI through torch.profiler, grouped by class; plus onnxruntime's own profile
+      (enable_profiling: per-operator host times) and the operators of onnxruntime's optimized graph.
+  python bench/gpu_levers.py variants MODEL [--batch 256]  the fp16 export with operators moved from float32 to
+      float16 (Erf, Softmax, reductions), Sum -> Add, onnxruntime's transformer optimizer; each variant's
+      throughput (ratio to the current export in the same run) and its error against the float32 CPU reference.
+
+Figures go to stdout and, as JSON, to $OUT (or ./gpu-logs). Run on the GPU machine from the repository root with
+onnxruntime-gpu on PYTHONPATH (see bench/gpu_zoo.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = Path(os.environ.get("OUT") or ROOT / "gpu-logs")
+
+CLASSES = [  # (class, pattern on the lower-cased kernel name), first match wins
+    ("attention (fused)", r"fmha|flash|attention|sdpa|mha"),
+    ("convolution", r"conv|fprop|dgrad|wgrad|implicit_gemm|winograd|nhwc.*kernel.*cudnn|cudnn"),
+    ("matmul (gemm)", r"gemm|cutlass|cublas|matmul|xmma|sm90_|sm80_|ampere_|hopper"),
+    ("layout transpose", r"transpose|nchwtonhwc|nhwctonchw|permute"),
+    ("softmax", r"softmax"),
+    ("layernorm", r"layer_?norm|layernormalization|skiplayernorm"),
+    ("cast", r"cast"),
+    ("triton fused reduction", r"^triton_(red|per)_"),
+    ("triton fused pointwise", r"^triton_poi_"),
+    ("triton other", r"^triton"),
+    ("reduction / pooling", r"reduce|pool|mean|sum"),
+    ("elementwise", r"elementwise|binary|unary|erf|gelu|add|mul|div|relu|tanh|where|_impl|vectorized"),
+    ("copy / memset", r"memcpy|memset|copy"),
+]
+
+
+def kernel_class(name: str) -> str:
+    low = name.lower()
+    return next((c for c, pattern in CLASSES if re.search(pattern, low)), "other")
+
+
+def cupti_kernels(step, sync, runs: int) -> dict:
+    """{kernel name: (total microseconds, calls)} for ``runs`` calls of ``step``, from torch.profiler (CUPTI)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    if not torch.cuda.is_available():  # a smoke test on the CPU
+        return {}
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(runs):
+            step()
+        sync()
+    kernels = collections.defaultdict(lambda: [0.0, 0])
+    for e in prof.events():
+        if str(getattr(e, "device_type", "")).endswith("CUDA"):
+            k = kernels[e.name]
+            k[0] += e.device_time if hasattr(e, "device_time") else e.cuda_time
+            k[1] += 1
+    return {k: tuple(v) for k, v in kernels.items()}
+
+
+def summarise(kernels: dict, runs: int, wall_ms: float) -> dict:
+    by_class = collections.defaultdict(float)
+    for name, (us, _) in kernels.items():
+        by_class[kernel_class(name)] += us / runs / 1e3
+    total = sum(by_class.values()) or float("nan")
+    top = sorted(kernels.items(), key=lambda kv: -kv[1][0])[:25]
+    return {"wall_ms": wall_ms, "kernel_ms": total, "kernels_per_run": sum(c for _, c in kernels.values()) / runs,
+            "classes": dict(sorted(by_class.items(), key=lambda kv: -kv[1])),
+            "top": [(name[:110], us / runs / 1e3, calls / runs, kernel_class(name)) for name, (us, calls) in top]}
+
+
+def print_summary(title: str, s: dict) -> None:
+    print(f"\n== {title}: {s['wall_ms']:.2f} ms per run (wall), {s['kernel_ms']:.2f} ms in kernels, "
+          f"{s['kernels_per_run']:.0f} kernels per run")
+    for cls, ms in s["classes"].items():
+        print(f"   {cls:<26} {ms:8.3f} ms {ms / s['kernel_ms']:6.1%}")
+    print("   top kernels (ms per run, calls per run):")
+    for name, ms, calls, cls in s["top"][:15]:
+        print(f"     {ms:8.3f} {calls:5.0f}  [{cls}] {name}")
+
+
+def median_ms(step, sync, iterations: int = 20, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        step()
+    sync()
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def ort_session(proto, *, profile_prefix=None, optimized_path=None, level=None, options=None, provider="cuda"):
+    from dlspec.deploy import _ort, providers_for
+
+    ort = _ort()
+    so = ort.SessionOptions()
+    so.log_severity_level = 4
+    if profile_prefix:
+        so.enable_profiling, so.profile_file_prefix = True, str(profile_prefix)
+    if optimized_path:
+        so.optimized_model_filepath = str(optimized_path)
+    if level is not None:
+        so.graph_optimization_level = level
+    source = proto if isinstance(proto, (str, bytes)) else proto.SerializeToString()
+    return ort.InferenceSession(source, so, providers=providers_for(provider, None, options, proto))
+
+
+def ort_step(sess, inputs: list):
+    from dlspec.deploy import _ort
+
+    ort = _ort()
+    device = "cuda" if sess.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+    binding = sess.io_binding()
+    for meta, x in zip(sess.get_inputs(), inputs):
+        x = x.astype("float16") if meta.type == "tensor(float16)" else x
+        binding.bind_ortvalue_input(meta.name, ort.OrtValue.ortvalue_from_numpy(x, device, 0))
+    for meta in sess.get_outputs():
+        binding.bind_output(meta.name, device)
+
+    def step():
+        sess.run_with_iobinding(binding)
+
+    return step, binding.synchronize_outputs
+
+
+def op_counts(path) -> dict:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return dict(collections.Counter(f"{n.domain + ':' if n.domain else ''}{n.op_type}" for n in model.graph.node)
+                .most_common())
+
+
+def ort_node_profile(path: str, runs: int) -> dict:
+    """onnxruntime's own profile: per operator type, host-side ms per run (kernel launches on CUDA)."""
+    events = json.loads(Path(path).read_text())
+    by_op = collections.defaultdict(float)
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            by_op[e.get("args", {}).get("op_name", "?")] += e["dur"] / 1e3
+    return {k: v / runs for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])}
+
+
+def load(name: str):
+    import dlspec
+
+    model = dlspec.load(ROOT / "specs" / f"{name}.yaml")
+    return model, dlspec.init_weights(model, 0)
+
+
+def cmd_profile(args) -> dict:
+    import numpy as np
+    import torch
+
+    import dlspec
+    from dlspec.compare import _inputs, _torch_inputs, _torch_model
+
+    model, weights = load(args.model)
+    inputs = _inputs(model, args.batch, 0)
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    result = {"model": args.model, "batch": args.batch, "gpu": gpu}
+    runs = args.runs
+    work = Path(tempfile.mkdtemp())
+    half = dlspec.build(model, "onnx", weights, fp16=True, optimize=True)
+    sess = ort_session(half, optimized_path=work / "optimized.onnx")
+    result["ort_optimized_ops"] = op_counts(work / "optimized.onnx")
+    step, sync = ort_step(sess, inputs)
+    wall = median_ms(step, sync)
+    result["onnxruntime"] = summarise(cupti_kernels(step, sync, runs), runs, wall)
+    print_summary(f"{args.model} b{args.batch} onnxruntime fp16 (CUDA EP)", result["onnxruntime"])
+    print("   onnxruntime optimized graph:", result["ort_optimized_ops"])
+    prof = ort_session(half, profile_prefix=work / "ort")
+    pstep, psync = ort_step(prof, inputs)
+    for _ in range(3):
+        pstep()
+    psync()
+    for _ in range(runs):
+        pstep()
+        psync()
+    result["ort_node_profile_ms"] = ort_node_profile(prof.end_profiling(), runs + 3)
+    print("   onnxruntime enable_profiling, host ms per run by operator:",
+          {k: round(v, 3) for k, v in list(result["ort_node_profile_ms"].items())[:12]})
+    del sess, prof
+    if not args.no_compile:
+        net, images = _torch_model(model, weights, "cuda", True)
+        fn = torch.compile(net)
+        targs = _torch_inputs(inputs, "cuda", True, images)
+
+        def tstep():
+            with torch.inference_mode():
+                fn(*targs)
+
+        tsync = torch.cuda.synchronize
+        start = time.perf_counter()
+        tstep()
+        tsync()
+        result["compile_s"] = time.perf_counter() - start
+        wall = median_ms(tstep, tsync)
+        result["torch.compile"] = summarise(cupti_kernels(tstep, tsync, runs), runs, wall)
+        print_summary(f"{args.model} b{args.batch} torch.compile fp16", result["torch.compile"])
+        a, b = result["onnxruntime"], result["torch.compile"]
+        print(f"\n== {args.model}: onnxruntime / torch.compile wall {b['wall_ms'] / a['wall_ms']:.2f}x throughput; "
+              "gap by class (ms per run, onnxruntime - torch.compile):")
+        for cls in sorted(set(a["classes"]) | set(b["classes"]), key=lambda c: -abs(
+                a["classes"].get(c, 0) - b["classes"].get(c, 0))):
+            print(f"   {cls:<26} {a['classes'].get(cls, 0):8.3f} {b['classes'].get(cls, 0):8.3f} "
+                  f"{a['classes'].get(cls, 0) - b['classes'].get(cls, 0):+8.3f}")
+        del net, fn
+    np.seterr(all="ignore")
+    return result
+
+
+# ------------------------------------------------------------------------------------------------------ variants
+# two rewrites measured here and not taken into dlspec.backends.fp16 (the figures are in their docstrings)
+def pad_input_channels(model, to: int = 4) -> int:
+    """Convolutions reading a graph input of fewer than ``to`` channels get zero channels appended to the input
+    (Pad) and to their weights, in place: the same sums, in the channel count cuDNN's NHWC first-layer kernels
+    take (torch pads the same way). Returns the number of convolutions changed. Measured and rejected: ResNet-50
+    0.71x (4 channels), 0.62x (8): onnxruntime's Pad kernel costs more than the stem convolution saves."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    inputs = {i.name: i for i in graph.input}
+    casts = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Cast"}
+    nodes, count = [], 0
+    for node in graph.node:
+        source = inputs.get(casts.get(node.input[0], node.input[0])) if node.op_type == "Conv" else None
+        weight = inits.get(node.input[1]) if source is not None else None
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        dims = [d.dim_value for d in source.type.tensor_type.shape.dim] if source is not None else []
+        if weight is None or group != 1 or len(dims) != 4 or not 0 < dims[1] < to:
+            nodes.append(node)
+            continue
+        array = numpy_helper.to_array(weight)
+        padded = np.zeros((array.shape[0], to, *array.shape[2:]), array.dtype)
+        padded[:, : array.shape[1]] = array
+        name = node.name or node.output[0]
+        graph.initializer.extend([numpy_helper.from_array(padded, f"{name}/padded_weight"),
+                                  numpy_helper.from_array(np.array([0, 0, 0, 0, 0, to - dims[1], 0, 0], np.int64),
+                                                          f"{name}/channel_pads")])
+        nodes.append(helper.make_node("Pad", [node.input[0], f"{name}/channel_pads"], [f"{name}/padded_input"],
+                                      name=f"{name}/pad_channels"))
+        node.input[0], node.input[1] = f"{name}/padded_input", f"{name}/padded_weight"
+        nodes.append(node)
+        count += 1
+    if count:
+        graph.ClearField("node")
+        graph.node.extend(nodes)
+        used = {i for n in graph.node for i in n.input}
+        kept = [t for t in graph.initializer if t.name in used]
+        graph.ClearField("initializer")
+        graph.initializer.extend(kept)
+    return count
+
+
+def split_depthwise_bias(model) -> int:
+    """Depthwise convolutions (one group per channel) with their bias as a separate Add, in place: the same sums.
+    With a bias, onnxruntime hands cuDNN a convolution-plus-bias graph, for which cuDNN 9 had only an FFMA
+    kernel on the H200 for grouped 7x7 convolutions (ConvNeXt-T: 9.1 ms of 27 ms at batch 256). Returns the count.
+    Measured and rejected: 1.00x on ConvNeXt-T, MobileNetV3-L and EfficientNet-B0 (the same kernel without bias)."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    nodes, count = [], 0
+    for node in graph.node:
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        weight = inits.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if weight is None or len(node.input) < 3 or not node.input[2] or group == 1 or \
+                group != weight.dims[0] or weight.dims[1] != 1 or node.input[2] not in inits:
+            nodes.append(node)
+            continue
+        bias = numpy_helper.to_array(inits[node.input[2]])
+        name, out = node.name or node.output[0], node.output[0]
+        extra = [1] * (len(weight.dims) - 2)
+        graph.initializer.append(numpy_helper.from_array(bias.reshape(-1, *extra), f"{name}/bias_channels"))
+        del node.input[2]
+        node.output[0] = f"{out}/without_bias"
+        nodes += [node, helper.make_node("Add", [node.output[0], f"{name}/bias_channels"], [out], name=f"{name}/bias")]
+        count += 1
+    if count:
+        graph.ClearField("node")
+        graph.node.extend(nodes)
+    return count
+
+
+def export(model, weights, half_ops=(), sum_to_add=False, mha=False, pad=0, split=False):
+    """dlspec's --fp16 --optimize export with ``half_ops`` removed from the float32 set."""
+    import dlspec
+    from dlspec.backends import fp16
+
+    saved = set(fp16.FP32_OPS)
+    fp16.FP32_OPS.difference_update(half_ops)
+    try:
+        proto = dlspec.build(model, "onnx", weights, fp16=True, optimize=True)
+    finally:
+        fp16.FP32_OPS.clear()
+        fp16.FP32_OPS.update(saved)
+    if sum_to_add:
+        for node in proto.graph.node:
+            if node.op_type == "Sum" and len(node.input) == 2:
+                node.op_type = "Add"
+    if mha:
+        from dlspec.backends.fp16 import fuse_attention
+
+        fuse_attention(proto)
+    if split:
+        split_depthwise_bias(proto)
+    if pad:
+        pad_input_channels(proto, pad)
+    return proto
+
+
+def transformer_optimize(proto, model_name: str):
+    """onnxruntime.transformers' optimizer on the exported graph (fused attention, SkipLayerNorm, BiasGelu)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    kind = "bert" if model_name.startswith("bert") else "vit"
+    heads, hidden = (12, 768) if kind == "vit" else (0, 0)
+    work = Path(tempfile.mkdtemp())
+    import onnx
+
+    onnx.save(proto, str(work / "in.onnx"))
+    opt = optimize_model(str(work / "in.onnx"), model_type=kind, num_heads=heads, hidden_size=hidden, opt_level=0,
+                         use_gpu=True, only_onnxruntime=False)
+    return opt.model, opt.get_fused_operator_statistics()
+
+
+def cmd_variants(args) -> dict:
+    import numpy as np
+
+    import dlspec
+
+    model, weights = load(args.model)
+    from dlspec.compare import _inputs
+
+    big = _inputs(model, args.batch, 0)
+    small = _inputs(model, 2, 1)
+    fp32 = dlspec.build(model, "onnx", weights)
+    feeds = dict(zip([i.name for i in model.graph.inputs], small))
+    ref = ort_session(fp32, provider="cpu").run(None, feeds)
+    reductions = {"ReduceMean", "GlobalAveragePool"}
+    variants = {
+        "current": {},
+        "erf16": {"half_ops": {"Erf"}},
+        "softmax16": {"half_ops": {"Softmax"}},
+        "reductions16": {"half_ops": reductions},
+        "all16": {"half_ops": {"Erf", "Softmax"} | reductions},
+        "all16+add": {"half_ops": {"Erf", "Softmax"} | reductions, "sum_to_add": True},
+        "mha": {"mha": True},
+        "all16+add+mha": {"half_ops": {"Erf", "Softmax"} | reductions, "sum_to_add": True, "mha": True},
+    }
+    if args.depthwise:
+        variants = {"current": {}, "depthwise bias as Add": {"split": True},
+                    "fuse_conv_bias=0": {"options": {"fuse_conv_bias": "0"}},
+                    "depthwise bias as Add, again": {"split": True}, "current, again": {}}
+    if args.cnn:
+        variants = {"current": {}, "stem channels 4": {"pad": 4}, "stem channels 8": {"pad": 8},
+                    "nchw, fuse_conv_bias=0": {"options": {"prefer_nhwc": "0", "fuse_conv_bias": "0"}},
+                    "stem 4, cudnn_conv_algo_search=HEURISTIC": {"pad": 4, "options": {
+                        "cudnn_conv_algo_search": "HEURISTIC"}}}
+    if args.transformers:
+        variants["all16+add+ort_transformers"] = {"half_ops": {"Erf", "Softmax"} | reductions, "sum_to_add": True,
+                                                  "transformers": True}
+    rows = {}
+    base = None
+    for name, v in variants.items():
+        row = {}
+        try:
+            proto = export(model, weights, v.get("half_ops", ()), v.get("sum_to_add", False), v.get("mha", False),
+                           v.get("pad", 0), v.get("split", False))
+            if v.get("transformers"):
+                proto, row["fused"] = transformer_optimize(proto, args.model)
+            work = Path(tempfile.mkdtemp())
+            start = time.perf_counter()
+            sess = ort_session(proto, optimized_path=work / "opt.onnx", options=v.get("options"))
+            row["session_s"] = time.perf_counter() - start
+            row["ops"] = op_counts(work / "opt.onnx")
+            out = sess.run(None, feeds)
+            row["err"] = max(float(np.max(np.abs(o.astype(np.float32) - r)) / np.max(np.abs(r)))
+                             for o, r in zip(out, ref))
+            step, sync = ort_step(sess, big)
+            row["ms"] = median_ms(step, sync, args.iterations)
+            row["throughput"] = args.batch / row["ms"] * 1e3
+            base = base or row["throughput"]
+            row["ratio"] = row["throughput"] / base
+            kernels = cupti_kernels(step, sync, 3)
+            row["classes"] = summarise(kernels, 3, row["ms"])["classes"]
+            print(f"{args.model:<14} {name:<28} {row['throughput']:10.0f}/s {row['ratio']:6.2f}x  err "
+                  f"{row['err']:.1e}  session {row['session_s']:.1f}s  "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in list(row["classes"].items())[:6]), flush=True)
+            del sess
+        except Exception as err:  # a variant that does not build or run is a result too
+            row["error"] = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+            print(f"{args.model:<14} {name:<28} FAILED {row['error']}", flush=True)
+        rows[name] = row
+        if name == "current" and args.saved_graph:
+            rows["saved_graph"] = saved_graph(proto)
+    return {"model": args.model, "batch": args.batch, "variants": rows}
+
+
+def saved_graph(proto) -> dict:
+    """Session start from the export against from onnxruntime's saved optimized graph (level extended, portable)."""
+    from dlspec.deploy import _ort
+
+    ort = _ort()
+    work = Path(tempfile.mkdtemp())
+    out = {}
+    start = time.perf_counter()
+    ort_session(proto, optimized_path=work / "ext.onnx", level=ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+    out["export_extended_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    ort_session(proto)
+    out["export_all_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    ort_session(str(work / "ext.onnx"))
+    out["saved_all_s"] = time.perf_counter() - start
+    print("   session start:", {k: round(v, 2) for k, v in out.items()}, flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("profile", "variants"))
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=5, help="profiled runs")
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--transformers", action="store_true", help="also onnxruntime.transformers' optimizer")
+    parser.add_argument("--json", help="file name under $OUT (default: the command's)")
+    parser.add_argument("--depthwise", action="store_true", help="the depthwise-convolution variants")
+    parser.add_argument("--cnn", action="store_true", help="the convolutional variants (provider options)")
+    parser.add_argument("--saved-graph", action="store_true", help="also time session start from a saved graph")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name in args.models:
+        args.model = name
+        try:
+            results.append(cmd_profile(args) if args.command == "profile" else cmd_variants(args))
+        except Exception as err:
+            print(f"{name}: FAILED {type(err).__name__}: {err}", flush=True)
+        (OUT / (args.json or f"{args.command}.json")).write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

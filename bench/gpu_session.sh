@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Issue 13's measurements on the GPU machine, from the repository root, with onnxruntime-gpu in /tmp/ortgpu and
+# pydantic's wheels in .whl (shared/tools/ortgpu-wheel.sh):
+#   bash bench/gpu_session.sh levers   per-kernel profiles (resnet50, vit_b_16) and the export variants
+#   bash bench/gpu_session.sh levers2  the CNN stem variants, profiles of the new export, training steady state
+#   bash bench/gpu_session.sh levers3  depthwise convolutions: bias fused by cuDNN or a separate Add
+#   bash bench/gpu_session.sh train    training against the hand-written loop, profiled
+#   bash bench/gpu_session.sh verify   the GPU tests and dlspec compare at batch 256 on the final export
+# Logs go to $OUT (or ./gpu-logs).
+set -uo pipefail
+out=${OUT:-gpu-logs}
+mkdir -p "$out" /tmp/site
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl 2>/dev/null
+export PYTHONPATH=/tmp/ortgpu:/tmp/site:$PWD PYTHONUNBUFFERED=1 ORT_DISABLE_TELEMETRY=1 OUT=$out
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,power.draw --format=csv,noheader
+python3 -c "import torch, onnxruntime; print('torch', torch.__version__, 'onnxruntime', onnxruntime.__version__,
+onnxruntime.get_available_providers())"
+case "${1:-}" in
+  levers)
+    timeout 200 python3 bench/gpu_levers.py profile resnet50 vit_b_16 2>&1 | grep -v Warning | tee "$out/profile.log"
+    timeout 240 python3 bench/gpu_levers.py variants vit_b_16 convnext_tiny bert_small --transformers \
+      2>&1 | grep -v Warning | tee "$out/variants.log"
+    timeout 90 python3 bench/gpu_levers.py variants resnet50 --cnn --saved-graph --json variants_cnn.json \
+      2>&1 | grep -v Warning | tee -a "$out/variants.log" ;;
+  levers2)
+    timeout 150 python3 bench/gpu_levers.py variants resnet50 --cnn --json variants_cnn.json 2>&1 | grep -v Warning \
+      | tee "$out/variants.log"
+    timeout 120 python3 bench/gpu_levers.py profile vit_b_16 convnext_tiny --no-compile 2>&1 | grep -v Warning \
+      | tee "$out/profile.log"
+    timeout 150 python3 bench/train_gpu.py --profile 2>&1 | grep -v Warning | tee "$out/train.log"
+    timeout 150 python3 bench/train_gpu.py --model vit_b_16 --batch 128 --steps 10 2>&1 | grep -v Warning \
+      | tee -a "$out/train.log" ;;
+  levers3)
+    timeout 200 python3 bench/gpu_levers.py variants convnext_tiny mobilenet_v3_large efficientnet_b0 --depthwise \
+      --json variants_depthwise.json 2>&1 | grep -v Warning | tee "$out/variants.log" ;;
+  train)
+    timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -k "tensorrt or matches_cpu_reference" \
+      -rs 2>&1 | tail -n 8 | tee "$out/tests.log"
+    timeout 200 python3 bench/train_gpu.py --profile 2>&1 | grep -v Warning | tee "$out/train.log"
+    timeout 150 python3 bench/train_gpu.py --model vit_b_16 --batch 128 --steps 10 2>&1 | grep -v Warning \
+      | tee -a "$out/train.log" ;;
+  verify)
+    timeout 250 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -n 15 | tee "$out/tests.log"
+    for m in ${MODELS:-vit_b_16 convnext_tiny bert_small resnet50}; do
+      timeout 120 python3 -m dlspec compare "specs/$m.yaml" --device cuda --fp16 --batch "${BATCH:-256}" \
+        --iterations 30 --paths "onnxruntime,torch.compile" 2>&1 | grep -v "^dlspec compare:" | tee -a "$out/compare.log"
+    done ;;
+  *) sed -n '2,7p' "$0"; exit 2 ;;
+esac
