@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import ir
-from ..ir.swin import windows
+from ..ir.swin import compact, windows
 from .codegen import kwargs
 from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, T, _init, _w
 from .registry import emitter
@@ -18,7 +18,8 @@ class WindowAttention(keras.layers.Layer):
     def __init__(self, heads, window, shift, kernel_initializer="glorot_uniform", table_initializer="zeros",
                  **kwargs):
         super().__init__(**kwargs)
-        self.heads, self.window, self.shift = heads, list(window), list(shift)
+        self.heads = heads
+        self.window, self.shift = ([v, v] if isinstance(v, int) else list(v) for v in (window, shift))
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.table_initializer = keras.initializers.get(table_initializer)
 
@@ -98,10 +99,11 @@ class WindowAttention(keras.layers.Layer):
 def _window_attention(ctx: KerasContext) -> KerasLayer:
     g, node = windows(ctx.node.attrs, ctx.in_shape), ctx.node
     params = {p.name: p for p in node.params}
-    args = kwargs(heads=g.heads, window=list(g.window), shift=list(g.shift))
+    args = kwargs(heads=g.heads, window=compact(g.window), shift=compact(g.shift))
     inits = (f"kernel_initializer={_init(params['qkv.weight'])}, "
              f"table_initializer={_init(params['relative_position_bias_table'])}")
     weights = [_w(node, "qkv.weight", T), _w(node, "qkv.bias"), _w(node, "proj.weight", T), _w(node, "proj.bias"),
                _w(node, "relative_position_bias_table"), _w(node, "relative_position_index")]
     return KerasLayer(f"WindowAttention({args}, {inits}, {kwargs(name=node.name)})", weights, LOGICAL,
                       helpers=("WindowAttention",))
+

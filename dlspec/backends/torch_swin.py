@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import ir
-from ..ir.swin import windows
+from ..ir.swin import compact, windows
 from .codegen import kwargs
 from .context import EmitContext
 from .registry import emitter
@@ -17,8 +17,9 @@ class WindowAttention(nn.Module):
 
     def __init__(self, dim, heads, window, shift):
         super().__init__()
-        self.heads, self.window, self.shift = heads, window, shift
-        wh, ww = window
+        self.heads = heads
+        self.window, self.shift = ((v, v) if isinstance(v, int) else tuple(v) for v in (window, shift))
+        wh, ww = self.window
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wh - 1) * (2 * ww - 1), heads))
@@ -67,6 +68,7 @@ class WindowAttention(nn.Module):
 @emitter("torch", ir.swin.WindowAttention)
 def _window_attention(ctx: EmitContext) -> TorchLayer:
     g = windows(ctx.node.attrs, ctx.in_shape)
-    module = f"WindowAttention({kwargs(dim=g.c, heads=g.heads, window=list(g.window), shift=list(g.shift))})"
+    module = f"WindowAttention({kwargs(dim=g.c, heads=g.heads, window=compact(g.window), shift=compact(g.shift))})"
     inits = [init_statement(p, f"{ctx.module}.{p.name}") for p in ctx.node.params if p.trainable]
     return TorchLayer(f"{ctx.module}({ctx.x})", module, inits, helpers=("WindowAttention",))
+

@@ -48,6 +48,12 @@ def windows(attrs: dict, shape) -> Windows:
     return Windows(h, w, c, attrs["heads"], window, padded, shift)
 
 
+def compact(pair) -> int | list[int]:
+    """One int for a square window or shift, as generated code writes it (a block's class then takes it as a
+    named argument), else [h, w]."""
+    return pair[0] if pair[0] == pair[1] else list(pair)
+
+
 def relative_position_index(window) -> tuple[int, ...]:
     """torchvision's index into the bias table for each (query i, key j) of a window, tokens row-major:
     (yi - yj + wh - 1) * (2 ww - 1) + (xi - xj + ww - 1), flattened over (i, j)."""
