@@ -39,7 +39,7 @@ class WindowAttention(keras.layers.Layer):
             shape=(index.size,), initializer=keras.initializers.Constant(index.flatten().astype("float32")),
             trainable=False, name="relative_position_index")
         self.padded = (h + -h % wh, w + -w % ww)
-        self.mask = self.window_mask(*self.padded) if any(self.shift) else None
+        self.shift_mask = self.window_mask(*self.padded) if any(self.shift) else None
 
     def partition(self, x, h, w):
         """[N, H, W, C] -> [N, windows, tokens, C], windows and their tokens row-major."""
@@ -72,8 +72,8 @@ class WindowAttention(keras.layers.Layer):
         index = keras.ops.cast(self.relative_position_index, "int32")
         bias = keras.ops.take(self.relative_position_bias_table, index, axis=0)
         scores = scores + keras.ops.transpose(keras.ops.reshape(bias, (tokens, tokens, heads)), (2, 0, 1))
-        if self.mask is not None:
-            scores = scores + self.mask
+        if self.shift_mask is not None:
+            scores = scores + self.shift_mask
         out = keras.ops.matmul(keras.ops.softmax(scores, axis=-1), v)
         out = keras.ops.reshape(keras.ops.transpose(out, (0, 1, 3, 2, 4)), (-1, ph * pw // tokens, tokens, c))
         out = keras.ops.matmul(out, self.proj_kernel) + self.proj_bias
