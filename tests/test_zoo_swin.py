@@ -2,12 +2,13 @@
 with the relative position index imported as a buffer), and is counted as torchvision counts it; the
 window_attention op refuses what it cannot mean with located errors, and its integer buffer survives training."""
 
+import importlib.util
 import subprocess
 
 import numpy as np
 import pytest
 from conftest import PYTHON, SPECS
-from test_zoo import check_against_torchvision
+from test_zoo import TRAIN_STEP, check_against_torchvision
 
 import dlspec
 
@@ -15,6 +16,22 @@ import dlspec
 def test_swin_t_equals_torchvision(tmp_path):
     diffs = check_against_torchvision("swin_t", tmp_path)
     assert set(diffs) == {"torch", "keras", "onnx"}
+
+
+def test_swin_t_training_gradients_equal_torchvision_at_another_size():
+    """At 64x64 (a 4x4 map in stage 3, padded to one 7x7 window) the generated module applies torchvision's shift
+    rule itself, and stochastic depth draws as torchvision's: one training step's gradients are equal. Tensors
+    are compared by name (PatchMerging registers reduction before norm) and the int64 index enters as float32."""
+    if importlib.util.find_spec("torchvision") is None:
+        pytest.skip("torchvision is not installed")
+    step = TRAIN_STEP.replace("v.numpy()", "v.float().numpy()").replace(
+        "for a, b in zip(ours.parameters(), reference.parameters()))",
+        "for a, b in ((p, reference.get_parameter(n)) for n, p in ours.named_parameters()))")
+    assert step.count("named_parameters") == 1 and "float()" in step
+    result = subprocess.run([PYTHON, "-c", step, "swin_t", str(SPECS / "swin_t.yaml")], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout) <= 1e-4
 
 
 def test_swin_t_counts_parameters_and_buffers_as_torchvision():

@@ -13,7 +13,8 @@ HELPERS["WindowAttention"] = '''
 class WindowAttention(keras.layers.Layer):
     """torchvision's ShiftedWindowAttention (Swin v1) on [N, H, W, C]: multi-head self-attention inside windows
     (H, W zero-padded to multiples of the window) with a relative position bias; with a shift, the sample is
-    rolled by -shift first and back after, and keys from another region of the rolled sample get -100."""
+    rolled by -shift first and back after, and keys from another region of the rolled sample get -100. An axis
+    that one window covers is not shifted (torchvision's rule)."""
 
     def __init__(self, heads, window, shift, kernel_initializer="glorot_uniform", table_initializer="zeros",
                  **kwargs):
@@ -39,7 +40,8 @@ class WindowAttention(keras.layers.Layer):
             shape=(index.size,), initializer=keras.initializers.Constant(index.flatten().astype("float32")),
             trainable=False, name="relative_position_index")
         self.padded = (h + -h % wh, w + -w % ww)
-        self.shift_mask = self.window_mask(*self.padded) if any(self.shift) else None
+        self.rolled = [0 if k >= size else s for s, k, size in zip(self.shift, self.window, self.padded)]
+        self.shift_mask = self.window_mask(*self.padded) if any(self.rolled) else None
 
     def partition(self, x, h, w):
         """[N, H, W, C] -> [N, windows, tokens, C], windows and their tokens row-major."""
@@ -49,7 +51,7 @@ class WindowAttention(keras.layers.Layer):
 
     def window_mask(self, h, w):
         """[windows, 1, tokens, tokens]: -100 where query and key lie in different regions of the rolled sample."""
-        (wh, ww), (sh, sw) = self.window, self.shift
+        (wh, ww), (sh, sw) = self.window, self.rolled
 
         def regions(size, window, shift):  # 0, 1, 2 for rows [0, size - window), [.., size - shift), the rest
             r = np.arange(size)
@@ -63,8 +65,8 @@ class WindowAttention(keras.layers.Layer):
         (h, w, c), (wh, ww), (ph, pw) = x.shape[1:], self.window, self.padded
         heads, tokens = self.heads, wh * ww
         x = keras.ops.pad(x, [[0, 0], [0, ph - h], [0, pw - w], [0, 0]])
-        if any(self.shift):
-            x = keras.ops.roll(x, shift=[-s for s in self.shift], axis=[1, 2])
+        if any(self.rolled):
+            x = keras.ops.roll(x, shift=[-s for s in self.rolled], axis=[1, 2])
         qkv = keras.ops.matmul(self.partition(x, ph, pw), self.qkv_kernel) + self.qkv_bias
         qkv = keras.ops.reshape(qkv, (-1, ph * pw // tokens, tokens, 3, heads, c // heads))
         q, k, v = keras.ops.unstack(keras.ops.transpose(qkv, (3, 0, 1, 4, 2, 5)), 3)  # [N, windows, heads, tokens, d]
@@ -79,8 +81,8 @@ class WindowAttention(keras.layers.Layer):
         out = keras.ops.matmul(out, self.proj_kernel) + self.proj_bias
         out = keras.ops.reshape(out, (-1, ph // wh, pw // ww, wh, ww, c))
         out = keras.ops.reshape(keras.ops.transpose(out, (0, 1, 3, 2, 4, 5)), (-1, ph, pw, c))
-        if any(self.shift):
-            out = keras.ops.roll(out, shift=self.shift, axis=[1, 2])
+        if any(self.rolled):
+            out = keras.ops.roll(out, shift=self.rolled, axis=[1, 2])
         return out[:, :h, :w]
 
     def get_config(self):
@@ -99,7 +101,8 @@ class WindowAttention(keras.layers.Layer):
 def _window_attention(ctx: KerasContext) -> KerasLayer:
     g, node = windows(ctx.node.attrs, ctx.in_shape), ctx.node
     params = {p.name: p for p in node.params}
-    args = kwargs(heads=g.heads, window=compact(g.window), shift=compact(g.shift))
+    # the spec's shift: the layer applies torchvision's rule (no shift on an axis one window covers) itself
+    args = kwargs(heads=g.heads, window=compact(g.window), shift=compact(node.attrs["shift"]))
     inits = (f"kernel_initializer={_init(params['qkv.weight'])}, "
              f"table_initializer={_init(params['relative_position_bias_table'])}")
     weights = [_w(node, "qkv.weight", T), _w(node, "qkv.bias"), _w(node, "proj.weight", T), _w(node, "proj.bias"),

@@ -13,7 +13,8 @@ HELPERS["WindowAttention"] = '''
 class WindowAttention(nn.Module):
     """torchvision's ShiftedWindowAttention (Swin v1) on [N, H, W, C]: multi-head self-attention inside windows
     (H, W zero-padded to multiples of the window) with a relative position bias; with a shift, the sample is
-    rolled by -shift first and back after, and keys from another region of the rolled sample get -100."""
+    rolled by -shift first and back after, and keys from another region of the rolled sample get -100. An axis
+    that one window covers is not shifted (torchvision's rule), so the module fits any H and W."""
 
     def __init__(self, dim, heads, window, shift):
         super().__init__()
@@ -32,9 +33,9 @@ class WindowAttention(nn.Module):
         (n, h, w, c), (wh, ww) = x.shape, self.window
         return x.view(n, h // wh, wh, w // ww, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(n, -1, wh * ww, c)
 
-    def mask(self, h, w, device):
+    def mask(self, h, w, shift, device):
         """[windows, tokens, tokens]: -100 where query and key lie in different regions of the rolled sample."""
-        (wh, ww), (sh, sw) = self.window, self.shift
+        (wh, ww), (sh, sw) = self.window, shift
 
         def regions(size, window, shift):  # 0, 1, 2 for rows [0, size - window), [.., size - shift), the rest
             r = torch.arange(size, device=device)
@@ -48,27 +49,28 @@ class WindowAttention(nn.Module):
         (n, h, w, c), (wh, ww), heads = x.shape, self.window, self.heads
         x = nn.functional.pad(x, (0, 0, 0, -w % ww, 0, -h % wh))
         ph, pw = x.shape[1], x.shape[2]
-        if any(self.shift):
-            x = torch.roll(x, shifts=(-self.shift[0], -self.shift[1]), dims=(1, 2))
+        shift = tuple(0 if k >= size else s for s, k, size in zip(self.shift, self.window, (ph, pw)))
+        if any(shift):
+            x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
         # q, k, v: [N, windows, heads, tokens, C / heads]
         q, k, v = self.qkv(self.partition(x)).unflatten(-1, (3, heads, c // heads)).permute(3, 0, 1, 4, 2, 5)
         scores = (q * (c // heads) ** -0.5) @ k.transpose(-2, -1)
         bias = self.relative_position_bias_table[self.relative_position_index].view(wh * ww, wh * ww, heads)
         scores = scores + bias.permute(2, 0, 1)
-        if any(self.shift):
-            scores = scores + self.mask(ph, pw, x.device).to(scores.dtype)[:, None]
+        if any(shift):
+            scores = scores + self.mask(ph, pw, shift, x.device).to(scores.dtype)[:, None]
         out = self.proj((scores.softmax(dim=-1) @ v).transpose(2, 3).flatten(3))
         out = out.view(n, ph // wh, pw // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(n, ph, pw, c)
-        if any(self.shift):
-            out = torch.roll(out, shifts=tuple(self.shift), dims=(1, 2))
+        if any(shift):
+            out = torch.roll(out, shifts=shift, dims=(1, 2))
         return out[:, :h, :w]
 '''
 
 
 @emitter("torch", ir.swin.WindowAttention)
 def _window_attention(ctx: EmitContext) -> TorchLayer:
-    g = windows(ctx.node.attrs, ctx.in_shape)
-    module = f"WindowAttention({kwargs(dim=g.c, heads=g.heads, window=compact(g.window), shift=compact(g.shift))})"
+    g, shift = windows(ctx.node.attrs, ctx.in_shape), ctx.node.attrs["shift"]  # the module applies the shift rule
+    module = f"WindowAttention({kwargs(dim=g.c, heads=g.heads, window=compact(g.window), shift=compact(shift))})"
     inits = [init_statement(p, f"{ctx.module}.{p.name}") for p in ctx.node.params if p.trainable]
     return TorchLayer(f"{ctx.module}({ctx.x})", module, inits, helpers=("WindowAttention",))
 
