@@ -31,6 +31,7 @@ CASES = [
     ("wattn_window_covers_sample", [5, 6, 4], [wattn(2, 7, 3)]),  # padded to 7x7: no shift on either axis
     ("wattn_one_axis_shifted", [4, 9, 4], [wattn(1, [4, 3], [2, 1])]),  # H's padded size is its window
     ("wattn_after_conv", [3, 6, 10], [conv(6), TO_HWC, wattn(2, 3, 1), {"type": "dense", "units": 3}]),
+    ("wattn_on_a_permuted_view", [3, 6, 4], [conv(4), TO_HWC, wattn(2, [3, 2])]),  # no padding, no roll
     ("wattn_swin_block", [3, 8, 8], [conv(8), TO_HWC, {"name": "hwc", "type": "layernorm"}, wattn(2, 4, 2),
                                      {"type": "add", "inputs": ["hwc", "window_attention_1"]}]),
     ("patch_merging_after_conv", [3, 6, 8], [conv(4), {"name": "hwc", **TO_HWC}, *merge("m", 6)]),

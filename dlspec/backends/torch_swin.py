@@ -31,7 +31,7 @@ class WindowAttention(nn.Module):
     def partition(self, x):
         """[N, H, W, C] -> [N, windows, tokens, C], windows and their tokens row-major."""
         (n, h, w, c), (wh, ww) = x.shape, self.window
-        return x.view(n, h // wh, wh, w // ww, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(n, -1, wh * ww, c)
+        return x.reshape(n, h // wh, wh, w // ww, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(n, -1, wh * ww, c)
 
     def mask(self, h, w, shift, device):
         """[windows, tokens, tokens]: -100 where query and key lie in different regions of the rolled sample."""
