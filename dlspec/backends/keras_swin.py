@@ -40,7 +40,7 @@ class WindowAttention(keras.layers.Layer):
             shape=(index.size,), initializer=keras.initializers.Constant(index.flatten().astype("float32")),
             trainable=False, name="relative_position_index")
         self.padded = (h + -h % wh, w + -w % ww)
-        self.rolled = [0 if k >= size else s for s, k, size in zip(self.shift, self.window, self.padded)]
+        self.rolled = [0 if k >= size else s for s, k, size in zip(self.shift, self.window, self.padded, strict=True)]
         self.shift_mask = self.window_mask(*self.padded) if any(self.rolled) else None
 
     def partition(self, x, h, w):

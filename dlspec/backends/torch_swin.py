@@ -49,7 +49,7 @@ class WindowAttention(nn.Module):
         (n, h, w, c), (wh, ww), heads = x.shape, self.window, self.heads
         x = nn.functional.pad(x, (0, 0, 0, -w % ww, 0, -h % wh))
         ph, pw = x.shape[1], x.shape[2]
-        shift = tuple(0 if k >= size else s for s, k, size in zip(self.shift, self.window, (ph, pw)))
+        shift = tuple(0 if k >= size else s for s, k, size in zip(self.shift, self.window, (ph, pw), strict=True))
         if any(shift):
             x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
         # q, k, v: [N, windows, heads, tokens, C / heads]
