@@ -19,6 +19,8 @@ from .ir import Graph, Param, weight_name
 def _draw(param: Param, rng):
     import numpy as np
 
+    if param.value is not None:
+        return np.asarray(param.value, dtype=np.float32).reshape(param.shape)
     kind, scale = param.scale()
     if kind == "constant":
         return np.full(param.shape, scale, dtype=np.float32)

@@ -25,7 +25,8 @@ ZOO = sorted(p.stem for p in SPECS.glob("*.yaml"))
 TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet50": 25_557_032, "mobilenet_v2": 3_504_872,
                       "convnext_tiny": 28_589_128, "vit_b_16": 86_567_656, "mobilenet_v3_small": 2_542_856,
                       "mobilenet_v3_large": 5_483_032, "shufflenet_v2_x1_0": 2_278_604,
-                      "efficientnet_b0": 5_288_548, "efficientnet_v2_s": 21_458_488, "regnet_y_400mf": 4_344_144}
+                      "efficientnet_b0": 5_288_548, "efficientnet_v2_s": 21_458_488, "regnet_y_400mf": 4_344_144,
+                      "swin_t": 28_288_354}
 LARGE = set(TORCHVISION_PARAMS) & set(ZOO)  # checked against torchvision itself, not by random parity
 
 

@@ -14,7 +14,8 @@ class Param:
     """A tensor a node owns: canonical ``<node>.<name>`` in the weights file (``<node>`` when name is "").
 
     ``init`` names the initial distribution; ``fan_in``/``fan_out`` feed the scaled ones.
-    Buffers (``trainable=False``) are state such as BatchNorm's running statistics.
+    Buffers (``trainable=False``) are state such as BatchNorm's running statistics. ``value`` (row-major, with
+    ``init`` "fixed") is a computed constant buffer, such as Swin's relative position index.
     """
 
     name: str
@@ -23,6 +24,7 @@ class Param:
     fan_in: int = 1
     fan_out: int = 1
     trainable: bool = True
+    value: tuple | None = None
 
     def scale(self) -> tuple[str, float]:
         """(distribution, limit, std or constant) of the initialiser (dlspec/initializers.py), from the fans;

@@ -258,8 +258,8 @@ class TorchTrainer:
         self.torch.save(self.net.state_dict(), path)
 
     def weights(self) -> dict:
-        """Canonical weights."""
-        return {k: v.detach().cpu().numpy().copy() for k, v in self.net.state_dict().items()
+        """Canonical weights (float32: integer buffers such as Swin's relative_position_index too)."""
+        return {k: v.detach().cpu().float().numpy().copy() for k, v in self.net.state_dict().items()
                 if not k.endswith("num_batches_tracked")}
 
 
