@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from ..errors import InternalError
 from ..ir import Graph, Input, Node
-from .codegen import DEFAULT, class_name, drop_defaults, wrap
+from .codegen import DEFAULT, class_name, drop_defaults
 
 
 @dataclass
@@ -134,13 +134,7 @@ def parameterise(drafts: list[str], insts: list[Instance], name: str, head: tupl
         lines[row - 1] = lines[row - 1][:col] + params[tuple(map(repr, values))] + lines[row - 1][end:]
     signature = "".join(f", {p}" for p in params.values())
     lines = [ln.replace(head[0], head[1].format(params=signature)) for ln in lines]
-    out = []
-    for line in map(drop_defaults, lines):
-        indent = line[:len(line) - len(line.lstrip())]
-        try:
-            out += wrap(line.strip(), indent).splitlines() if line.strip() else [line]
-        except (tokenize.TokenError, IndexError):
-            out.append(line)
+    out = [drop_defaults(line) for line in lines]  # laid out with the rest of the file (see codegen.render)
     args = {}
     for k, inst in enumerate(insts):
         args[inst.prefix] = {}

@@ -21,13 +21,13 @@ from .codegen import (
     call,
     channels_first_perm,
     channels_last_perm,
+    format_lines,
     frozen_prefixes,
     header,
     kwargs,
     literal,
     module_source,
     where,
-    wrap,
 )
 from .context import EmitContext
 from .registry import emitter, emitters
@@ -136,7 +136,8 @@ class TorchSoftplus(keras.layers.Layer):
 
     def call(self, x):
         scaled = x * self.beta
-        return keras.ops.where(scaled > self.threshold, x, keras.ops.softplus(scaled) / self.beta)
+        smooth = keras.ops.softplus(scaled) / self.beta
+        return keras.ops.where(scaled > self.threshold, x, smooth)
 
     def get_config(self):
         return {**super().get_config(), "beta": self.beta, "threshold": self.threshold}
@@ -242,18 +243,30 @@ class BatchNorm(keras.layers.Layer):
         c = input_shape[-1]
         self.gamma = self.add_weight(shape=(c,), initializer="ones", name="gamma")
         self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
-        self.moving_mean = self.add_weight(shape=(c,), initializer="zeros", trainable=False, name="moving_mean")
-        self.moving_variance = self.add_weight(shape=(c,), initializer="ones", trainable=False, name="moving_variance")
+        self.moving_mean = self.add_weight(
+            shape=(c,),
+            initializer="zeros",
+            trainable=False,
+            name="moving_mean",
+        )
+        self.moving_variance = self.add_weight(
+            shape=(c,),
+            initializer="ones",
+            trainable=False,
+            name="moving_variance",
+        )
 
     def call(self, x, training=False):
         if training and self.trainable:
             mean, variance, n = self.batch_moments(x)
             m = self.momentum
             self.moving_mean.assign((1 - m) * self.moving_mean + m * mean)
-            self.moving_variance.assign((1 - m) * self.moving_variance + m * variance * n / (n - 1))
+            unbiased = variance * n / (n - 1)
+            self.moving_variance.assign((1 - m) * self.moving_variance + m * unbiased)
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        return (x - mean) * keras.ops.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+        scale = keras.ops.rsqrt(variance + self.epsilon) * self.gamma
+        return (x - mean) * scale + self.beta
 
     def batch_moments(self, x):
         """Mean, biased variance and sample count over all axes but the last. Under tf.distribute with
@@ -265,11 +278,16 @@ class BatchNorm(keras.layers.Layer):
             return keras.ops.mean(x, axis=axes), keras.ops.var(x, axis=axes), n
         n = replicas.all_reduce("SUM", n)
         mean = replicas.all_reduce("SUM", keras.ops.sum(x, axis=axes)) / n
-        variance = replicas.all_reduce("SUM", keras.ops.sum(keras.ops.square(x - mean), axis=axes)) / n
+        squares = keras.ops.sum(keras.ops.square(x - mean), axis=axes)
+        variance = replicas.all_reduce("SUM", squares) / n
         return mean, variance, n
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+        return {
+            **super().get_config(),
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+        }
 
 
 def _replica_context():
@@ -332,7 +350,7 @@ class _Writer:
         perm = channels_last_perm(rank) if want == CHANNELS_LAST else channels_first_perm(rank)
         new = self.ns.fresh(f"{var}_{'nhwc' if want == CHANNELS_LAST else 'nchw'}")
         name = f"{self.mark}.{new}" if self.mark else new  # in a block function, under the instance's name
-        self.lines.append(wrap(f"{new} = keras.layers.Permute({kwargs(dims=perm, name=name)})({var})", "    "))
+        self.lines.append("    " + f"{new} = keras.layers.Permute({kwargs(dims=perm, name=name)})({var})")
         self.layouts[new] = want
         self.converted[var, want] = new
         return new, want
@@ -371,19 +389,19 @@ class _Writer:
         self.layouts[var] = (lay.out or layout) if len(node.shape) > 1 else LOGICAL
         self.helpers += [h for h in lay.helpers if h not in self.helpers]
         if lay.alias:
-            self.lines.append(wrap(f"{var} = {call}  {where(self.graph, node)}", "    "))
+            self.lines.append("    " + f"{var} = {call}  {where(self.graph, node)}")
             return
         for suffix, expr in lay.pre:
             step = self.ns.fresh(f"{var}_{suffix}")
-            self.lines.append(wrap(f"{step} = {_named(expr, node.name + '.' + suffix)}({call})", "    "))
+            self.lines.append("    " + f"{step} = {_named(expr, node.name + '.' + suffix)}({call})")
             call = step
         main = self.ns.fresh(f"{var}_raw") if lay.post else var
         comment = "" if lay.post else f"  {where(self.graph, node)}"
-        self.lines.append(wrap(f"{main} = {lay.layer}({lay.call.format(call, *args)}){comment}", "    "))
+        self.lines.append("    " + f"{main} = {lay.layer}({lay.call.format(call, *args)}){comment}")
         for i, (suffix, expr) in enumerate(lay.post):
             step = var if i == len(lay.post) - 1 else self.ns.fresh(f"{var}_{suffix}")
             comment = f"  {where(self.graph, node)}" if step == var else ""
-            self.lines.append(wrap(f"{step} = {_named(expr, node.name + '.' + suffix)}({main}){comment}", "    "))
+            self.lines.append("    " + f"{step} = {_named(expr, node.name + '.' + suffix)}({main}){comment}")
             main = step
         if lay.weights:
             self.weights.append((node.name, re.match(r"(?:keras\.layers\.)?(\w+)\(", lay.layer).group(1),
@@ -468,7 +486,7 @@ def _functions(w: _Writer, insts: list) -> list[list[str]]:
         head, prefix, rest = line.split("\x00")
         call = fills[prefix]  # name(param=..., name="..."), to which the inputs go first
         inputs, tail = rest[1:].split(")", 1)
-        return wrap(f"{head.lstrip()}{call.split('(', 1)[0]}({inputs}, {call.split('(', 1)[1]}{tail}", "    ")
+        return "    " + f"{head.lstrip()}{call.split('(', 1)[0]}({inputs}, {call.split('(', 1)[1]}{tail}"
 
     w.lines = [fill(line) for line in w.lines]
     return list({id(c): c.lines for c in made.values()}.values())
@@ -477,8 +495,9 @@ def _functions(w: _Writer, insts: list) -> list[list[str]]:
 LOAD_WEIGHTS = '''
     for layer in model.layers:
         layout = OVERRIDES.get(layer.name, LAYOUTS.get(type(layer).__name__))
-        if layout and layer.weights:  # a layer without a bias has fewer weights than its class's layout
-            layer.set_weights([keras_weight(weights, layer.name, entry) for entry in layout[: len(layer.weights)]])
+        if layout and layer.weights:  # no bias: fewer weights than its class
+            entries = layout[: len(layer.weights)]
+            layer.set_weights([keras_weight(weights, layer.name, e) for e in entries])
 
 
 def keras_weight(weights, layer, entry):
@@ -511,28 +530,26 @@ def moved(array, steps):
 
 FREEZE = '''
     for layer in model.layers:
-        if any(layer.name == name or layer.name.startswith(name + ".") for name in FROZEN):
+        if any(f"{layer.name}.".startswith(f"{name}.") for name in FROZEN):
             layer.trainable = False
 '''
 
 
 def _table(name: str, table: dict) -> list[str]:
-    """``name = {...}`` with one entry per line, nested tuples split as ruff format splits them."""
+    """``name = {...}`` with one entry per line (a trailing comma keeps it so), laid out by codegen.render."""
     if not table:
         return [f"{name} = {{}}"]
-    return [f"{name} = {{", *(ln for k, v in table.items() for ln in _split(v, "    ", f"{literal(k)}: ", ",")), "}"]
+    return [f"{name} = {{{', '.join(f'{literal(k)}: {_layout(v)}' for k, v in table.items())},}}"]
 
 
-def _split(value, indent: str, head: str, tail: str, width: int = 100) -> list[str]:
-    """``value`` after ``head`` on one line if it fits, else each item of a tuple (or dict) on its own line."""
-    one = literal(value)
-    if len(indent + head + one + tail) <= width or not isinstance(value, (tuple, list, dict)) or not value:
-        return [indent + head + one + tail]
+def _layout(value) -> str:
+    """A layout as source: its entries and each entry's steps as lists (a list split over lines keeps its
+    trailing comma under ruff format, where a one-element tuple would join again)."""
     if isinstance(value, dict):
-        items = [ln for k, v in value.items() for ln in _split(v, indent + "    ", f"{literal(k)}: ", ",", width)]
-        return [f"{indent}{head}{{", *items, f"{indent}}}{tail}"]
-    items = [ln for v in value for ln in _split(v, indent + "    ", "", ",", width)]
-    return [f"{indent}{head}(", *items, f"{indent}){tail}"]
+        return "{" + ", ".join(f"{literal(k)}: [{', '.join(map(_layout, v))}]" for k, v in value.items()) + "}"
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):  # (tensor, steps)
+        return f"({literal(value[0])}, [{', '.join(literal(step) for step in value[1])}])"
+    return "[" + ", ".join(map(_layout, value)) + "]"
 
 
 def layouts(weights: list[tuple[str, str, tuple]]) -> tuple[dict, dict]:
@@ -563,23 +580,23 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     consts = [f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})"] if weights_file else []
     frozen = frozen_prefixes({n.name: not n.trainable for n in graph.nodes if n.params})
     if frozen:
-        consts.append(wrap(f"FROZEN = {literal(tuple(frozen))}  # fixed weights, BatchNorm in inference mode", ""))
+        consts.append(f"FROZEN = {literal(tuple(frozen))}  # fixed weights, BatchNorm in inference mode")
     by_class, overrides = layouts(w.weights)
     consts += ["# Each Keras layer class's weights, in order, from the layer's canonical tensors (see keras_weight)",
                *_table("LAYOUTS", by_class), "# Layers whose weights are laid out otherwise than their class's",
                *_table("OVERRIDES", overrides)]
-    sections = [HELPERS[h].strip("\n").splitlines() for h in w.helpers] + w.functions
+    sections = [HELPERS[h].strip("\n").splitlines() for h in w.helpers] + [format_lines(f) for f in w.functions]
     default = "WEIGHTS" if weights_file else "None"
-    sections += [[f"def build_model(weights={default}):",
+    sections += [format_lines([f"def build_model(weights={default}):",
                   '    """Build the model; ``weights`` is a safetensors path or a dict of numpy arrays."""',
                   *w.lines,
-                  wrap(f"model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})", "    "),
+                  "    " + f"model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})",
                   *(FREEZE.strip("\n").splitlines() if frozen else []),
-                  "    if weights is not None:", "        load_weights(model, weights)", "    return model"],
+                  "    if weights is not None:", "        load_weights(model, weights)", "    return model"]),
                  ["def load_weights(model, weights):",
                   '    """Load dlspec\'s canonical weights (a safetensors path or a dict of arrays) into ``model``."""',
                   "    if not isinstance(weights, dict):", "        weights = read_safetensors(weights)",
                   *LOAD_WEIGHTS.strip("\n").splitlines()], READ_SAFETENSORS.strip("\n").splitlines()]
     return module_source(header(graph, "Keras"), ["json", "pathlib"] if weights_file else ["json"],
-                         ["import keras", "import numpy as np"], consts, sections)
+                         ["import keras", "import numpy as np"], format_lines(consts), sections)
 

@@ -15,7 +15,14 @@ class LocalResponseNorm(keras.layers.Layer):
 
     def __init__(self, size, alpha, beta, k, before, after, **kwargs):
         super().__init__(**kwargs)
-        self.size, self.alpha, self.beta, self.k, self.before, self.after = size, alpha, beta, k, before, after
+        self.size, self.alpha, self.beta, self.k, self.before, self.after = (
+            size,
+            alpha,
+            beta,
+            k,
+            before,
+            after,
+        )
 
     def call(self, x):
         channels = x.shape[-1]
@@ -23,12 +30,19 @@ class LocalResponseNorm(keras.layers.Layer):
         square = keras.ops.pad(keras.ops.square(x), pads)
         total = square[..., 0:channels]
         for i in range(1, self.size):
-            total = total + square[..., i:i + channels]
+            total = total + square[..., i : i + channels]
         return x / keras.ops.power(self.k + self.alpha / self.size * total, self.beta)
 
     def get_config(self):
-        return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k,
-                "before": self.before, "after": self.after}
+        return {
+            **super().get_config(),
+            "size": self.size,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "k": self.k,
+            "before": self.before,
+            "after": self.after,
+        }
 '''
 
 

@@ -17,13 +17,18 @@ class RMSNorm(keras.layers.Layer):
         self.axis, self.epsilon = list(axis), epsilon
 
     def build(self, input_shape):
-        self.gamma = self.add_weight(shape=tuple(input_shape[a] for a in self.axis), initializer="ones",
-                                     name="gamma")
-        self.broadcast = [input_shape[a] if a in self.axis else 1 for a in range(1, len(input_shape))]
+        self.gamma = self.add_weight(
+            shape=tuple(input_shape[a] for a in self.axis),
+            initializer="ones",
+            name="gamma",
+        )
+        axes = range(1, len(input_shape))
+        self.broadcast = [input_shape[a] if a in self.axis else 1 for a in axes]
 
     def call(self, x):
         mean_square = keras.ops.mean(keras.ops.square(x), axis=self.axis, keepdims=True)
-        return x * keras.ops.rsqrt(mean_square + self.epsilon) * keras.ops.reshape(self.gamma, self.broadcast)
+        gamma = keras.ops.reshape(self.gamma, self.broadcast)
+        return x * keras.ops.rsqrt(mean_square + self.epsilon) * gamma
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
@@ -52,7 +57,11 @@ class AdaptivePool(keras.layers.Layer):
         return x
 
     def get_config(self):
-        return {**super().get_config(), "kind": self.kind, "output_size": self.output_size}
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "output_size": self.output_size,
+        }
 '''
 
 HELPERS["StochasticDepth"] = '''
@@ -76,7 +85,12 @@ class StochasticDepth(keras.layers.Layer):
         return x * keras.ops.cast(draw < keep, x.dtype) / keep
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "mode": self.mode, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "rate": self.rate,
+            "mode": self.mode,
+            "seed": self.seed,
+        }
 '''
 
 

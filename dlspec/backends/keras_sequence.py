@@ -13,11 +13,16 @@ class PositionalEmbedding(keras.layers.Layer):
 
     def __init__(self, max_length, embeddings_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.max_length, self.embeddings_initializer = max_length, keras.initializers.get(embeddings_initializer)
+        self.max_length, self.embeddings_initializer = (
+            max_length,
+            keras.initializers.get(embeddings_initializer),
+        )
 
     def build(self, input_shape):
         self.embeddings = self.add_weight(
-            shape=(self.max_length, input_shape[-1]), initializer=self.embeddings_initializer, name="embeddings"
+            shape=(self.max_length, input_shape[-1]),
+            initializer=self.embeddings_initializer,
+            name="embeddings",
         )
 
     def call(self, x):
@@ -27,7 +32,9 @@ class PositionalEmbedding(keras.layers.Layer):
         return {
             **super().get_config(),
             "max_length": self.max_length,
-            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+            "embeddings_initializer": keras.initializers.serialize(
+                self.embeddings_initializer,
+            ),
         }
 '''
 

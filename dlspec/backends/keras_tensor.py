@@ -22,10 +22,17 @@ class Parameter(keras.layers.Layer):
 
     def __init__(self, value_shape, initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.value_shape, self.initializer = tuple(value_shape), keras.initializers.get(initializer)
+        self.value_shape, self.initializer = (
+            tuple(value_shape),
+            keras.initializers.get(initializer),
+        )
 
     def build(self, input_shape):
-        self.value = self.add_weight(shape=self.value_shape, initializer=self.initializer, name="value")
+        self.value = self.add_weight(
+            shape=self.value_shape,
+            initializer=self.initializer,
+            name="value",
+        )
 
     def call(self, x):
         return keras.ops.convert_to_tensor(self.value)
@@ -34,8 +41,11 @@ class Parameter(keras.layers.Layer):
         return self.value_shape
 
     def get_config(self):
-        return {**super().get_config(), "value_shape": self.value_shape,
-                "initializer": keras.initializers.serialize(self.initializer)}
+        return {
+            **super().get_config(),
+            "value_shape": self.value_shape,
+            "initializer": keras.initializers.serialize(self.initializer),
+        }
 '''
 
 HELPERS["Arithmetic"] = '''
@@ -62,7 +72,12 @@ class Arithmetic(keras.layers.Layer):
         return out
 
     def get_config(self):
-        return {**super().get_config(), "op": self.op, "shapes": self.shapes, "perms": self.perms}
+        return {
+            **super().get_config(),
+            "op": self.op,
+            "shapes": self.shapes,
+            "perms": self.perms,
+        }
 '''
 
 HELPERS["Index"] = '''
@@ -72,10 +87,18 @@ class Index(keras.layers.Layer):
 
     def __init__(self, axis, start=0, stop=None, step=1, index=None, **kwargs):
         super().__init__(**kwargs)
-        self.axis, self.start, self.stop, self.step, self.index = axis, start, stop, step, index
+        self.axis, self.start, self.stop, self.step, self.index = (
+            axis,
+            start,
+            stop,
+            step,
+            index,
+        )
 
     def call(self, x):
-        item = slice(self.start, self.stop, self.step) if self.index is None else self.index
+        item = self.index
+        if item is None:
+            item = slice(self.start, self.stop, self.step)
         return x[(slice(None),) * self.axis + (item,)]
 
     def get_config(self):
@@ -102,7 +125,12 @@ class Reduce(keras.layers.Layer):
         return getattr(keras.ops, self.op)(x, axis=self.axes, keepdims=self.keepdims)
 
     def get_config(self):
-        return {**super().get_config(), "op": self.op, "axes": self.axes, "keepdims": self.keepdims}
+        return {
+            **super().get_config(),
+            "op": self.op,
+            "axes": self.axes,
+            "keepdims": self.keepdims,
+        }
 '''
 
 HELPERS["MatMul"] = '''
@@ -125,8 +153,10 @@ class ConcatExpand(keras.layers.Layer):
 
     def call(self, inputs):
         batch = keras.ops.shape(inputs[self.expand.index(False)])[0]
-        values = [keras.ops.broadcast_to(x, (batch, *x.shape[1:])) if e else x
-                  for x, e in zip(inputs, self.expand, strict=True)]
+        values = [
+            keras.ops.broadcast_to(x, (batch, *x.shape[1:])) if e else x
+            for x, e in zip(inputs, self.expand, strict=True)
+        ]
         return keras.ops.concatenate(values, axis=self.axis)
 
     def get_config(self):

@@ -15,9 +15,23 @@ class TorchPool(keras.layers.Layer):
     """torch's max or average pooling on channels-last input: explicit padding (-inf for max),
     ceil_mode, and torch's divisor for windows that overlap the padding."""
 
-    def __init__(self, kind, pool_size, strides, padding, ceil_mode, count_include_pad=True, **kwargs):
+    def __init__(
+        self,
+        kind,
+        pool_size,
+        strides,
+        padding,
+        ceil_mode,
+        count_include_pad=True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.kind, self.pool_size, self.strides, self.padding = kind, tuple(pool_size), tuple(strides), tuple(padding)
+        self.kind, self.pool_size, self.strides, self.padding = (
+            kind,
+            tuple(pool_size),
+            tuple(strides),
+            tuple(padding),
+        )
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
 
     def _axis(self, size, k, s, p):
@@ -31,9 +45,16 @@ class TorchPool(keras.layers.Layer):
         return extra, counts
 
     def build(self, input_shape):
-        sizes = zip(input_shape[1:-1], self.pool_size, self.strides, self.padding, strict=True)
+        sizes = zip(
+            input_shape[1:-1],
+            self.pool_size,
+            self.strides,
+            self.padding,
+            strict=True,
+        )
         axes = [self._axis(n, k, s, p) for n, k, s, p in sizes]
-        self.pads = [(0, 0)] + [(p, p + extra) for p, (extra, _) in zip(self.padding, axes, strict=True)] + [(0, 0)]
+        pads = [(p, p + e) for p, (e, _) in zip(self.padding, axes, strict=True)]
+        self.pads = [(0, 0), *pads, (0, 0)]
         scale = np.ones([len(c) for _, c in axes], dtype="float32")
         for i, (_, counts) in enumerate(axes):
             shape = [1] * len(axes)
@@ -46,7 +67,8 @@ class TorchPool(keras.layers.Layer):
             x = keras.ops.pad(x, self.pads, constant_values=float("-inf"))
             return keras.ops.max_pool(x, self.pool_size, self.strides, padding="valid")
         x = keras.ops.pad(x, self.pads)
-        return keras.ops.average_pool(x, self.pool_size, self.strides, padding="valid") * self.scale
+        pooled = keras.ops.average_pool(x, self.pool_size, self.strides)  # "valid"
+        return pooled * self.scale
 
     def get_config(self):
         return {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass, field, replace
 
@@ -14,13 +13,13 @@ from .codegen import (
     UNWRAPPED,
     call,
     class_name,
+    format_lines,
     frozen_prefixes,
     header,
     kwargs,
     literal,
     module_source,
     where,
-    wrap,
 )
 from .context import EmitContext
 from .registry import emitter, emitters
@@ -184,7 +183,7 @@ SCOPE = '''
 class Scope(nn.Module):
     """Submodules and parameters under one name (a ModuleDict cannot hold parameters)."""
 
-    def __init__(self, **members):
+    def __init__(self, members):
         super().__init__()
         for name, member in members.items():
             setattr(self, name, member)
@@ -198,38 +197,23 @@ def _holds_parameter(node: dict) -> bool:
     return any(isinstance(v, tuple) and v[0].startswith("nn.Parameter(") for v in node.values())
 
 
-def _render(key: str, node, indent: str) -> list[str]:
-    """Lines constructing one module-tree entry: a leaf module or a ModuleList/ModuleDict (a Scope where it
-    holds a parameter)."""
+def _render(key: str | None, node) -> list[str]:
+    """Unformatted lines constructing one module-tree entry, each leaf followed by its comment: a leaf module or
+    a ModuleList/ModuleDict (a Scope where it holds a parameter). :func:`codegen.render` lays them out."""
     head = f'"{key}": ' if key is not None else ""
     if isinstance(node, tuple):  # leaf: (module expression, comment)
         expr, comment = node
-        return _leaf(f"{head}{expr}", ",", comment, indent)
-    inner = indent + "        "
+        return [f"{head}{expr},  {comment}"]
     if _holds_parameter(node):
-        opening, closing = ("Scope(", "**{"), "}"
-        items = [_render(k, v, inner) for k, v in node.items()]
+        (call, bracket), closing = ("Scope(", "{"), "}"
+        items = [_render(k, v) for k, v in node.items()]
     elif _is_list(node):
-        opening, closing = ("nn.ModuleList(", "["), "]"
-        items = [_render(None, node[str(i)], inner) for i in range(len(node))]
+        (call, bracket), closing = ("nn.ModuleList(", "["), "]"
+        items = [_render(None, node[str(i)]) for i in range(len(node))]
     else:
-        opening, closing = ("nn.ModuleDict(", "{"), "}"
-        items = [_render(k, v, inner) for k, v in node.items()]
-    call, bracket = opening
-    return [f"{indent}{head}{call}", f"{indent}    {bracket}", *(ln for it in items for ln in it),
-            f"{indent}    {closing}", f"{indent}),"]
-
-
-def _leaf(statement: str, comma: str, comment: str, indent: str) -> list[str]:
-    """A module expression (and ``comma``) with its comment; an ``nn.Sequential`` too long for one line puts one
-    instance per line, as ruff format does."""
-    before, _, rest = statement.partition("nn.Sequential(")
-    if rest and "(" not in before and len(indent + statement + comma + "  " + comment) > 120:
-        call = ast.parse("f(" + rest, mode="eval").body
-        items = [ast.get_source_segment("f(" + rest, a) for a in call.args]
-        return [f"{indent}{before}nn.Sequential(", *(ln for it in items for ln in wrap(f"{it},", indent + "    ")
-                                                     .splitlines()), f"{indent}){comma}  {comment}"]
-    return wrap(f"{statement}{comma}  {comment}", indent).splitlines()
+        (call, bracket), closing = ("nn.ModuleDict(", "{"), "}"
+        items = [_render(k, v) for k, v in node.items()]
+    return [f"{head}{call}", bracket, *(ln for it in items for ln in it), closing, "),"]
 
 
 def _subtrees(tree: dict):
@@ -257,10 +241,10 @@ def _frozen_lines(graph: Graph) -> tuple[list[str], list[str]]:
     modules = [p for p in prefixes if p not in params]
     consts, init = [], []
     if modules:
-        consts.append(wrap(f"FROZEN = {literal(tuple(modules))}  # fixed weights, BatchNorm in inference mode", ""))
+        consts.append(f"FROZEN = {literal(tuple(modules))}  # fixed weights, BatchNorm in inference mode")
         init += ["        for name in FROZEN:", "            self.get_submodule(name).requires_grad_(False)"]
     if params:
-        consts.append(wrap(f"FROZEN_PARAMETERS = {literal(tuple(params))}", ""))
+        consts.append(f"FROZEN_PARAMETERS = {literal(tuple(params))}")
         init += ["        for name in FROZEN_PARAMETERS:", "            self.get_parameter(name).requires_grad_(False)"]
     return consts, init
 
@@ -280,11 +264,10 @@ def _module_lines(tree: dict) -> list[str]:
     for key, node in tree.items():
         if isinstance(node, tuple):
             expr, comment = node
-            lines += _leaf(f"self.{key} = {expr}", "", comment, " " * 8)
+            lines.append(f"        self.{key} = {expr}  {comment}")
         else:
-            body = _render(None, node, " " * 8)
-            lines.append(f"        self.{key} = " + body[0].lstrip())
-            lines += body[1:-1] + [body[-1][:-1]]  # no trailing comma on the statement
+            body = _render(None, node)
+            lines += [f"        self.{key} = {body[0]}", *body[1:-1], ")"]  # no trailing comma on the statement
     return lines
 
 
@@ -401,7 +384,7 @@ def _class_lines(graph: Graph, cls: str, names: dict[str, str], whole: Graph | N
         if node.op == "parameter":
             continue
         comment = "" if lay.module else f"  {where(graph, node)}"
-        lines.append(wrap(f"{names[node.name]} = {lay.call}{comment}", " " * 8))
+        lines.append(f"        {names[node.name]} = {lay.call}{comment}")
     lines.append(f"        return {', '.join(names[o] for o in graph.outputs)}")
     return lines
 
@@ -462,6 +445,7 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     cls = class_name(graph.name)
     top, sections = _collapse(graph, {cls, "Scope"})
     sections.append(_class_lines(top, cls, variables(top), graph))
+    sections = [format_lines(section) for section in sections]  # the one place that lays out generated code
     text = "\n".join(line for section in sections for line in section)
     if "Scope(" in text:
         sections.insert(0, SCOPE.strip("\n").splitlines())
@@ -476,7 +460,7 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     imports += ["from torch.nn import functional as F"] if "F." in text else []
     consts = [f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})"] if weights_file else []
     return module_source(header(graph, "PyTorch"), ["json", "pathlib"] if weights_file else ["json"], imports,
-                         consts + _frozen_lines(graph)[0], sections)
+                         format_lines(consts + _frozen_lines(graph)[0]), sections)
 
 
 LOAD_WEIGHTS = '''
@@ -484,9 +468,10 @@ def load_weights(model, weights):
     """Load dlspec's canonical weights (a safetensors path or a dict of arrays) into ``model``."""
     if not isinstance(weights, dict):
         weights = read_safetensors(weights)
-    state = {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in weights.items()}
+    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
-        raise ValueError(f"weights do not fit the model: missing {missing}, unexpected {result.unexpected_keys}")
+        extra = result.unexpected_keys
+        raise ValueError(f"weights do not fit: missing {missing}, unexpected {extra}")
 '''

@@ -26,7 +26,11 @@ class Plain(nn.Module):
             padding=1,
             bias=False,
         )  # small_blocks.yaml:10
-        self.bn1 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)  # small_blocks.yaml:11
+        self.bn1 = nn.BatchNorm2d(
+            num_features=filters,
+            eps=1e-05,
+            momentum=0.1,
+        )  # small_blocks.yaml:11
         self.conv2 = nn.Conv2d(
             in_channels=filters,
             out_channels=filters,
@@ -34,7 +38,11 @@ class Plain(nn.Module):
             padding=1,
             bias=False,
         )  # small_blocks.yaml:13
-        self.bn2 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)  # small_blocks.yaml:14
+        self.bn2 = nn.BatchNorm2d(
+            num_features=filters,
+            eps=1e-05,
+            momentum=0.1,
+        )  # small_blocks.yaml:14
         with torch.no_grad():
             nn.init.xavier_uniform_(self.conv1.weight)
             nn.init.xavier_uniform_(self.conv2.weight)
@@ -61,7 +69,11 @@ class Down(nn.Module):
             padding=1,
             bias=False,
         )  # small_blocks.yaml:20
-        self.bn1 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)  # small_blocks.yaml:21
+        self.bn1 = nn.BatchNorm2d(
+            num_features=filters,
+            eps=1e-05,
+            momentum=0.1,
+        )  # small_blocks.yaml:21
         self.conv2 = nn.Conv2d(
             in_channels=filters,
             out_channels=filters,
@@ -69,7 +81,11 @@ class Down(nn.Module):
             padding=1,
             bias=False,
         )  # small_blocks.yaml:23
-        self.bn2 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)  # small_blocks.yaml:24
+        self.bn2 = nn.BatchNorm2d(
+            num_features=filters,
+            eps=1e-05,
+            momentum=0.1,
+        )  # small_blocks.yaml:24
         self.downsample = nn.ModuleList(
             [
                 nn.Conv2d(
@@ -79,8 +95,12 @@ class Down(nn.Module):
                     stride=2,
                     bias=False,
                 ),  # small_blocks.yaml:25
-                nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1),  # small_blocks.yaml:26
-            ]
+                nn.BatchNorm2d(
+                    num_features=filters,
+                    eps=1e-05,
+                    momentum=0.1,
+                ),  # small_blocks.yaml:26
+            ],
         )
         with torch.no_grad():
             nn.init.xavier_uniform_(self.conv1.weight)
@@ -103,10 +123,24 @@ class Down(nn.Module):
 class SmallBlocks(nn.Module):
     def __init__(self):
         super().__init__()
-        self.stem = nn.Conv2d(in_channels=3, out_channels=8, kernel_size=3, padding=1)  # small_blocks.yaml:30
-        self.layer1 = nn.Sequential(Plain(filters=8), Plain(filters=8))  # small_blocks.yaml:31
-        self.layer2 = nn.Sequential(Down(in_channels=8, filters=16), Plain(filters=16))  # small_blocks.yaml:32
-        self.layer3 = nn.Sequential(Down(in_channels=16, filters=32), Plain(filters=32))  # small_blocks.yaml:33
+        self.stem = nn.Conv2d(
+            in_channels=3,
+            out_channels=8,
+            kernel_size=3,
+            padding=1,
+        )  # small_blocks.yaml:30
+        self.layer1 = nn.Sequential(
+            Plain(filters=8),
+            Plain(filters=8),
+        )  # small_blocks.yaml:31
+        self.layer2 = nn.Sequential(
+            Down(in_channels=8, filters=16),
+            Plain(filters=16),
+        )  # small_blocks.yaml:32
+        self.layer3 = nn.Sequential(
+            Down(in_channels=16, filters=32),
+            Plain(filters=32),
+        )  # small_blocks.yaml:33
         self.fc = nn.Linear(in_features=32, out_features=10)  # small_blocks.yaml:35
         with torch.no_grad():
             nn.init.xavier_uniform_(self.stem.weight)
@@ -145,14 +179,23 @@ def load_weights(model, weights):
     """Load dlspec's canonical weights (a safetensors path or a dict of arrays) into ``model``."""
     if not isinstance(weights, dict):
         weights = read_safetensors(weights)
-    state = {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in weights.items()}
+    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
-        raise ValueError(f"weights do not fit the model: missing {missing}, unexpected {result.unexpected_keys}")
+        extra = result.unexpected_keys
+        raise ValueError(f"weights do not fit: missing {missing}, unexpected {extra}")
 
 
-_DTYPES = {"BF16": "<u2", "F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "BOOL": "?"}
+_DTYPES = {
+    "BF16": "<u2",
+    "F16": "<f2",
+    "F32": "<f4",
+    "F64": "<f8",
+    "I32": "<i4",
+    "I64": "<i8",
+    "BOOL": "?",
+}
 
 
 def read_safetensors(path):
@@ -169,5 +212,7 @@ def read_safetensors(path):
         array = np.frombuffer(raw, dtype=_DTYPES[info["dtype"]]).reshape(info["shape"])
         if info["dtype"] == "BF16":  # bfloat16 is the upper half of a float32
             array = (array.astype(np.uint32) << 16).view(np.float32)
-        arrays[name] = array.astype(np.float32) if info["dtype"] == "F16" else array.copy()
+        if info["dtype"] == "F16":
+            array = array.astype(np.float32)
+        arrays[name] = array.copy()
     return arrays
