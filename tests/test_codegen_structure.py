@@ -132,22 +132,28 @@ def test_golden_source(backend):
     assert source == path.read_text()
 
 
+RUFF_CONFIGS = {  # ruff's defaults (line length 88, its default rules) and the project's rules (pyproject.toml)
+    "defaults": (["check", "--isolated"], ["format", "--isolated", "--check"]),
+    "project": (["check", "--isolated", "--select", "E,F,W,I,B,UP", "--ignore", "B905", "--line-length", "120",
+                 "--target-version", "py310"], ["format", "--isolated", "--check", "--line-length", "120"]),
+}
+
+
 def test_generated_files_pass_ruff_outside_the_repository(tmp_path):
-    """Written outside the repository (no project config applies), with a weights file (a constant after the
-    imports) and frozen parts: ruff check under ruff's defaults and under the project's rules, and ruff format
-    at the project's line length, leave them as they are."""
+    """Every zoo model's torch and Keras source, written outside the repository (no project config applies), and
+    resnet18/resnet18_digits with a weights file (a constant after the imports) and frozen parts: ruff check and
+    ruff format --check leave them as they are, under ruff's defaults and under the project's rules."""
     import subprocess
     import sys
 
-    for name in ("resnet18", "resnet50", "resnet18_digits", "mobilenet_v2"):
-        model = dlspec.load(SPECS / f"{name}.yaml")
+    zoo = sorted(p.stem for p in (Path(dlspec.__file__).parent / "zoo").glob("*.yaml"))
+    for name, weights in [(n, None) for n in zoo] + [(n, f"{n}.safetensors") for n in ("resnet18", "resnet18_digits")]:
+        model = dlspec.load(SPECS / f"{name}.yaml") if weights else dlspec.load(f"zoo:{name}")
         for backend in ("torch", "keras"):
-            source = dlspec.generate(model, backend, weights_file=f"{name}.safetensors")
-            (tmp_path / f"{name}_{backend}.py").write_text(source)
+            source = dlspec.generate(model, backend, weights_file=weights)
+            (tmp_path / f"{name}{'_weights' if weights else ''}_{backend}.py").write_text(source)
     ruff = [sys.executable, "-m", "ruff"]
-    for args in (["check", "--isolated"],
-                 ["check", "--isolated", "--select", "E,F,W,I,B,UP", "--ignore", "B905", "--line-length", "120",
-                  "--target-version", "py310"],
-                 ["format", "--isolated", "--check", "--line-length", "120"]):
-        result = subprocess.run([*ruff, *args, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
-        assert result.returncode == 0, (args, result.stdout[-3000:])
+    for config, commands in RUFF_CONFIGS.items():
+        for args in commands:
+            result = subprocess.run([*ruff, *args, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+            assert result.returncode == 0, (config, args, result.stdout[-3000:])
