@@ -309,16 +309,27 @@ def render(statement: str, indent: str = "", width: int = WIDTH) -> str:
     """One statement laid out as ruff format lays it out: on one line if it fits (its comment included) and
     nothing forces a split; else, left to right, each bracket group that does not fit up to the next place a
     line may break is split one item per line with a trailing comma (which keeps it split under any line
-    length), recursively. The statement may span lines, with comments after items inside brackets."""
+    length), recursively. The statement may span lines, with comments after items inside brackets.
+
+    Where that layout would not be ruff format's under every line length (a split that no trailing comma holds:
+    a subscript, a parenthesised expression, a fluent call chain, a line that cannot split), the statement's
+    comment goes on the line above it, and the statement alone is laid out."""
     if UNWRAPPED[0]:
         return indent + statement
     parts, comment = parse(statement)
-    return "\n".join(_lines(parts, indent, indent, f"  {comment}" if comment else "", width))
+    trouble: list[str] = []
+    lines = _lines(parts, indent, indent, f"  {comment}" if comment else "", width, trouble)
+    if trouble and comment:
+        lines = [indent + comment, *_lines(parts, indent, indent, "", width, [])]
+    return "\n".join(lines)
 
 
-def _lines(parts: list, first: str, indent: str, tail: str, width: int) -> list[str]:
+def _lines(parts: list, first: str, indent: str, tail: str, width: int, trouble: list) -> list[str]:
     if not _forced(parts) and len(first + _flat(parts) + tail) <= width:
         return [first + _flat(parts) + tail]
+    chained = sum(isinstance(a, Group) and isinstance(b, str) and b.startswith(".") for a, b in zip(parts, parts[1:]))
+    if chained >= 2:
+        trouble.append("a fluent call chain")  # ruff splits it before each dot
     lines, line = [], first
     for i, part in enumerate(parts):
         if isinstance(part, str):
@@ -336,11 +347,15 @@ def _lines(parts: list, first: str, indent: str, tail: str, width: int) -> list[
             line += part.flat()
             continue
         comma = "," if part.kind == "call" or len(part.items) > 1 or part.trailing else ""
+        if not comma:
+            trouble.append("a split without a trailing comma")
         lines.append(line + part.open)
         inner = indent + "    "
         for item, note in zip(part.items, part.comments):
-            lines += _lines(item, inner, inner, comma + (f"  {note}" if note else ""), width)
+            lines += _lines(item, inner, inner, comma + (f"  {note}" if note else ""), width, trouble)
         line = indent + part.close
+    if len(line + tail) > width and not any(isinstance(p, Group) for p in parts):
+        trouble.append("a line that cannot split")
     return lines + [line + tail]
 
 

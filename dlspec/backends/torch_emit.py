@@ -203,7 +203,7 @@ def _render(key: str | None, node) -> list[str]:
     head = f'"{key}": ' if key is not None else ""
     if isinstance(node, tuple):  # leaf: (module expression, comment)
         expr, comment = node
-        return [f"{head}{expr},  {comment}"]
+        return [f"{head}{expr},{comment}"]
     if _holds_parameter(node):
         (call, bracket), closing = ("Scope(", "{"), "}"
         items = [_render(k, v) for k, v in node.items()]
@@ -264,7 +264,7 @@ def _module_lines(tree: dict) -> list[str]:
     for key, node in tree.items():
         if isinstance(node, tuple):
             expr, comment = node
-            lines.append(f"        self.{key} = {expr}  {comment}")
+            lines.append(f"        self.{key} = {expr}{comment}")
         else:
             body = _render(None, node)
             lines += [f"        self.{key} = {body[0]}", *body[1:-1], ")"]  # no trailing comma on the statement
@@ -354,7 +354,8 @@ def _layers(graph: Graph, names: dict[str, str]):
             slot = tree
             for part in parents:
                 slot = slot.setdefault(part, {})
-            slot[leaf] = (lay.module, where(graph, node))
+            # a layer's comment is on its line of forward; a parameter, which has none, keeps it here
+            slot[leaf] = (lay.module, f"  {where(graph, node)}" if node.op == "parameter" else "")
         out.append((node, lay))
 
     def fill(text: str) -> str:
@@ -383,8 +384,7 @@ def _class_lines(graph: Graph, cls: str, names: dict[str, str], whole: Graph | N
     for node, lay in layers:
         if node.op == "parameter":
             continue
-        comment = "" if lay.module else f"  {where(graph, node)}"
-        lines.append(f"        {names[node.name]} = {lay.call}{comment}")
+        lines.append(f"        {names[node.name]} = {lay.call}  {where(graph, node)}")
     lines.append(f"        return {', '.join(names[o] for o in graph.outputs)}")
     return lines
 
