@@ -157,3 +157,26 @@ def test_generated_files_pass_ruff_outside_the_repository(tmp_path):
         for args in commands:
             result = subprocess.run([*ruff, *args, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
             assert result.returncode == 0, (config, args, result.stdout[-3000:])
+
+
+def test_each_emitter_runs_once_per_node(monkeypatch):
+    """Emitters run once per node: the Keras writer and the permute's choice of layout read what an emitter
+    declares (``wants``, ``keeps``) instead of emitting to find out."""
+    from dlspec.backends import registry
+
+    calls, kept = {}, []
+    for backend in ("torch", "keras"):
+        table = registry.emitters(backend)
+        for op, fn in list(table.items()):
+            def counted(ctx, fn=fn, backend=backend):
+                kept.append(ctx.node)  # ids stay unique while the nodes live
+                calls[backend, id(ctx.node)] = calls.get((backend, id(ctx.node)), 0) + 1
+                return fn(ctx)
+
+            counted.__dict__.update(fn.__dict__)
+            monkeypatch.setitem(table, op, counted)
+    for name in ("resnet18", "convnext_tiny", "vit_b_16", "shufflenet_v2_x1_0"):
+        for backend in ("torch", "keras"):
+            dlspec.generate(dlspec.load(f"zoo:{name}"), backend)
+    assert len(calls) > 500 and max(calls.values()) == 1
+    assert [op for op, fn in registry.emitters("keras").items() if not hasattr(fn, "wants")] == []

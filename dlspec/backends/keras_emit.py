@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from ..errors import InternalError
 from ..ir import Act, Graph, Param
 from .classes import group_classes, instances
 from .codegen import (
@@ -85,6 +86,20 @@ def _w(node, param: str, *steps: tuple) -> tuple:
     ("gates", order) reordering equal chunks of axis 0. Weights summed or stacked from several tensors are
     {"sum": [...]} or {"stack": [...]} of these. The generated ``keras_weight`` reads this data."""
     return (param, tuple(steps))
+
+
+def declare(fn, wants=ANY, keeps: bool = True):
+    """Declare what the layer an emitter makes needs, so that the writer knows before it emits (and each emitter
+    runs once per node): ``wants``, the layout its batched inputs must come in (a layout, or a function of the
+    :class:`KerasContext` giving one), and ``keeps``, whether its output has the layout its input was fed in."""
+    fn.wants, fn.keeps = wants, keeps
+    return fn
+
+
+def wanted(fn, ctx) -> str:
+    """The layout that emitter ``fn`` declares its inputs must come in, for the node of ``ctx``."""
+    wants = fn.wants
+    return wants(ctx) if callable(wants) else wants
 
 
 def _init(param: Param, exact_fans: bool = True) -> str:
@@ -217,14 +232,23 @@ def _dense(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(layer, weights, LOGICAL, helpers, post=post)
 
 
+declare(_dense, LOGICAL)
+
+
 @emitter("keras", "activation")
 def _activation(ctx: KerasContext) -> KerasLayer:
     return activation_layer(Act.of(ctx.node.attrs), ctx.node.name, ctx)
 
 
+declare(_activation, ANY)
+
+
 @emitter("keras", "dropout")
 def _dropout(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.Dropout({kwargs(rate=ctx.node.attrs['rate'], name=ctx.node.name)})")
+
+
+declare(_dropout, ANY)
 
 
 HELPERS["BatchNorm"] = '''
@@ -309,15 +333,24 @@ def _batchnorm(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"BatchNorm({args})", weights, CHANNELS_LAST, helpers=("BatchNorm",))
 
 
+declare(_batchnorm, CHANNELS_LAST)
+
+
 @emitter("keras", "flatten")
 def _flatten(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.Flatten({kwargs(name=ctx.node.name)})", wants=LOGICAL)
+
+
+declare(_flatten, LOGICAL)
 
 
 @emitter("keras", "reshape")
 def _reshape(ctx: KerasContext) -> KerasLayer:
     args = kwargs(target_shape=tuple(ctx.node.shape), name=ctx.node.name)
     return KerasLayer(f"keras.layers.Reshape({args})", wants=LOGICAL)
+
+
+declare(_reshape, LOGICAL)
 
 
 def _named(expr: str, name: str) -> str:
@@ -370,18 +403,20 @@ class _Writer:
         shapes = [self.graph.shape_of(v) for v in node.inputs]
         batched = [self.graph.is_batched(v) for v in node.inputs]
         firsts = [self.layouts[self.ns[v]] for v, b in zip(node.inputs, batched) if b]
-        # the probe sees the layout the first batched input has now, so an emitter can ask for another one
-        probe = KerasContext(self.graph, node, list(node.inputs), shapes, layout=firsts[0] if firsts else LOGICAL)
-        lay = table[node.op](probe)
+        # the emitter's declared layout, for the layout the first batched input has now, says how to feed it;
+        # then it emits once, seeing the layout it is fed (emitters that read axes depend on it)
+        have, emit = firsts[0] if firsts else LOGICAL, table[node.op]
+        want = wanted(emit, KerasContext(self.graph, node, list(node.inputs), shapes, layout=have))
         args, layout = [], LOGICAL
         for var, shape, b in zip([self.ns[v] for v in node.inputs], shapes, batched):
             if not b:  # parameters stay as they are; emitters bring them to the batched inputs' layout
                 args.append(var)
                 continue
-            new, layout = self.convert(var, len(shape), firsts[0] if lay.wants == FIRST else lay.wants)
+            new, layout = self.convert(var, len(shape), have if want == FIRST else want)
             args.append(new)
-        if layout != probe.layout:  # emitters that read axes see the layout they will be fed
-            lay = table[node.op](KerasContext(self.graph, node, args, shapes, layout=layout))
+        lay = emit(KerasContext(self.graph, node, args, shapes, layout=layout))
+        if lay.wants != want:
+            raise InternalError(f"the Keras emitter of {node.op} declares layout {want}; its layer wants {lay.wants}")
         if not node.inputs:  # a parameter enters the functional graph through the first model input
             args = [self.ns[self.graph.inputs[0].name]]
         call = args[0] if len(args) == 1 else "[" + ", ".join(args) + "]"

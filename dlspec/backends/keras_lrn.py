@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..ir.lrn import lrn_window
 from .codegen import kwargs
-from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer
+from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, declare
 from .registry import emitter
 
 HELPERS["LocalResponseNorm"] = '''
@@ -53,3 +53,7 @@ def _lrn(ctx: KerasContext) -> KerasLayer:
     args = kwargs(size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], before=before, after=after,
                   name=ctx.node.name)
     return KerasLayer(f"LocalResponseNorm({args})", wants=CHANNELS_LAST, helpers=("LocalResponseNorm",))
+
+
+# What each emitter's layer needs of its inputs' layout (see keras_emit.declare)
+declare(_lrn, CHANNELS_LAST)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..ir.norm import adaptive_output, norm_axes
 from .codegen import kwargs
-from .keras_emit import ANY, CHANNELS_LAST, HELPERS, LOGICAL, KerasContext, KerasLayer, _w
+from .keras_emit import ANY, CHANNELS_LAST, HELPERS, LOGICAL, KerasContext, KerasLayer, _w, declare
 from .registry import emitter
 
 HELPERS["RMSNorm"] = '''
@@ -157,7 +157,7 @@ def _adaptive(kind: str):
         return KerasLayer(f"AdaptivePool({kwargs(kind=kind, output_size=out, name=name)})", wants=CHANNELS_LAST,
                           helpers=("AdaptivePool",))
 
-    return emit
+    return declare(emit, CHANNELS_LAST)
 
 
 emitter("keras", "adaptive_avgpool")(_adaptive("avg"))
@@ -169,3 +169,10 @@ def _stochastic_depth(ctx: KerasContext) -> KerasLayer:
     a = ctx.node.attrs
     return KerasLayer(f"StochasticDepth({kwargs(rate=a['rate'], mode=a['mode'], name=ctx.node.name)})",
                       helpers=("StochasticDepth",))
+
+
+# What each emitter's layer needs of its inputs' layout (see keras_emit.declare)
+declare(_layernorm, _norm_layout)
+declare(_rmsnorm, _norm_layout)
+declare(_prelu, CHANNELS_LAST)
+declare(_stochastic_depth, ANY)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .codegen import kwargs, literal
-from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, T, _init, _w
+from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, T, _init, _w, declare
 from .registry import emitter
 
 HELPERS["PositionalEmbedding"] = '''
@@ -86,7 +86,7 @@ def _recurrent(kind: str):
             layer = f"{inner}, name={literal(node.name)})"
         return KerasLayer(layer, weights, LOGICAL)
 
-    return emit
+    return declare(emit, LOGICAL)
 
 
 emitter("keras", "lstm")(_recurrent("lstm"))
@@ -116,3 +116,10 @@ def _attention(ctx: KerasContext) -> KerasLayer:
 @emitter("keras", "sequence_mean")
 def _sequence_mean(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.GlobalAveragePooling1D({kwargs(name=ctx.node.name)})", wants=LOGICAL)
+
+
+# What each emitter's layer needs of its inputs' layout (see keras_emit.declare)
+declare(_embedding, LOGICAL)
+declare(_positional, LOGICAL)
+declare(_attention, LOGICAL)
+declare(_sequence_mean, LOGICAL)

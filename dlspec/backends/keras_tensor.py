@@ -11,7 +11,19 @@ from __future__ import annotations
 
 from ..ir.tensor import permutation, reduce_axes, sample_axis, slice_range
 from .codegen import channels_last_perm, kwargs
-from .keras_emit import ANY, CHANNELS_LAST, FIRST, HELPERS, LOGICAL, KerasContext, KerasLayer, _init, _w
+from .keras_emit import (
+    ANY,
+    CHANNELS_LAST,
+    FIRST,
+    HELPERS,
+    LOGICAL,
+    KerasContext,
+    KerasLayer,
+    _init,
+    _w,
+    declare,
+    wanted,
+)
 from .registry import emitter
 
 HELPERS["Parameter"] = '''
@@ -242,9 +254,10 @@ def _preferred_layout(ctx: KerasContext) -> str:
             if value in reader.inputs and reader.name not in seen:
                 seen.add(reader.name)
                 shapes = [ctx.graph.shape_of(v) for v in reader.inputs]
-                lay = table[reader.op](KerasContext(ctx.graph, reader, list(reader.inputs), shapes))
-                wants.add(lay.wants)
-                if lay.wants == ANY and lay.out is None and len(reader.inputs) == 1 and len(seen) < 16:
+                emit = table[reader.op]  # what it declares, not what it emits: no emitter runs twice
+                want = wanted(emit, KerasContext(ctx.graph, reader, list(reader.inputs), shapes))
+                wants.add(want)
+                if want == ANY and emit.keeps and len(reader.inputs) == 1 and len(seen) < 16:
                     values.append(reader.name)
     if CHANNELS_LAST in wants or (LOGICAL not in wants and len(ctx.node.shape) >= 3):
         return CHANNELS_LAST
@@ -285,7 +298,7 @@ def _reduce(op: str):
         out = ctx.layout if keep else _dropped_layout(ctx, set(axes))
         return KerasLayer(f"Reduce({args})", wants=ANY, helpers=("Reduce",), out=out)
 
-    return emit
+    return declare(emit, ANY, keeps=False)
 
 
 emitter("keras", "reduce_mean")(_reduce("mean"))
@@ -296,3 +309,13 @@ emitter("keras", "reduce_sum")(_reduce("sum"))
 @emitter("keras", "matmul")
 def _matmul(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"MatMul({kwargs(name=ctx.node.name)})", wants=LOGICAL, helpers=("MatMul",))
+
+
+# What each emitter's layer needs of its inputs' layout (see keras_emit.declare)
+declare(_parameter, ANY)
+declare(_arithmetic, FIRST)
+declare(_concat, lambda ctx: FIRST if all(ctx.graph.is_batched(v) for v in ctx.node.inputs) else LOGICAL)
+declare(_permute, ANY, keeps=False)
+declare(_slice, ANY)
+declare(_select, ANY, keeps=False)
+declare(_matmul, LOGICAL)

@@ -6,7 +6,7 @@ from ..errors import UsageError
 from ..ir import Act
 from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
 from .codegen import Raw, call, kwargs, literal
-from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, _init, _w, fused
+from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, _init, _w, declare, fused
 from .registry import emitter
 
 HELPERS["TorchPool"] = '''
@@ -185,7 +185,7 @@ def _global(kind: str, keepdims: bool = False):
         args = kwargs(keepdims=True, name=ctx.node.name) if keepdims else kwargs(name=ctx.node.name)
         return KerasLayer(f"keras.layers.Global{kind}Pooling{nd}D({args})", wants=CHANNELS_LAST)
 
-    return emit
+    return declare(emit, CHANNELS_LAST)
 
 
 emitter("keras", "global_avgpool")(_global("Average"))
@@ -221,3 +221,11 @@ def _upsample(ctx: KerasContext) -> KerasLayer:
     args = kwargs(size=scale, interpolation=a["mode"], name=ctx.node.name)
     return KerasLayer(f"keras.layers.UpSampling2D({args})", wants=CHANNELS_LAST)
 
+
+# What each emitter's layer needs of its inputs' layout (see keras_emit.declare)
+declare(_conv, CHANNELS_LAST)
+declare(_conv_transpose, CHANNELS_LAST)
+declare(_pool, CHANNELS_LAST)
+declare(_groupnorm, CHANNELS_LAST)
+declare(_zero_pad, CHANNELS_LAST)
+declare(_upsample, CHANNELS_LAST)
