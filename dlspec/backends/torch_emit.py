@@ -384,7 +384,10 @@ def _class_lines(graph: Graph, cls: str, names: dict[str, str], whole: Graph | N
     for node, lay in layers:
         if node.op == "parameter":
             continue
-        lines.append(f"        {names[node.name]} = {lay.call}  {where(graph, node)}")
+        if lay.call == names[node.name]:  # an identity (a linear activation) whose value stays where it is
+            lines.append(f"        {where(graph, node)} (identity)")
+        else:
+            lines.append(f"        {names[node.name]} = {lay.call}  {where(graph, node)}")
     lines.append(f"        return {', '.join(names[o] for o in graph.outputs)}")
     return lines
 
