@@ -34,6 +34,8 @@ class TorchLayer:
     module: str | None = None
     inits: list[str] = field(default_factory=list)
     helpers: tuple[str, ...] = ()
+    line: str = "own"  # its line of forward: "own" (with its comment), "shared" (no comment: its members have
+    # theirs in the constructor), or "none" (a member of an nn.Sequential that the last member's line calls)
 
 
 HELPERS: dict[str, str] = {}  # helper class name -> its source, written once into files that use it
@@ -204,6 +206,8 @@ def _render(key: str | None, node) -> list[str]:
     if isinstance(node, tuple):  # leaf: (module expression, comment)
         expr, comment = node
         return [f"{head}{expr},{comment}"]
+    if isinstance(node, Chain):
+        return [f"{head}nn.Sequential(", *(f"{expr},{comment}" for expr, comment in node.values()), "),"]
     if _holds_parameter(node):
         (call, bracket), closing = ("Scope(", "{"), "}"
         items = [_render(k, v) for k, v in node.items()]
@@ -214,6 +218,45 @@ def _render(key: str | None, node) -> list[str]:
         (call, bracket), closing = ("nn.ModuleDict(", "{"), "}"
         items = [_render(k, v) for k, v in node.items()]
     return [f"{head}{call}", bracket, *(ln for it in items for ln in it), closing, "),"]
+
+
+class Chain(dict):
+    """Members ``0``, ``1``, ... of the module tree that form one ``nn.Sequential`` (see :func:`_chains`)."""
+
+
+def _chains(graph: Graph, out: list, names: dict[str, str], tree: dict) -> None:
+    """Layers ``p.0``, ``p.1``, ... that are all of ``p``, next to each other in the graph, each a plain call of
+    its module on the previous one's output (which nothing else reads): one ``nn.Sequential`` named ``p``, which
+    forward calls once (torchvision's ``downsample``). Updates ``out`` and ``tree`` in place."""
+    readers: dict[str, int] = {}
+    for node in graph.nodes:
+        for v in node.inputs:
+            readers[v] = readers.get(v, 0) + 1
+    groups: dict[str, list[int]] = {}
+    for i, (node, _) in enumerate(out):
+        head, _, last = node.name.rpartition(".")
+        if node.op not in (BLOCK, "parameter") and head:
+            groups.setdefault(head, []).append(i)
+    for head, at in groups.items():
+        members = [out[i] for i in at]
+        *parents, leaf = head.split(".")
+        slot = tree
+        for part in parents:
+            slot = slot.get(part, {}) if isinstance(slot, dict) else {}
+        if len(at) < 2 or at != list(range(at[0], at[0] + len(at))) or not isinstance(slot.get(leaf), dict) \
+                or list(slot[leaf]) != [str(k) for k in range(len(at))] or type(slot[leaf]) is not dict:
+            continue
+        if any(n.name != f"{head}.{k}" or len(n.inputs) != 1 or not lay.module
+               or lay.call != f"\x00{n.name}\x00({names[n.inputs[0]]})" for k, (n, lay) in enumerate(members)):
+            continue
+        if any(b.inputs != (a.name,) or readers.get(a.name) != 1 or a.name in graph.outputs
+               for (a, _), (b, _) in zip(members, members[1:])):
+            continue
+        slot[leaf] = Chain((str(k), (lay.module, f"  {where(graph, n)}")) for k, (n, lay) in enumerate(members))
+        for _, lay in members[:-1]:
+            lay.line = "none"
+        first, (_, last) = members[0][0], members[-1]
+        last.call, last.line = f"\x00{head}\x00({names[first.inputs[0]]})", "shared"
 
 
 def _subtrees(tree: dict):
@@ -357,6 +400,7 @@ def _layers(graph: Graph, names: dict[str, str]):
             # a layer's comment is on its line of forward; a parameter, which has none, keeps it here
             slot[leaf] = (lay.module, f"  {where(graph, node)}" if node.op == "parameter" else "")
         out.append((node, lay))
+    _chains(graph, out, names, tree)
 
     def fill(text: str) -> str:
         return _HOLE.sub(lambda m: _access(m.group(1), tree), text)
@@ -382,9 +426,11 @@ def _class_lines(graph: Graph, cls: str, names: dict[str, str], whole: Graph | N
     args = ", ".join(names[i.name] for i in graph.inputs)
     lines += ["", f"    def forward(self, {args}):"]
     for node, lay in layers:
-        if node.op == "parameter":
+        if node.op == "parameter" or lay.line == "none":
             continue
-        if lay.call == names[node.name]:  # an identity (a linear activation) whose value stays where it is
+        if lay.line == "shared":
+            lines.append(f"        {names[node.name]} = {lay.call}")
+        elif lay.call == names[node.name]:  # an identity (a linear activation) whose value stays where it is
             lines.append(f"        {where(graph, node)} (identity)")
         else:
             lines.append(f"        {names[node.name]} = {lay.call}  {where(graph, node)}")

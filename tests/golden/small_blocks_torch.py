@@ -70,17 +70,19 @@ class Down(nn.Module):
             bias=False,
         )
         self.bn2 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)
-        self.downsample = nn.ModuleList(
-            [
-                nn.Conv2d(
-                    in_channels=in_channels,
-                    out_channels=filters,
-                    kernel_size=1,
-                    stride=2,
-                    bias=False,
-                ),
-                nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1),
-            ],
+        self.downsample = nn.Sequential(
+            nn.Conv2d(
+                in_channels=in_channels,
+                out_channels=filters,
+                kernel_size=1,
+                stride=2,
+                bias=False,
+            ),  # small_blocks.yaml:25
+            nn.BatchNorm2d(
+                num_features=filters,
+                eps=1e-05,
+                momentum=0.1,
+            ),  # small_blocks.yaml:26
         )
         with torch.no_grad():
             nn.init.xavier_uniform_(self.conv1.weight)
@@ -93,8 +95,7 @@ class Down(nn.Module):
         out = F.relu(out, inplace=True)  # small_blocks.yaml:22
         out = self.conv2(out)  # small_blocks.yaml:23
         out = self.bn2(out)  # small_blocks.yaml:24
-        downsample = self.downsample[0](x)  # small_blocks.yaml:25
-        downsample = self.downsample[1](downsample)  # small_blocks.yaml:26
+        downsample = self.downsample(x)
         out = out.add_(downsample)  # small_blocks.yaml:27
         out = F.relu(out, inplace=True)  # small_blocks.yaml:28
         return out
