@@ -99,7 +99,8 @@ def call(target: str, defaults: dict, **values) -> str:
 
 
 DEFAULT = "_default_"
-_LITERAL = r'(?:-?[0-9][0-9.e+-]*|True|False|None|"[^"]*")'
+_SCALAR = r'(?:-?[0-9][0-9.e+-]*|True|False|None|"[^"]*")'
+_LITERAL = rf"(?:{_SCALAR}|\((?:{_SCALAR}, )*{_SCALAR},?\))"  # a scalar, or a tuple of them: (1, 1)
 
 
 def drop_defaults(line: str) -> str:
@@ -311,17 +312,24 @@ def render(statement: str, indent: str = "", width: int = WIDTH) -> str:
     line may break is split one item per line with a trailing comma (which keeps it split under any line
     length), recursively. The statement may span lines, with comments after items inside brackets.
 
-    Where that layout would not be ruff format's under every line length (a split that no trailing comma holds:
-    a subscript, a parenthesised expression, a fluent call chain, a line that cannot split), the statement's
-    comment goes on the line above it, and the statement alone is laid out."""
+    A comment that would make a statement (or an item) split that fits on its line alone goes on the line
+    above it. Where the layout would not be ruff format's under every line length (a split that no trailing
+    comma holds: a subscript, a parenthesised expression, a fluent call chain, a line that cannot split), the
+    statement's comment goes on the line above it, and the statement alone is laid out."""
     if UNWRAPPED[0]:
         return indent + statement
     parts, comment = parse(statement)
+    if comment and _fits(parts, indent, "", width) and not _fits(parts, indent, f"  {comment}", width):
+        return f"{indent}{comment}\n{indent}{_flat(parts)}"  # the comment above: one line, not a split
     trouble: list[str] = []
     lines = _lines(parts, indent, indent, f"  {comment}" if comment else "", width, trouble)
     if trouble and comment:
         lines = [indent + comment, *_lines(parts, indent, indent, "", width, [])]
     return "\n".join(lines)
+
+
+def _fits(parts: list, first: str, tail: str, width: int) -> bool:
+    return not _forced(parts) and len(first + _flat(parts) + tail) <= width
 
 
 def _lines(parts: list, first: str, indent: str, tail: str, width: int, trouble: list) -> list[str]:
@@ -352,7 +360,10 @@ def _lines(parts: list, first: str, indent: str, tail: str, width: int, trouble:
         lines.append(line + part.open)
         inner = indent + "    "
         for item, note in zip(part.items, part.comments):
-            lines += _lines(item, inner, inner, comma + (f"  {note}" if note else ""), width, trouble)
+            if note and _fits(item, inner, comma, width) and not _fits(item, inner, f"{comma}  {note}", width):
+                lines += [inner + note, inner + _flat(item) + comma]  # the comment above: one line, not a split
+            else:
+                lines += _lines(item, inner, inner, comma + (f"  {note}" if note else ""), width, trouble)
         line = indent + part.close
     if len(line + tail) > width and not any(isinstance(p, Group) for p in parts):
         trouble.append("a line that cannot split")

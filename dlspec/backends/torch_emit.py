@@ -207,7 +207,8 @@ def _render(key: str | None, node) -> list[str]:
         expr, comment = node
         return [f"{head}{expr},{comment}"]
     if isinstance(node, Chain):
-        return [f"{head}nn.Sequential(", *(f"{expr},{comment}" for expr, comment in node.values()), "),"]
+        items = [ln for v in node.values() for ln in (_render(None, v) if isinstance(v, Chain) else [f"{v[0]},{v[1]}"])]
+        return [f"{head}nn.Sequential(", *items, "),"]
     if _holds_parameter(node):
         (call, bracket), closing = ("Scope(", "{"), "}"
         items = [_render(k, v) for k, v in node.items()]
@@ -224,39 +225,69 @@ class Chain(dict):
     """Members ``0``, ``1``, ... of the module tree that form one ``nn.Sequential`` (see :func:`_chains`)."""
 
 
+# Activations that a chain holds as modules, as torchvision's blocks do (each reads a value nothing else reads)
+_ACTIVATION_MODULES = {"relu": "nn.ReLU(inplace=True)", "relu6": "nn.ReLU6(inplace=True)",
+                       "hardswish": "nn.Hardswish(inplace=True)", "hardsigmoid": "nn.Hardsigmoid(inplace=True)",
+                       "silu": "nn.SiLU(inplace=True)", "sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()"}
+
+
 def _chains(graph: Graph, out: list, names: dict[str, str], tree: dict) -> None:
     """Layers ``p.0``, ``p.1``, ... that are all of ``p``, next to each other in the graph, each a plain call of
-    its module on the previous one's output (which nothing else reads): one ``nn.Sequential`` named ``p``, which
-    forward calls once (torchvision's ``downsample``). Updates ``out`` and ``tree`` in place."""
+    its module (or an activation) on the previous one's output (which nothing else reads): one ``nn.Sequential``
+    named ``p``, which forward calls once (torchvision's ``downsample``, ``Conv2dNormActivation`` and
+    ``features``). Innermost first, so a chain can be a member of another. Updates ``out`` and ``tree``."""
     readers: dict[str, int] = {}
     for node in graph.nodes:
         for v in node.inputs:
             readers[v] = readers.get(v, 0) + 1
-    groups: dict[str, list[int]] = {}
-    for i, (node, _) in enumerate(out):
-        head, _, last = node.name.rpartition(".")
-        if node.op not in (BLOCK, "parameter") and head:
-            groups.setdefault(head, []).append(i)
-    for head, at in groups.items():
-        members = [out[i] for i in at]
-        *parents, leaf = head.split(".")
-        slot = tree
-        for part in parents:
-            slot = slot.get(part, {}) if isinstance(slot, dict) else {}
-        if len(at) < 2 or at != list(range(at[0], at[0] + len(at))) or not isinstance(slot.get(leaf), dict) \
-                or list(slot[leaf]) != [str(k) for k in range(len(at))] or type(slot[leaf]) is not dict:
-            continue
-        if any(n.name != f"{head}.{k}" or len(n.inputs) != 1 or not lay.module
-               or lay.call != f"\x00{n.name}\x00({names[n.inputs[0]]})" for k, (n, lay) in enumerate(members)):
-            continue
-        if any(b.inputs != (a.name,) or readers.get(a.name) != 1 or a.name in graph.outputs
-               for (a, _), (b, _) in zip(members, members[1:])):
-            continue
-        slot[leaf] = Chain((str(k), (lay.module, f"  {where(graph, n)}")) for k, (n, lay) in enumerate(members))
-        for _, lay in members[:-1]:
-            lay.line = "none"
-        first, (_, last) = members[0][0], members[-1]
-        last.call, last.line = f"\x00{head}\x00({names[first.inputs[0]]})", "shared"
+    # live entries: [node, layer, path in the module tree, the value it reads]
+    live = [[node, lay, node.attrs["path"] if node.op == BLOCK else node.name, node.inputs[0] if node.inputs else None]
+            for node, lay in out if node.op != "parameter"]
+    merged = True
+    while merged:
+        merged = False
+        groups: dict[str, list[int]] = {}
+        for i, (_, _, path, _) in enumerate(live):
+            head = path.rpartition(".")[0]
+            if head:
+                groups.setdefault(head, []).append(i)
+        for head in sorted(groups, key=lambda h: -h.count(".")):
+            at = groups[head]
+            if len(at) < 2 or at != list(range(at[0], at[0] + len(at))):
+                continue
+            members = [live[i] for i in at]
+            *parents, leaf = head.split(".")
+            slot = tree
+            for part in parents:
+                slot = slot.get(part) if isinstance(slot, dict) else None
+            inner = slot.get(leaf) if isinstance(slot, dict) else None
+            if type(inner) is not dict or not set(inner) <= {str(k) for k in range(len(at))}:
+                continue
+            modules = []
+            for k, (node, lay, path, src) in enumerate(members):
+                if path != f"{head}.{k}" or src is None or len(node.inputs) > 1 and node.op != BLOCK:
+                    break
+                act = Act.of(node.attrs) if node.op == "activation" else None
+                if str(k) in inner and lay.call == f"\x00{path}\x00({names[src]})":
+                    modules.append(inner[str(k)][0] if isinstance(inner[str(k)], tuple) else inner[str(k)])
+                elif k > 0 and not lay.module and act is not None and act.kind in _ACTIVATION_MODULES \
+                        and act == Act(act.kind) and str(k) not in inner:
+                    modules.append(_ACTIVATION_MODULES[act.kind])
+                else:
+                    break
+            else:
+                if all(b[3] == a[0].name and readers.get(a[0].name) == 1 and a[0].name not in graph.outputs
+                       for a, b in zip(members, members[1:])):
+                    slot[leaf] = Chain((str(k), m if isinstance(m, Chain) else (m, f"  {where(graph, n)}"))
+                                       for k, (m, (n, *_)) in enumerate(zip(modules, members)))
+                    for _, lay, _, _ in members[:-1]:
+                        lay.line = "none"
+                    last = members[-1]
+                    last[1].call, last[1].line = f"\x00{head}\x00({names[members[0][3]]})", "shared"
+                    last[2], last[3] = head, members[0][3]
+                    live[at[0]:at[-1] + 1] = [last]
+                    merged = True
+                    break
 
 
 def _subtrees(tree: dict):

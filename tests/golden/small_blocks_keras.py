@@ -104,15 +104,12 @@ def plain(x, filters, name):
     conv1 = keras.layers.Conv2D(
         filters=filters,
         kernel_size=(3, 3),
-        strides=(1, 1),
-        dilation_rate=(1, 1),
         use_bias=False,
         kernel_initializer="glorot_uniform",
         name=f"{name}.conv1",
     )(conv1_pad)  # small_blocks.yaml:10
-    bn1 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn1")(
-        conv1,
-    )  # small_blocks.yaml:11
+    # small_blocks.yaml:11
+    bn1 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn1")(conv1)
     relu1 = keras.layers.ReLU(name=f"{name}.relu1")(bn1)  # small_blocks.yaml:12
     conv2_pad = keras.layers.ZeroPadding2D(padding=(1, 1), name=f"{name}.conv2.pad")(
         relu1,
@@ -120,15 +117,12 @@ def plain(x, filters, name):
     conv2 = keras.layers.Conv2D(
         filters=filters,
         kernel_size=(3, 3),
-        strides=(1, 1),
-        dilation_rate=(1, 1),
         use_bias=False,
         kernel_initializer="glorot_uniform",
         name=f"{name}.conv2",
     )(conv2_pad)  # small_blocks.yaml:13
-    bn2 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn2")(
-        conv2,
-    )  # small_blocks.yaml:14
+    # small_blocks.yaml:14
+    bn2 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn2")(conv2)
     add = keras.layers.Add(name=f"{name}.add")([bn2, x])  # small_blocks.yaml:15
     relu2 = keras.layers.ReLU(name=f"{name}.relu2")(add)  # small_blocks.yaml:16
     return relu2
@@ -140,14 +134,12 @@ def down(x, filters, name):
         filters=filters,
         kernel_size=(3, 3),
         strides=(2, 2),
-        dilation_rate=(1, 1),
         use_bias=False,
         kernel_initializer="glorot_uniform",
         name=f"{name}.conv1",
     )(conv1_pad)  # small_blocks.yaml:20
-    bn1 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn1")(
-        conv1,
-    )  # small_blocks.yaml:21
+    # small_blocks.yaml:21
+    bn1 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn1")(conv1)
     relu1 = keras.layers.ReLU(name=f"{name}.relu1")(bn1)  # small_blocks.yaml:22
     conv2_pad = keras.layers.ZeroPadding2D(padding=(1, 1), name=f"{name}.conv2.pad")(
         relu1,
@@ -155,20 +147,16 @@ def down(x, filters, name):
     conv2 = keras.layers.Conv2D(
         filters=filters,
         kernel_size=(3, 3),
-        strides=(1, 1),
-        dilation_rate=(1, 1),
         use_bias=False,
         kernel_initializer="glorot_uniform",
         name=f"{name}.conv2",
     )(conv2_pad)  # small_blocks.yaml:23
-    bn2 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn2")(
-        conv2,
-    )  # small_blocks.yaml:24
+    # small_blocks.yaml:24
+    bn2 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn2")(conv2)
     downsample_0 = keras.layers.Conv2D(
         filters=filters,
         kernel_size=(1, 1),
         strides=(2, 2),
-        dilation_rate=(1, 1),
         use_bias=False,
         kernel_initializer="glorot_uniform",
         name=f"{name}.downsample.0",
@@ -176,9 +164,8 @@ def down(x, filters, name):
     downsample_1 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.downsample.1")(
         downsample_0,
     )  # small_blocks.yaml:26
-    add = keras.layers.Add(name=f"{name}.add")(
-        [bn2, downsample_1],
-    )  # small_blocks.yaml:27
+    # small_blocks.yaml:27
+    add = keras.layers.Add(name=f"{name}.add")([bn2, downsample_1])
     relu2 = keras.layers.ReLU(name=f"{name}.relu2")(add)  # small_blocks.yaml:28
     return relu2
 
@@ -202,9 +189,8 @@ def build_model(weights=None):
     layer2_1 = plain(layer2_0, filters=16, name="layer2.1")  # small_blocks.yaml:32
     layer3_0 = down(layer2_1, filters=32, name="layer3.0")  # small_blocks.yaml:33
     layer3_1 = plain(layer3_0, filters=32, name="layer3.1")  # small_blocks.yaml:33
-    pool = keras.layers.GlobalAveragePooling2D(name="pool")(
-        layer3_1,
-    )  # small_blocks.yaml:34
+    # small_blocks.yaml:34
+    pool = keras.layers.GlobalAveragePooling2D(name="pool")(layer3_1)
     fc = keras.layers.Dense(
         units=10,
         kernel_initializer="glorot_uniform",

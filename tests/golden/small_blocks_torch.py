@@ -78,11 +78,8 @@ class Down(nn.Module):
                 stride=2,
                 bias=False,
             ),  # small_blocks.yaml:25
-            nn.BatchNorm2d(
-                num_features=filters,
-                eps=1e-05,
-                momentum=0.1,
-            ),  # small_blocks.yaml:26
+            # small_blocks.yaml:26
+            nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1),
         )
         with torch.no_grad():
             nn.init.xavier_uniform_(self.conv1.weight)
