@@ -470,25 +470,29 @@ def _class_lines(graph: Graph, cls: str, names: dict[str, str], whole: Graph | N
 
 
 def _collapse(graph: Graph, taken: set[str]) -> tuple[Graph, list[list[str]]]:
-    """Each block instance that can be one becomes a node holding an instance of its block's class (a chain of
+    """Each block instance that can be one becomes a node holding an instance of its block's class, innermost
+    first, so that a block used inside a block is a class of its own, a member of the outer one (a chain of
     instances, one ``nn.Sequential``); returns that graph and each class's source lines."""
-    insts = [i for i in instances(graph) if i.graph is not None]
-    if not insts:
-        return graph, []
-    names = class_names(list(dict.fromkeys(i.block for i in insts)), taken)
-    drafts = {}
-    UNWRAPPED[0] = True
-    try:
-        for inst in insts:
-            drafts[inst.prefix] = "\n".join(_class_lines(inst.graph, names[inst.block],
-                                                         variables(inst.graph, "out"))) + "\n"
-    finally:
-        UNWRAPPED[0] = False
-    made = group_classes(insts, drafts, names, taken, ("def __init__(self):", "def __init__(self{params}):"),
-                         lambda i: "    def forward(self, " + ", ".join(x.name for x in i.graph.inputs) + "):")
-    classes = list({id(c): c.lines for c in made.values()}.values())
-    top = collapse(graph, insts, {p: c.call(p) for p, c in made.items()})
-    return replace(top, nodes=_sequential(top.nodes, graph.outputs)), classes
+    sections: list[list[str]] = []
+    for depth in reversed(range(max((len(n.blocks) for n in graph.nodes), default=0))):
+        insts = [i for i in instances(graph, depth) if i.graph is not None]
+        if not insts:
+            continue
+        names = class_names(list(dict.fromkeys(i.block for i in insts)), taken)
+        drafts = {}
+        UNWRAPPED[0] = True
+        try:
+            for inst in insts:
+                drafts[inst.prefix] = "\n".join(_class_lines(inst.graph, names[inst.block],
+                                                             variables(inst.graph, "out"))) + "\n"
+        finally:
+            UNWRAPPED[0] = False
+        made = group_classes(insts, drafts, names, taken, ("def __init__(self):", "def __init__(self{params}):"),
+                             lambda i: "    def forward(self, " + ", ".join(x.name for x in i.graph.inputs) + "):")
+        sections += list({id(c): c.lines for c in made.values()}.values())
+        taken |= {c.name for c in made.values()}
+        graph = collapse(graph, insts, {p: c.call(p) for p, c in made.items()}, depth)
+    return replace(graph, nodes=_sequential(graph.nodes, graph.outputs)), sections
 
 
 def _sequential(nodes: list[Node], outputs: list[str]) -> list[Node]:
