@@ -367,12 +367,13 @@ def inplace_values(graph: Graph) -> set[str]:
     return out
 
 
-def variables(graph: Graph, stem: str = "x") -> dict[str, str]:
+def variables(graph: Graph, stem: str = "x", chains: dict[str, str] | None = None) -> dict[str, str]:
     """A Python variable for every value, named as a careful engineer would: ``x`` at the top level (``out`` in
     a block's class) and the block instance (``layer1_0``) inside unrolled blocks. A node whose first input is
     read for the last time and lives in the same scope writes into that input's variable, as in
     ``x = self.conv(x)``, so dead activations are freed at once; a variable whose value is dead may be taken by
-    the next fresh value."""
+    the next fresh value. ``chains``: values that an ``nn.Sequential`` computes, and its name (``features``): such a
+    value takes the main variable where that is free, else the chain's name (``downsample``)."""
     last_use = {v: i for i, node in enumerate(graph.nodes) for v in node.inputs}
     outputs = set(graph.outputs)
     var = {inp.name: inp.name for inp in graph.inputs}
@@ -388,6 +389,9 @@ def variables(graph: Graph, stem: str = "x") -> dict[str, str]:
             var[node.name] = ""
             continue
         stem = node.name.rsplit(".", 1)[0].replace(".", "_") if "." in node.name and node.op != BLOCK else top
+        if chains and node.name in chains:
+            head = chains[node.name]
+            stem = top if free(top, i) or var[node.inputs[0]] == top else head.replace(".", "_")
         if node.op == "slice" and node.attrs.get("index") is not None:  # output k of split s: s_k
             stem = node.name.replace(".", "_")
         first = var[node.inputs[0]]
@@ -404,12 +408,15 @@ def variables(graph: Graph, stem: str = "x") -> dict[str, str]:
 
 
 _HOLE = re.compile("\x00([^\x00]*)\x00")
+_VAR = re.compile("\x01([^\x01]*)\x01")
 
 
-def _layers(graph: Graph, names: dict[str, str]):
-    """Emit every node once: [(node, TorchLayer)], plus the module tree. Emitters see a placeholder for the
-    path to their submodule, filled in once the tree shows which containers are lists."""
+def _layers(graph: Graph, stem: str):
+    """Emit every node once: [(node, TorchLayer)], the module tree and each value's variable. Emitters see
+    placeholders for the path to their submodule and for the variables they read, filled in once the tree shows
+    which containers are lists and which layers form an ``nn.Sequential`` (whose value is named after it)."""
     table, tree, inplace = emitters("torch"), {}, inplace_values(graph)
+    names = {v: f"\x01{v}\x01" for v in [i.name for i in graph.inputs] + [n.name for n in graph.nodes]}
     for node in graph.nodes:
         if node.op == "parameter":
             names[node.name] = f"\x00{node.name}\x00"
@@ -432,19 +439,30 @@ def _layers(graph: Graph, names: dict[str, str]):
             slot[leaf] = (lay.module, f"  {where(graph, node)}" if node.op == "parameter" else "")
         out.append((node, lay))
     _chains(graph, out, names, tree)
+    kept, chains = [], {}
+    for node, lay in out:
+        if lay.line == "shared":  # the chain's value, computed from the chain's input
+            head, src = re.fullmatch(r"\x00([^\x00]*)\x00\(\x01([^\x01]*)\x01\)", lay.call).groups()
+            chains[node.name] = head
+            node = replace(node, inputs=(src,))
+        if lay.line != "none":
+            kept.append(node)
+    var = variables(replace(graph, nodes=kept), stem, chains)
+    var.update((v, names[v]) for v in names if names[v].startswith("\x00"))  # parameters: self.<path>
 
     def fill(text: str) -> str:
+        text = _VAR.sub(lambda m: var[m.group(1)], text)
         return _HOLE.sub(lambda m: _access(m.group(1), tree), text)
 
-    for _, lay in out:
-        lay.call, lay.inits = fill(lay.call), [fill(i) for i in lay.inits]
-    return out, tree
+    for _, lay in out:  # a chain's members other than the last have no line of their own
+        lay.call, lay.inits = fill(lay.call) if lay.line != "none" else "", [fill(i) for i in lay.inits]
+    return out, tree, {v: fill(n) for v, n in var.items()}
 
 
-def _class_lines(graph: Graph, cls: str, names: dict[str, str], whole: Graph | None = None) -> list[str]:
+def _class_lines(graph: Graph, cls: str, stem: str = "x", whole: Graph | None = None) -> list[str]:
     """An ``nn.Module`` class computing ``graph``: submodules, initialisers, forward. The model's class (of
     ``whole``, the graph before block instances became nodes) also freezes what the spec freezes."""
-    layers, tree = _layers(graph, names)
+    layers, tree, names = _layers(graph, stem)
     consts, freeze = _frozen_lines(whole) if whole is not None else ([], [])
     lines = [f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
     lines += _module_lines(tree)
@@ -483,8 +501,7 @@ def _collapse(graph: Graph, taken: set[str]) -> tuple[Graph, list[list[str]]]:
         UNWRAPPED[0] = True
         try:
             for inst in insts:
-                drafts[inst.prefix] = "\n".join(_class_lines(inst.graph, names[inst.block],
-                                                             variables(inst.graph, "out"))) + "\n"
+                drafts[inst.prefix] = "\n".join(_class_lines(inst.graph, names[inst.block], "out")) + "\n"
         finally:
             UNWRAPPED[0] = False
         made = group_classes(insts, drafts, names, taken, ("def __init__(self):", "def __init__(self{params}):"),
@@ -528,7 +545,7 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     """PyTorch source for ``graph``. With ``weights_file``, ``build_model`` loads it by default."""
     cls = class_name(graph.name)
     top, sections = _collapse(graph, {cls, "Scope"})
-    sections.append(_class_lines(top, cls, variables(top), graph))
+    sections.append(_class_lines(top, cls, "x", graph))
     sections = [format_lines(section) for section in sections]  # the one place that lays out generated code
     text = "\n".join(line for section in sections for line in section)
     if "Scope(" in text:
