@@ -176,8 +176,9 @@ def _module_class(toks: list, i: int) -> bool:
 def group_classes(insts: list[Instance], drafts: dict[str, str], names: dict[str, str], taken: set[str],
                   head: tuple[str, str], forward_at=lambda inst: None, singles: bool = False) -> dict[str, BlockClass]:
     """A class for the instances of each block (instance prefix -> its class). Where instances differ in more
-    than numbers, each source that several instances share (with ``singles``, every source) gets a class of its
-    own; the rest get none."""
+    than numbers, they fall into groups, in order, each of instances that one class can make (an instance joins
+    the first group it fits); each group of several instances (with ``singles``, every group) gets a class of its
+    own (``Expand``, ``Expand2``; functions ``expand``, ``expand_2``); the rest get none."""
     out = {}
     for block, cls in names.items():
         group = [i for i in insts if i.block == block]
@@ -185,14 +186,25 @@ def group_classes(insts: list[Instance], drafts: dict[str, str], names: dict[str
         if made is not None:
             out.update((i.prefix, made) for i in group)
             continue
-        kinds = [d for d in dict.fromkeys(drafts[i.prefix] for i in group)
-                 if singles or sum(drafts[i.prefix] == d for i in group) > 1]
-        for k, draft in enumerate(kinds):
-            sub = [i for i in group if drafts[i.prefix] == draft]
-            other = f"{block}_{k + 1}"
-            name = cls if k == 0 else class_names([other], taken | set(names.values()))[other]
+        kinds: list[list[Instance]] = []
+        for inst in group:
+            fits = (k for k in kinds if parameterise([drafts[i.prefix] for i in [*k, inst]], [*k, inst], cls, head,
+                                                     forward_at(inst)) is not None)
+            kind = next(fits, None)
+            kind.append(inst) if kind is not None else kinds.append([inst])
+        kinds = [k for k in kinds if singles or len(k) > 1]
+        for k, sub in enumerate(kinds):
+            name = cls
+            if k:
+                other = f"{cls}_{k + 1}" if cls[:1].islower() else f"{cls}{k + 1}"
+                name, n = other, k + 1
+                while name in taken or name in names.values():
+                    n += 1
+                    name = f"{cls}_{n}" if cls[:1].islower() else f"{cls}{n}"
+                taken.add(name)
             renamed = (head[0].replace(cls, name), head[1].replace(cls, name))
-            made = parameterise([draft.replace(cls, name, 1)] * len(sub), sub, name, renamed)
+            made = parameterise([drafts[i.prefix].replace(cls, name, 1) for i in sub], sub, name, renamed,
+                                forward_at(sub[0]))
             out.update((i.prefix, made) for i in sub)
     return out
 
