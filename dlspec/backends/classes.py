@@ -29,10 +29,11 @@ class Instance:
     graph: Graph | None = None  # None: it stays unrolled (it feeds several values out, or reads a parameter...)
 
 
-def instances(graph: Graph, depth: int = 0) -> list[Instance]:
+def instances(graph: Graph, depth: int = 0, containers: bool = False) -> list[Instance]:
     """The block instances of ``graph`` at nesting ``depth`` (0: the outermost), in graph order, each with its own
     graph where it has one. Instances nested deeper are part of theirs: collapse them first (see :func:`collapse`)
-    for their classes to be members of it."""
+    for their classes to be members of it. ``containers``: an instance whose members are named 0, 1, ... gets a
+    graph too (a function can make it; a torch class would not keep its members' names)."""
     found: dict[str, Instance] = {}
     for node in graph.nodes:
         if len(node.blocks) > depth:
@@ -43,11 +44,11 @@ def instances(graph: Graph, depth: int = 0) -> list[Instance]:
         for v in node.inputs:
             readers.setdefault(v, set()).add(node.name)
     for inst in found.values():
-        inst.graph = _instance_graph(graph, inst, readers, depth)
+        inst.graph = _instance_graph(graph, inst, readers, depth, containers)
     return list(found.values())
 
 
-def _instance_graph(graph: Graph, inst: Instance, readers: dict, depth: int) -> Graph | None:
+def _instance_graph(graph: Graph, inst: Instance, readers: dict, depth: int, containers: bool) -> Graph | None:
     inside = {n.name for n in inst.nodes}
     names = inst.nodes[0].blocks[depth][3]
     if len(set(inst.values)) != len(inst.values) or not all(graph.is_batched(v) for v in inst.values):
@@ -56,7 +57,7 @@ def _instance_graph(graph: Graph, inst: Instance, readers: dict, depth: int) -> 
     rename.update(zip(inst.values, names))
     if any(v not in rename for n in inst.nodes for v in n.inputs):
         return None
-    if any(n.name[len(inst.prefix) + 1:].split(".")[0].isdigit() for n in inst.nodes):
+    if not containers and any(n.name[len(inst.prefix) + 1:].split(".")[0].isdigit() for n in inst.nodes):
         return None  # members named 0, 1, ...: the instance is a container, not a class with attributes
     outs = [n.name for n in inst.nodes if n.name in graph.outputs or readers.get(n.name, set()) - inside]
     if len(outs) != 1:
@@ -64,7 +65,10 @@ def _instance_graph(graph: Graph, inst: Instance, readers: dict, depth: int) -> 
     inst.output = outs[0]
     dtypes = {i.name: i.dtype for i in graph.inputs}
     inputs = [Input(name, graph.shape_of(v), dtypes.get(v, "float32"), inst.loc) for name, v in zip(names, inst.values)]
-    nodes = [replace(n, name=rename[n.name], inputs=tuple(rename[v] for v in n.inputs), blocks=(),
+    cut = len(inst.prefix) + 1  # the instances nested in it, named inside it
+    nodes = [replace(n, name=rename[n.name], inputs=tuple(rename[v] for v in n.inputs),
+                     blocks=tuple((p[cut:], b, a, nm, tuple(rename.get(v, v) for v in vals), loc)
+                                  for p, b, a, nm, vals, loc in n.blocks[depth + 1:]),
                      attrs={**n.attrs, "path": n.attrs["path"][len(inst.prefix) + 1:]} if n.op == BLOCK else n.attrs)
              for n in inst.nodes]
     return Graph(inst.block, "", graph.source, inputs, nodes, [rename[outs[0]]])

@@ -96,10 +96,15 @@ def declare(fn, wants=ANY, keeps: bool = True):
     return fn
 
 
-def wanted(fn, ctx) -> str:
-    """The layout that emitter ``fn`` declares its inputs must come in, for the node of ``ctx``."""
+def wanted(fn, ctx) -> tuple[str, bool, KerasLayer | None]:
+    """The layout that emitter ``fn`` declares its inputs must come in, for the node of ``ctx``, and whether its
+    output keeps the input's layout. An emitter that declares nothing (one wrapped by a test or a plug-in)
+    emits for ``ctx`` to tell; that layer comes third (else None)."""
+    if not hasattr(fn, "wants"):
+        lay = fn(ctx)
+        return lay.wants, lay.out is None, lay
     wants = fn.wants
-    return wants(ctx) if callable(wants) else wants
+    return (wants(ctx) if callable(wants) else wants), fn.keeps, None
 
 
 def _init(param: Param, exact_fans: bool = True) -> str:
@@ -368,10 +373,14 @@ class _Writer:
         self.ns = Namespace([], reserved=HELPERS)
         for value in [i.name for i in graph.inputs] + [n.name for n in graph.nodes]:
             stem = (stems or {}).get(value, value)
-            self.ns.vars[value] = self.ns.fresh(stem.removeprefix(mark + ".").replace(".", "_"))
+            stem = stem.removeprefix(mark + ".").replace(".", "_")
+            self.ns.vars[value] = self.ns.fresh("x" + stem if stem[:1].isdigit() else stem)  # 0 -> x0
         self.helpers, self.converted = [], {}
         self.weights: list[tuple[str, str, tuple]] = []  # (layer name, Keras layer class, weight entries)
-        self.blocks: dict[str, tuple[str, str]] = {}  # instance prefix -> (its draft, the layout it returns)
+        # every block instance, nested ones included, by its full name: (its instance, draft, the full name of the
+        # instance it lies in ("" for none), the name it has there)
+        self.blocks: dict[str, tuple] = {}
+        self.key = ""  # the full name of the instance this writer drafts ("" for the model)
         self.functions: list[list[str]] = []
 
     def convert(self, var: str, rank: int, want: str) -> tuple[str, str]:
@@ -393,11 +402,12 @@ class _Writer:
         call's arguments left to fill in) depends on the layouts its inputs come in."""
         args = [self.ns[v] for v in node.inputs]
         var = self.ns[node.name]
-        draft, out = _block_draft(inst, [self.layouts[a] for a in args], table, self)
-        self.blocks[inst.prefix] = (draft, out)
+        key = f"{self.key}.{inst.prefix}" if self.key else inst.prefix
+        draft, out = _block_draft(inst, [self.layouts[a] for a in args], table, self, key)
+        self.blocks[key] = (replace(inst, prefix=key), draft, self.key, inst.prefix)
         self.layouts[var] = out if len(node.shape) > 1 else LOGICAL
         comment = where(self.graph, replace(node, loc=inst.loc))
-        self.lines.append(f"    {var} = \x00{inst.prefix}\x00({', '.join(args)})  {comment}")
+        self.lines.append(f"    {var} = \x00{key}\x00({', '.join(args)})  {comment}")
 
     def node(self, node, table):
         shapes = [self.graph.shape_of(v) for v in node.inputs]
@@ -406,7 +416,7 @@ class _Writer:
         # the emitter's declared layout, for the layout the first batched input has now, says how to feed it;
         # then it emits once, seeing the layout it is fed (emitters that read axes depend on it)
         have, emit = firsts[0] if firsts else LOGICAL, table[node.op]
-        want = wanted(emit, KerasContext(self.graph, node, list(node.inputs), shapes, layout=have))
+        want, _, probed = wanted(emit, KerasContext(self.graph, node, list(node.inputs), shapes, layout=have))
         args, layout = [], LOGICAL
         for var, shape, b in zip([self.ns[v] for v in node.inputs], shapes, batched):
             if not b:  # parameters stay as they are; emitters bring them to the batched inputs' layout
@@ -414,7 +424,10 @@ class _Writer:
                 continue
             new, layout = self.convert(var, len(shape), have if want == FIRST else want)
             args.append(new)
-        lay = emit(KerasContext(self.graph, node, args, shapes, layout=layout))
+        if probed is not None and layout == have:  # an emitter that declares nothing, already run for this layout
+            lay = probed
+        else:
+            lay = emit(KerasContext(self.graph, node, args, shapes, layout=layout))
         if lay.wants != want:
             raise InternalError(f"the Keras emitter of {node.op} declares layout {want}; its layer wants {lay.wants}")
         if not node.inputs:  # a parameter enters the functional graph through the first model input
@@ -446,23 +459,34 @@ class _Writer:
 MARK = "BLOCK__"  # stands for the instance's name in a block function's draft
 
 
-def _block_draft(inst, layouts: list[str], table, top: _Writer) -> tuple[str, str]:
-    """The source of a function building instance ``inst`` whose inputs come in ``layouts``, unwrapped, with
-    its layers named f"{name}.<local name>"; and the layout of what it returns. Its weights and helpers join
-    ``top``'s."""
+def _block_draft(inst, layouts: list[str], table, top: _Writer, key: str) -> tuple[str, str]:
+    """The source of a function building instance ``inst`` (full name ``key``) whose inputs come in ``layouts``,
+    unwrapped, with its layers named f"{name}.<local name>" and the instances nested in it left as calls to fill
+    in; and the layout of what it returns. Its weights, helpers and nested instances join ``top``'s."""
     graph = inst.graph
     ins = {i.name for i in graph.inputs}
-    marked = replace(graph, nodes=[replace(n, name=f"{MARK}.{n.name}", inputs=tuple(
-        v if v in ins else f"{MARK}.{v}" for v in n.inputs)) for n in graph.nodes],
-        outputs=[f"{MARK}.{o}" for o in graph.outputs])
-    w = _Writer(marked, MARK)
+    inner = {i.output: i for i in instances(graph, containers=True) if i.graph is not None}
+    members = {n.name for i in inner.values() for n in i.nodes}
+
+    def mark(v: str) -> str:
+        return v if v in ins else f"{MARK}.{v}"
+
+    marked = replace(graph, nodes=[replace(n, name=f"{MARK}.{n.name}", inputs=tuple(map(mark, n.inputs)))
+                                   for n in graph.nodes if n.name not in members or n.name in inner],
+                     outputs=[f"{MARK}.{o}" for o in graph.outputs])
+    w = _Writer(marked, MARK, stems={f"{MARK}.{o}": f"{MARK}.{i.prefix}" for o, i in inner.items()})
     w.ns.used.add("name")
+    w.key, w.blocks = key, top.blocks
     for inp, layout in zip(graph.inputs, layouts):
         w.layouts[w.ns[inp.name]] = layout
     UNWRAPPED[0] = True
     try:
         for node in marked.nodes:
-            w.node(node, table)
+            local = node.name[len(MARK) + 1:]
+            if local in inner:
+                w.block(replace(node, inputs=tuple(map(mark, inner[local].values))), inner[local], table)
+            else:
+                w.node(node, table)
     finally:
         UNWRAPPED[0] = False
     result = w.ns[marked.outputs[0]]
@@ -470,14 +494,14 @@ def _block_draft(inst, layouts: list[str], table, top: _Writer) -> tuple[str, st
     text = "\n".join([head, *w.lines, f"    return {result}"]) + "\n"
     text = text.replace(f'"{MARK}.', 'f"{name}.')
     top.helpers += [h for h in w.helpers if h not in top.helpers]
-    top.weights += [(name.replace(MARK, inst.prefix, 1), cls, entries) for name, cls, entries in w.weights]
+    top.weights += [(name.replace(MARK, key, 1), cls, entries) for name, cls, entries in w.weights]
     return text, w.layouts[result]
 
 
 def _write(graph: Graph) -> _Writer:
     """The body of ``build_model``: block instances become calls of one function per block (see _functions)."""
     table = emitters("keras")  # first: emitter modules register the helper names the namespace avoids
-    insts = {i.output: i for i in instances(graph) if i.graph is not None}
+    insts = {i.output: i for i in instances(graph, containers=True) if i.graph is not None}
     members = {n.name for i in insts.values() for n in i.nodes}
     w = _Writer(replace(graph, nodes=[n for n in graph.nodes if n.name not in members or n.name in insts]),
                 stems={out: inst.prefix for out, inst in insts.items()})
@@ -492,37 +516,55 @@ def _write(graph: Graph) -> _Writer:
             w.block(replace(node, inputs=inst.values), inst, table)
         elif node.name not in members:
             w.node(node, table)
-    w.functions = _functions(w, list(insts.values()))
+    w.functions = _functions(w)
     return w
 
 
-def _functions(w: _Writer, insts: list) -> list[list[str]]:
-    """One function per block (per distinct source where instances differ in more than numbers); fills the
-    calls into ``w.lines``."""
-    if not insts:
+def _functions(w: _Writer) -> list[list[str]]:
+    """One function per block (per group of instances that one function can make), innermost first: a block used
+    inside a block is a function of its own, which the outer one calls. Fills the calls into the drafts and
+    into ``w.lines``."""
+    if not w.blocks:
         return []
     taken = set(w.ns.used) | set(HELPERS) | {"build_model", "load_weights", "keras_weight", "moved",
                                                "read_safetensors", "keras", "np", "json", "Path"}
+    insts = [inst for inst, *_ in w.blocks.values()]
     names = {}
     for block in dict.fromkeys(i.block for i in insts):
         names[block] = block if block not in taken else f"{block}_block"
-    drafts = {i.prefix: w.blocks[i.prefix][0].replace(f"def {MARK}(", f"def {names[i.block]}(") for i in insts}
-    made = {}
-    for block, name in names.items():  # instances whose inputs came in other layouts have other drafts
-        group = [i for i in insts if i.block == block]
-        inputs = ", ".join(x.name for x in group[0].graph.inputs)
-        head = (f"def {name}({inputs}, name):", f"def {name}({inputs}{{params}}, name):")
-        made.update(group_classes(group, drafts, {block: name}, taken | set(names.values()), head, singles=True))
-    fills = {p: c.call(p, name=literal(p)) for p, c in made.items()}
+    drafts = {key: draft for key, (_, draft, *_) in w.blocks.items()}
+    calls: dict[str, str] = {}  # full name -> function(params..., name=\x01)
 
     def fill(line: str) -> str:
         if "\x00" not in line:
             return line
-        head, prefix, rest = line.split("\x00")
-        call = fills[prefix]  # name(param=..., name="..."), to which the inputs go first
+        head, key, rest = line.split("\x00")
+        _, _, parent, local = w.blocks[key]
+        name = f'f"{{name}}.{local}"' if parent else literal(key)
+        call = calls[key].replace("\x01", name)  # function(param=..., name=...), to which the inputs go first
         inputs, tail = rest[1:].split(")", 1)
-        return "    " + f"{head.lstrip()}{call.split('(', 1)[0]}({inputs}, {call.split('(', 1)[1]}{tail}"
+        return f"{head}{call.split('(', 1)[0]}({inputs}, {call.split('(', 1)[1]}{tail}"
 
+    height: dict[str, int] = {}  # how deep blocks nest inside an instance (the same for all of one block)
+    for key, (_, _, parent, _) in w.blocks.items():  # an instance is recorded after those inside it
+        height.setdefault(key, 0)
+        if parent:
+            height[parent] = max(height.get(parent, 0), height[key] + 1)
+    made = {}
+    for level_height in sorted(set(height.values())):  # all instances of a block together, innermost first
+        level = [i for i in insts if max(height[j.prefix] for j in insts if j.block == i.block) == level_height]
+        for inst in level:
+            draft = "\n".join(map(fill, drafts[inst.prefix].splitlines())) + "\n"
+            drafts[inst.prefix] = draft.replace(f"def {MARK}(", f"def {names[inst.block]}(")
+        for block in dict.fromkeys(i.block for i in level):  # instances whose inputs came in other layouts
+            group = [i for i in level if i.block == block]   # have other drafts
+            name = names[block]
+            inputs = ", ".join(x.name for x in group[0].graph.inputs)
+            head = (f"def {name}({inputs}, name):", f"def {name}({inputs}{{params}}, name):")
+            found = group_classes(group, drafts, {block: name}, taken | set(names.values()), head, singles=True)
+            taken |= {c.name for c in found.values()}
+            made.update(found)
+        calls.update((i.prefix, made[i.prefix].call(i.prefix, name="\x01")) for i in level)
     w.lines = [fill(line) for line in w.lines]
     return list({id(c): c.lines for c in made.values()}.values())
 

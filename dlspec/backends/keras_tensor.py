@@ -255,9 +255,9 @@ def _preferred_layout(ctx: KerasContext) -> str:
                 seen.add(reader.name)
                 shapes = [ctx.graph.shape_of(v) for v in reader.inputs]
                 emit = table[reader.op]  # what it declares, not what it emits: no emitter runs twice
-                want = wanted(emit, KerasContext(ctx.graph, reader, list(reader.inputs), shapes))
+                want, keeps, _ = wanted(emit, KerasContext(ctx.graph, reader, list(reader.inputs), shapes))
                 wants.add(want)
-                if want == ANY and emit.keeps and len(reader.inputs) == 1 and len(seen) < 16:
+                if want == ANY and keeps and len(reader.inputs) == 1 and len(seen) < 16:
                     values.append(reader.name)
     if CHANNELS_LAST in wants or (LOGICAL not in wants and len(ctx.node.shape) >= 3):
         return CHANNELS_LAST
