@@ -290,12 +290,13 @@ class BatchNorm(keras.layers.Layer):
             mean, variance, n = self.batch_moments(x)
             m = self.momentum
             self.moving_mean.assign((1 - m) * self.moving_mean + m * mean)
-            unbiased = variance * n / (n - 1)
-            self.moving_variance.assign((1 - m) * self.moving_variance + m * unbiased)
+            # in torch's order of operations (the rounding matches to the bit)
+            update = m * variance * n / (n - 1)
+            self.moving_variance.assign((1 - m) * self.moving_variance + update)
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        scale = keras.ops.rsqrt(variance + self.epsilon) * self.gamma
-        return (x - mean) * scale + self.beta
+        normed = (x - mean) * keras.ops.rsqrt(variance + self.epsilon)
+        return normed * self.gamma + self.beta
 
     def batch_moments(self, x):
         """Mean, biased variance and sample count over all axes but the last. Under tf.distribute with
