@@ -290,8 +290,7 @@ class BatchNorm(keras.layers.Layer):
             mean, variance, n = self.batch_moments(x)
             m = self.momentum
             self.moving_mean.assign((1 - m) * self.moving_mean + m * mean)
-            # in torch's order of operations (the rounding matches to the bit)
-            update = m * variance * n / (n - 1)
+            update = m * variance * n / (n - 1)  # in torch's order, to the bit
             self.moving_variance.assign((1 - m) * self.moving_variance + update)
         else:
             mean, variance = self.moving_mean, self.moving_variance
