@@ -66,9 +66,9 @@ def test_source_imports_only_its_framework_and_numpy(spec_file, backend):
 def test_source_reads_as_written_by_hand(spec_file):
     source = dlspec.generate(dlspec.load(spec_file(RICH)), "torch")
     assert "class RichNet(nn.Module):" in source
-    assert "self.dense_1 = nn.Linear(in_features=48, out_features=32)  # spec.yaml:10" in source
+    assert "self.dense_1 = nn.Linear(in_features=48, out_features=32)\n" in source
     assert "        x = pixels.reshape(-1, 3, 4, 4)  # spec.yaml:7\n" in source
-    assert "        x = F.leaky_relu(self.dense_1(x), negative_slope=0.01)\n" in source
+    assert "        x = F.leaky_relu(self.dense_1(x), negative_slope=0.01)  # spec.yaml:10\n" in source
     assert "        x = F.gelu(x, approximate=\"tanh\")  # spec.yaml:12\n" in source
     assert "def forward(self, pixels):" in source
     assert "return x\n" in source

@@ -132,22 +132,75 @@ def test_golden_source(backend):
     assert source == path.read_text()
 
 
+RUFF_CONFIGS = {  # ruff's defaults (line length 88, its default rules) and the project's rules (pyproject.toml)
+    "defaults": (["check", "--isolated"], ["format", "--isolated", "--check"]),
+    "project": (["check", "--isolated", "--select", "E,F,W,I,B,UP", "--ignore", "B905", "--line-length", "120",
+                 "--target-version", "py310"], ["format", "--isolated", "--check", "--line-length", "120"]),
+}
+
+
 def test_generated_files_pass_ruff_outside_the_repository(tmp_path):
-    """Written outside the repository (no project config applies), with a weights file (a constant after the
-    imports) and frozen parts: ruff check under ruff's defaults and under the project's rules, and ruff format
-    at the project's line length, leave them as they are."""
+    """Every zoo model's torch and Keras source, written outside the repository (no project config applies), and
+    resnet18/resnet18_digits with a weights file (a constant after the imports) and frozen parts: ruff check and
+    ruff format --check leave them as they are, under ruff's defaults and under the project's rules."""
     import subprocess
     import sys
 
-    for name in ("resnet18", "resnet50", "resnet18_digits", "mobilenet_v2"):
-        model = dlspec.load(SPECS / f"{name}.yaml")
+    zoo = sorted(p.stem for p in (Path(dlspec.__file__).parent / "zoo").glob("*.yaml"))
+    for name, weights in [(n, None) for n in zoo] + [(n, f"{n}.safetensors") for n in ("resnet18", "resnet18_digits")]:
+        model = dlspec.load(SPECS / f"{name}.yaml") if weights else dlspec.load(f"zoo:{name}")
         for backend in ("torch", "keras"):
-            source = dlspec.generate(model, backend, weights_file=f"{name}.safetensors")
-            (tmp_path / f"{name}_{backend}.py").write_text(source)
+            source = dlspec.generate(model, backend, weights_file=weights)
+            (tmp_path / f"{name}{'_weights' if weights else ''}_{backend}.py").write_text(source)
     ruff = [sys.executable, "-m", "ruff"]
-    for args in (["check", "--isolated"],
-                 ["check", "--isolated", "--select", "E,F,W,I,B,UP", "--ignore", "B905", "--line-length", "120",
-                  "--target-version", "py310"],
-                 ["format", "--isolated", "--check", "--line-length", "120"]):
-        result = subprocess.run([*ruff, *args, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
-        assert result.returncode == 0, (args, result.stdout[-3000:])
+    for config, commands in RUFF_CONFIGS.items():
+        for args in commands:
+            result = subprocess.run([*ruff, *args, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+            assert result.returncode == 0, (config, args, result.stdout[-3000:])
+
+
+def test_each_emitter_runs_once_per_node(monkeypatch):
+    """Emitters run once per node: the Keras writer and the permute's choice of layout read what an emitter
+    declares (``wants``, ``keeps``) instead of emitting to find out."""
+    from dlspec.backends import registry
+
+    calls, kept = {}, []
+    for backend in ("torch", "keras"):
+        table = registry.emitters(backend)
+        for op, fn in list(table.items()):
+            def counted(ctx, fn=fn, backend=backend):
+                kept.append(ctx.node)  # ids stay unique while the nodes live
+                calls[backend, id(ctx.node)] = calls.get((backend, id(ctx.node)), 0) + 1
+                return fn(ctx)
+
+            counted.__dict__.update(fn.__dict__)
+            monkeypatch.setitem(table, op, counted)
+    for name in ("resnet18", "convnext_tiny", "vit_b_16", "shufflenet_v2_x1_0"):
+        for backend in ("torch", "keras"):
+            dlspec.generate(dlspec.load(f"zoo:{name}"), backend)
+    assert len(calls) > 500 and max(calls.values()) == 1
+    assert [op for op, fn in registry.emitters("keras").items() if not hasattr(fn, "wants")] == []
+
+
+def test_parity_case_sources_pass_ruff(tmp_path):
+    """The torch and Keras source of every parity-table case (every op, in many configurations) passes ruff check
+    and ruff format --check under ruff's defaults and under the project's rules: the layout rules hold beyond the
+    zoo."""
+    import subprocess
+    import sys
+
+    from test_parity_table import ALL_CASES, spec_for
+
+    for case_id, shape, layers in ALL_CASES:
+        for backend in ("torch", "keras"):
+            try:
+                source = dlspec.generate(spec_for(case_id, shape, layers), backend)
+            except dlspec.UsageError:  # a case the backend refuses (UNSUPPORTED)
+                continue
+            (tmp_path / f"{case_id}_{backend}.py").write_text(source)
+    assert len(list(tmp_path.glob("*.py"))) > 300
+    ruff = [sys.executable, "-m", "ruff"]
+    for config, commands in RUFF_CONFIGS.items():
+        for args in commands:
+            result = subprocess.run([*ruff, *args, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+            assert result.returncode == 0, (config, args, result.stdout[-3000:])

@@ -49,9 +49,9 @@ def test_graph_with_two_inputs_two_outputs_and_a_repeated_block(spec_file):
 def test_generated_torch_source_mirrors_the_hierarchy(spec_file):
     source = dlspec.generate(dlspec.load(spec_file(GRAPH)), "torch")
     assert "class Residual(nn.Module):\n" in source  # the block is a class, its repeat a Sequential of instances
-    assert "        self.stem = nn.Sequential(Residual(), Residual())  # spec.yaml:16\n" in source
+    assert "        self.stem = nn.Sequential(Residual(), Residual())\n" in source
     assert "def forward(self, left, right):" in source
-    assert "        x = self.stem(left)\n" in source
+    assert "        x = self.stem(left)  # spec.yaml:16\n" in source  # each layer's comment on its line of forward
     assert "        out = out + x  # spec.yaml:14\n" in source  # relu outputs are never overwritten in place
     assert "        x = torch.cat([x, x_2], dim=1)  # spec.yaml:19\n" in source
     assert "return x, x_2" in source

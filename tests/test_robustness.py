@@ -209,7 +209,7 @@ def test_node_names_never_shadow_keras_helpers_or_builtins():
 # --- item 5: long node names -------------------------------------------------------------------------------------
 
 def test_long_node_names_keep_weight_keys_strings():
-    from dlspec.backends.codegen import wrap
+    from dlspec.backends.codegen import render as wrap
 
     name = "a" * 90
     source = dlspec.generate(dlspec.loads(HEAD + f"  - {{type: dense, units: 2, name: {name}}}\n"), "keras")

@@ -10,7 +10,9 @@ from dataclasses import dataclass, replace
 
 from ..errors import InternalError
 from ..ir import Graph, Input, Node
-from .codegen import DEFAULT, class_name, drop_defaults, wrap
+from .codegen import DEFAULT, class_name, drop_defaults
+
+BLOCK = "block instance"  # the op of a node standing for a block instance (see collapse)
 
 
 @dataclass
@@ -27,32 +29,35 @@ class Instance:
     graph: Graph | None = None  # None: it stays unrolled (it feeds several values out, or reads a parameter...)
 
 
-def instances(graph: Graph) -> list[Instance]:
-    """The outermost block instances of ``graph``, in graph order, each with its own graph where it has one."""
+def instances(graph: Graph, depth: int = 0, containers: bool = False) -> list[Instance]:
+    """The block instances of ``graph`` at nesting ``depth`` (0: the outermost), in graph order, each with its own
+    graph where it has one. Instances nested deeper are part of theirs: collapse them first (see :func:`collapse`)
+    for their classes to be members of it. ``containers``: an instance whose members are named 0, 1, ... gets a
+    graph too (a function can make it; a torch class would not keep its members' names)."""
     found: dict[str, Instance] = {}
     for node in graph.nodes:
-        if node.blocks:
-            prefix, block, args, _, values, loc = node.blocks[0]
+        if len(node.blocks) > depth:
+            prefix, block, args, _, values, loc = node.blocks[depth]
             found.setdefault(prefix, Instance(prefix, block, dict(args), loc, [], values)).nodes.append(node)
     readers: dict[str, set[str]] = {}
     for node in graph.nodes:
         for v in node.inputs:
             readers.setdefault(v, set()).add(node.name)
     for inst in found.values():
-        inst.graph = _instance_graph(graph, inst, readers)
+        inst.graph = _instance_graph(graph, inst, readers, depth, containers)
     return list(found.values())
 
 
-def _instance_graph(graph: Graph, inst: Instance, readers: dict) -> Graph | None:
+def _instance_graph(graph: Graph, inst: Instance, readers: dict, depth: int, containers: bool) -> Graph | None:
     inside = {n.name for n in inst.nodes}
-    names = inst.nodes[0].blocks[0][3]
+    names = inst.nodes[0].blocks[depth][3]
     if len(set(inst.values)) != len(inst.values) or not all(graph.is_batched(v) for v in inst.values):
         return None
     rename = {n.name: n.name[len(inst.prefix) + 1:] for n in inst.nodes}
     rename.update(zip(inst.values, names))
     if any(v not in rename for n in inst.nodes for v in n.inputs):
         return None
-    if any(n.name[len(inst.prefix) + 1:].split(".")[0].isdigit() for n in inst.nodes):
+    if not containers and any(n.name[len(inst.prefix) + 1:].split(".")[0].isdigit() for n in inst.nodes):
         return None  # members named 0, 1, ...: the instance is a container, not a class with attributes
     outs = [n.name for n in inst.nodes if n.name in graph.outputs or readers.get(n.name, set()) - inside]
     if len(outs) != 1:
@@ -60,7 +65,12 @@ def _instance_graph(graph: Graph, inst: Instance, readers: dict) -> Graph | None
     inst.output = outs[0]
     dtypes = {i.name: i.dtype for i in graph.inputs}
     inputs = [Input(name, graph.shape_of(v), dtypes.get(v, "float32"), inst.loc) for name, v in zip(names, inst.values)]
-    nodes = [replace(n, name=rename[n.name], inputs=tuple(rename[v] for v in n.inputs), blocks=()) for n in inst.nodes]
+    cut = len(inst.prefix) + 1  # the instances nested in it, named inside it
+    nodes = [replace(n, name=rename[n.name], inputs=tuple(rename[v] for v in n.inputs),
+                     blocks=tuple((p[cut:], b, a, nm, tuple(rename.get(v, v) for v in vals), loc)
+                                  for p, b, a, nm, vals, loc in n.blocks[depth + 1:]),
+                     attrs={**n.attrs, "path": n.attrs["path"][len(inst.prefix) + 1:]} if n.op == BLOCK else n.attrs)
+             for n in inst.nodes]
     return Graph(inst.block, "", graph.source, inputs, nodes, [rename[outs[0]]])
 
 
@@ -90,9 +100,11 @@ class BlockClass:
 def parameterise(drafts: list[str], insts: list[Instance], name: str, head: tuple[str, str],
                  forward_at: str | None = None) -> BlockClass | None:
     """One class (or function) for instances whose drafts (unwrapped source, named ``name``) differ only in
-    numbers, none of them after the line ``forward_at``: each differing number becomes a parameter, named after
-    the block parameter that it equals in every instance, else after the keyword it is passed as. ``head`` is
-    the draft's signature line and its form with ``{params}`` where ``, a, b`` go."""
+    numbers and torch module classes (``nn.ReLU``, ``nn.Hardswish``), none of them after the line ``forward_at``:
+    each differing number becomes a parameter, named after the block parameter that it equals in every instance,
+    else after the keyword it is passed as; a module class, after the block parameter whose values tell the
+    instances apart as it does (``act=nn.Hardswish``, as torchvision's ``activation_layer``). ``head`` is the
+    draft's signature line and its form with ``{params}`` where ``, a, b`` go."""
     toks = [_tokens(d) for d in drafts]
     first = toks[0]
     if any(len(t) != len(first) for t in toks):
@@ -103,25 +115,36 @@ def parameterise(drafts: list[str], insts: list[Instance], name: str, head: tupl
         if any(t[i].type != tok.type for t in toks):
             return None
         if len(set(strings)) > 1:
-            if tok.type != tokenize.NUMBER:
+            if tok.type == tokenize.NUMBER:
+                diffs.append((i, [_number(s) for s in strings]))
+            elif _module_class(first, i):
+                diffs.append((i, [Module(f"nn.{s}") for s in strings]))
+            else:
                 return None
-            diffs.append((i, [_number(s) for s in strings]))
     if forward_at is not None and diffs:
         cut = drafts[0].splitlines().index(forward_at) + 1
         if any(first[i].start[0] >= cut for i, _ in diffs):
             return None  # a number that the forward pass reads: instances differ in more than construction
     taken = {t.string for t in first if t.type == tokenize.NAME}
-    params: dict[tuple, str] = {}
+    params: dict[tuple, str] = {}  # (values, the block parameter or keyword it stands for) -> parameter name
+    keys = []
     for i, values in diffs:
-        key = tuple(map(repr, values))
+        j = i - 1 if first[i - 1].string != "-" else i - 2
+        keyword = first[j - 1].string.removeprefix(DEFAULT) if first[j].string == "=" and \
+            first[j - 1].type == tokenize.NAME else ""
+        if isinstance(values[0], Module):  # the block parameter that groups the instances as the class does
+            found = [a for a in insts[0].args if all((x.args.get(a) == y.args.get(a)) == (v == w)
+                                                     for x, v in zip(insts, values) for y, w in zip(insts, values))]
+        else:
+            found = [a for a in insts[0].args
+                     if all(repr(inst.args.get(a)) == repr(v) for inst, v in zip(insts, values))]
+        # among parameters with equal values (stride and padding may be 2, 1, 2), the one the keyword names
+        found.sort(key=lambda a: (a != keyword, not keyword.startswith(a)))
+        arg = found[0] if found else keyword or ("module" if isinstance(values[0], Module) else "value")
+        key = (tuple(map(repr, values)), arg)
+        keys.append(key)
         if key in params:
             continue
-        arg = next((a for a in insts[0].args
-                    if all(repr(inst.args.get(a)) == repr(v) for inst, v in zip(insts, values))), None)
-        if arg is None:
-            j = i - 1 if first[i - 1].string != "-" else i - 2
-            arg = first[j - 1].string if first[j].string == "=" and first[j - 1].type == tokenize.NAME else "value"
-            arg = arg.removeprefix(DEFAULT)
         stem, n = arg, 1
         while arg in params.values() or (arg in taken and arg not in insts[0].args and arg != stem) or arg in (
                 "self", "nn", "F", "torch", "np", "keras", "super", "name"):
@@ -129,31 +152,37 @@ def parameterise(drafts: list[str], insts: list[Instance], name: str, head: tupl
             arg = f"{stem}_{n}"
         params[key] = arg
     lines = drafts[0].splitlines()
-    for i, values in reversed(diffs):  # right to left keeps earlier columns valid
-        (row, col), (_, end) = first[i].start, first[i].end
-        lines[row - 1] = lines[row - 1][:col] + params[tuple(map(repr, values))] + lines[row - 1][end:]
+    for (i, values), key in reversed(list(zip(diffs, keys))):  # right to left keeps earlier columns valid
+        (row, col), (_, end) = first[i - 2 if isinstance(values[0], Module) else i].start, first[i].end
+        lines[row - 1] = lines[row - 1][:col] + params[key] + lines[row - 1][end:]
     signature = "".join(f", {p}" for p in params.values())
     lines = [ln.replace(head[0], head[1].format(params=signature)) for ln in lines]
-    out = []
-    for line in map(drop_defaults, lines):
-        indent = line[:len(line) - len(line.lstrip())]
-        try:
-            out += wrap(line.strip(), indent).splitlines() if line.strip() else [line]
-        except (tokenize.TokenError, IndexError):
-            out.append(line)
+    out = [drop_defaults(line) for line in lines]  # laid out with the rest of the file (see codegen.render)
     args = {}
     for k, inst in enumerate(insts):
         args[inst.prefix] = {}
-        for i, values in diffs:
-            args[inst.prefix].setdefault(params[tuple(map(repr, values))], toks[k][i].string)
+        for (i, values), key in zip(diffs, keys):
+            args[inst.prefix].setdefault(params[key], str(values[k]) if isinstance(
+                values[k], Module) else toks[k][i].string)
     return BlockClass(name, out, args)
+
+
+class Module(str):
+    """A torch module class as it is written (``nn.ReLU``): a value that parameterise passes to a class."""
+
+
+def _module_class(toks: list, i: int) -> bool:
+    """Whether token ``i`` is the class name of ``nn.Name(``."""
+    return (toks[i].type == tokenize.NAME and i >= 2 and toks[i - 1].string == "." and toks[i - 2].string == "nn"
+            and i + 1 < len(toks) and toks[i + 1].string == "(")
 
 
 def group_classes(insts: list[Instance], drafts: dict[str, str], names: dict[str, str], taken: set[str],
                   head: tuple[str, str], forward_at=lambda inst: None, singles: bool = False) -> dict[str, BlockClass]:
     """A class for the instances of each block (instance prefix -> its class). Where instances differ in more
-    than numbers, each source that several instances share (with ``singles``, every source) gets a class of its
-    own; the rest get none."""
+    than numbers, they fall into groups, in order, each of instances that one class can make (an instance joins
+    the first group it fits); each group of several instances (with ``singles``, every group) gets a class of its
+    own (``Expand``, ``Expand2``; functions ``expand``, ``expand_2``); the rest get none."""
     out = {}
     for block, cls in names.items():
         group = [i for i in insts if i.block == block]
@@ -161,24 +190,33 @@ def group_classes(insts: list[Instance], drafts: dict[str, str], names: dict[str
         if made is not None:
             out.update((i.prefix, made) for i in group)
             continue
-        kinds = [d for d in dict.fromkeys(drafts[i.prefix] for i in group)
-                 if singles or sum(drafts[i.prefix] == d for i in group) > 1]
-        for k, draft in enumerate(kinds):
-            sub = [i for i in group if drafts[i.prefix] == draft]
-            other = f"{block}_{k + 1}"
-            name = cls if k == 0 else class_names([other], taken | set(names.values()))[other]
+        kinds: list[list[Instance]] = []
+        for inst in group:
+            fits = (k for k in kinds if parameterise([drafts[i.prefix] for i in [*k, inst]], [*k, inst], cls, head,
+                                                     forward_at(inst)) is not None)
+            kind = next(fits, None)
+            kind.append(inst) if kind is not None else kinds.append([inst])
+        kinds = [k for k in kinds if singles or len(k) > 1]
+        for k, sub in enumerate(kinds):
+            name = cls
+            if k:
+                other = f"{cls}_{k + 1}" if cls[:1].islower() else f"{cls}{k + 1}"
+                name, n = other, k + 1
+                while name in taken or name in names.values():
+                    n += 1
+                    name = f"{cls}_{n}" if cls[:1].islower() else f"{cls}{n}"
+                taken.add(name)
             renamed = (head[0].replace(cls, name), head[1].replace(cls, name))
-            made = parameterise([draft.replace(cls, name, 1)] * len(sub), sub, name, renamed)
+            made = parameterise([drafts[i.prefix].replace(cls, name, 1) for i in sub], sub, name, renamed,
+                                forward_at(sub[0]))
             out.update((i.prefix, made) for i in sub)
     return out
 
 
-BLOCK = "block instance"  # the op of a node standing for a block instance (see collapse)
-
-
-def collapse(graph: Graph, insts: list[Instance], calls: dict[str, str]) -> Graph:
-    """``graph`` with each instance that has a call replaced by one node (op BLOCK) where its output was, whose
-    attributes hold the instance's path and the call that makes it."""
+def collapse(graph: Graph, insts: list[Instance], calls: dict[str, str], depth: int = 0) -> Graph:
+    """``graph`` with each instance (at nesting ``depth``) that has a call replaced by one node (op BLOCK) where its
+    output was, whose attributes hold the instance's path and the call that makes it; it lies in the instances
+    that held the one it replaces."""
     done = {i.output: i for i in insts if i.prefix in calls}
     members = {n.name for i in done.values() for n in i.nodes}
     nodes = []
@@ -186,7 +224,7 @@ def collapse(graph: Graph, insts: list[Instance], calls: dict[str, str]) -> Grap
         if node.name in done:
             inst = done[node.name]
             nodes.append(Node(node.name, BLOCK, inst.values, {"path": inst.prefix, "module": calls[inst.prefix]},
-                              inst.loc, inst.prefix, shape=node.shape))
+                              inst.loc, inst.prefix, shape=node.shape, blocks=node.blocks[:depth]))
         elif node.name not in members:
             nodes.append(node)
     seen = {i.name for i in graph.inputs}

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import tokenize
+from dataclasses import dataclass, field
 
 from ..ir import Graph, Node
 
 READ_SAFETENSORS = '''
-_DTYPES = {"BF16": "<u2", "F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "BOOL": "?"}
+_DTYPES = {
+    "BF16": "<u2",
+    "F16": "<f2",
+    "F32": "<f4",
+    "F64": "<f8",
+    "I32": "<i4",
+    "I64": "<i8",
+    "BOOL": "?",
+}
 
 
 def read_safetensors(path):
@@ -24,7 +36,9 @@ def read_safetensors(path):
         array = np.frombuffer(raw, dtype=_DTYPES[info["dtype"]]).reshape(info["shape"])
         if info["dtype"] == "BF16":  # bfloat16 is the upper half of a float32
             array = (array.astype(np.uint32) << 16).view(np.float32)
-        arrays[name] = array.astype(np.float32) if info["dtype"] == "F16" else array.copy()
+        if info["dtype"] == "F16":
+            array = array.astype(np.float32)
+        arrays[name] = array.copy()
     return arrays
 '''
 
@@ -85,7 +99,8 @@ def call(target: str, defaults: dict, **values) -> str:
 
 
 DEFAULT = "_default_"
-_LITERAL = r'(?:-?[0-9][0-9.e+-]*|True|False|None|"[^"]*")'
+_SCALAR = r'(?:-?[0-9][0-9.e+-]*|True|False|None|"[^"]*")'
+_LITERAL = rf"(?:{_SCALAR}|\((?:{_SCALAR}, )*{_SCALAR},?\))"  # a scalar, or a tuple of them: (1, 1)
 
 
 def drop_defaults(line: str) -> str:
@@ -163,69 +178,235 @@ def channels_first_perm(rank: int) -> tuple[int, ...]:
     return (rank,) + tuple(range(1, rank))
 
 
-UNWRAPPED = [False]  # true while source is drafted to be compared (see torch_emit.block_classes): no wrapping
+UNWRAPPED = [False]  # true while source is drafted to be compared (see torch_emit.block_classes): no defaults left out
+
+WIDTH = 88  # ruff format's default line length; what fits here fits the project's 120 too
 
 
-def wrap(statement: str, indent: str, width: int = 100) -> str:
-    """Break a long statement's longest bracket group one item per line, as ruff format would.
+@dataclass
+class Group:
+    """A bracketed group of a statement: its brackets and items, each item a list of parts (text or Group)
+    with the comment that follows it. ``kind`` is ``call`` (arguments, or a list/dict/set display: a trailing
+    comma may follow a single item), ``tuple`` (a parenthesised tuple), ``paren`` (a parenthesised expression)
+    or ``subscript`` (the last two take no trailing comma that was not there)."""
 
-    The width counts code only; a trailing ``# spec.yaml:LINE`` comment may run past it, up to
-    ``width + 20`` characters in all.
-    """
-    import io
-    import tokenize
+    open: str
+    close: str
+    kind: str
+    items: list[list] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+    trailing: bool = False  # a comma after the last item in the source
 
-    code = statement.split("  #")[0]
-    if UNWRAPPED[0] or len(indent + code) <= width and len(indent + statement) <= width + 20:
-        return indent + statement
-    stack, groups = [], []  # groups: (open column, close column, comma columns)
-    for tok in tokenize.generate_tokens(io.StringIO(statement).readline):
-        if tok.type != tokenize.OP:
+    def flat(self) -> str:
+        body = ", ".join(_flat(item) for item in self.items)
+        keep = self.trailing and len(self.items) == 1 and self.kind in ("tuple", "subscript")
+        return f"{self.open}{body}{',' if keep else ''}{self.close}"
+
+    def forced(self) -> bool:
+        """Whether ruff format must split it: a magic trailing comma, a comment inside, or a forced group inside."""
+        magic = self.trailing and not (len(self.items) == 1 and self.kind in ("tuple", "subscript"))
+        return magic or any(self.comments) or any(_forced(item) for item in self.items)
+
+
+def _flat(parts: list) -> str:
+    return "".join(p if isinstance(p, str) else p.flat() for p in parts)
+
+
+def _forced(parts: list) -> bool:
+    return any(isinstance(p, Group) and p.forced() for p in parts)
+
+
+def _tokens(text: str) -> list[tokenize.TokenInfo]:
+    """The tokens of ``text``, an f-string as one token whatever the Python version."""
+    toks, out, depth = list(tokenize.generate_tokens(io.StringIO(text).readline)), [], 0
+    start = getattr(tokenize, "FSTRING_START", None)
+    lines = text.splitlines(keepends=True)
+    for tok in toks:
+        if start is not None and tok.type == start:
+            if depth == 0:
+                first = tok
+            depth += 1
             continue
-        if tok.string in "([{":
-            stack.append((tok.start[1], []))
-        elif tok.string in ")]}":
-            start, commas = stack.pop()
-            groups.append((start, tok.start[1], commas))
-        elif tok.string == "," and stack:
-            stack[-1][1].append(tok.start[1])
-    if not groups:
-        target, eq, value = code.partition(" = ")
-        if eq and target.isidentifier() and "\n" not in value:  # x = a + b  ->  x = (\n    a + b\n)
-            return "\n".join([f"{indent}{target} = (", f"{indent}    {value.strip()}",
-                              indent + ")" + statement[len(code):]])
-        return indent + statement
-    # the group with the most items, preferring one whose outside fits; what stays outside too long (a call
-    # of a constructed layer, f(...)(...)) is wrapped in turn
-    ranked = sorted(groups, key=lambda g: (len(g[2]), g[1] - g[0]), reverse=True)
-    start, close, commas = next((g for g in ranked if len(indent + statement[:g[0] + 1]) <= width
-                                 and len(indent + statement[g[1]:]) <= width + 20), ranked[0])
-    bounds = [start, *commas, close]
-    items = [statement[a + 1:b].strip() for a, b in zip(bounds, bounds[1:])]
-    inner = indent + "    "
-    if len(items) == 1 and len(inner + items[0]) >= len(indent + statement):
-        return indent + statement  # nothing left to split
-    head, tail = statement[:start + 1], statement[close:]
-    if not any(a < start and b > close for a, b, _ in groups):  # top level: head and tail are balanced
-        if len(indent + head) > width:
-            head = wrap(head[:-1], indent, width).lstrip() + head[-1]
-        if len(indent + tail) > width + 20 and tail[1:].lstrip()[:1] in "([{":
-            tail = tail[0] + wrap(tail[1:], indent, width - 1).lstrip()  # the ")" before it takes a column
-    comma = "," if len(items) > 1 or _comma_keeps_meaning(statement, start) else ""
-    return "\n".join([indent + head, *(wrap(item + comma, inner, width) for item in items if item), indent + tail])
+        if start is not None and tok.type == tokenize.FSTRING_END:
+            depth -= 1
+            if depth == 0:
+                (r0, c0), (r1, c1) = first.start, tok.end
+                string = lines[r0 - 1][c0:c1] if r0 == r1 else "".join(lines[r0 - 1:r1])[c0:-len(lines[r1 - 1]) + c1]
+                out.append(tokenize.TokenInfo(tokenize.STRING, string, first.start, tok.end, first.line))
+            continue
+        if depth == 0 and tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER, tokenize.INDENT,
+                                           tokenize.DEDENT):
+            out.append(tok)
+    return out
 
 
-def _comma_keeps_meaning(statement: str, start: int) -> bool:
-    """Whether a trailing comma after the single item of the bracket at ``start`` changes nothing: true for a
-    call and for a list, set or dict display; false for a subscript (``w["a",]`` indexes by a tuple) and a
-    parenthesised expression (``(a + b,)`` is a tuple)."""
+def parse(statement: str) -> tuple[list, str]:
+    """The parts of one logical statement (which may span lines) and its trailing comment ("" if none)."""
     import keyword
-    import re
 
-    before = statement[:start].rstrip()
-    word = re.search(r"([A-Za-z_][A-Za-z0-9_]*)?$", before).group(1)
-    follows_value = bool(word) and not keyword.iskeyword(word) or before[-1:] in (")", "]", '"', "'")
-    return follows_value if statement[start] == "(" else not follows_value
+    top: list = []
+    stack: list[tuple[Group, list]] = []  # open groups and the item each is reading
+    item, comment, prev, lambdas = top, "", None, [0]
+    for tok in _tokens(statement):
+        if tok.type == tokenize.COMMENT:
+            if not stack:
+                comment = tok.string
+            else:  # after an item's comma: that item's; else the item it follows
+                group = stack[-1][0]
+                k = len(group.items) - 1 if not item and group.items else len(group.items)
+                if k == len(group.items):
+                    group.items.append(item)
+                    item = []
+                group.comments += [""] * (len(group.items) - len(group.comments))
+                group.comments[k] = f"{group.comments[k]} {tok.string}".strip()
+            continue
+        gap = ""
+        if prev is not None and prev.end[0] == tok.start[0] and item:
+            gap = prev.line[prev.end[1]:tok.start[1]]
+        before, prev = prev, tok
+        text = tok.string
+        if tok.type == tokenize.OP and text in "([{":
+            last = before.string if before is not None and item else ""
+            value = before is not None and bool(item) and not gap and (
+                before.type == tokenize.STRING or last in (")", "]", "}")
+                or before.type == tokenize.NAME and not keyword.iskeyword(last))
+            kind = {"(": "call" if value else "paren", "[": "subscript" if value else "call", "{": "call"}[text]
+            if gap:
+                item.append(gap)
+            group = Group(text, {"(": ")", "[": "]", "{": "}"}[text], kind)
+            item.append(group)
+            stack.append((group, item))
+            item = []
+            lambdas.append(0)
+            continue
+        if tok.type == tokenize.OP and text in ")]}":
+            group, outer = stack.pop()
+            lambdas.pop()
+            if item:
+                group.items.append(item)
+            elif group.items:
+                group.trailing = True
+            group.comments += [""] * (len(group.items) - len(group.comments))
+            if group.kind == "paren" and (len(group.items) > 1 or group.trailing):
+                group.kind = "tuple"
+            item = outer
+            continue
+        if tok.type == tokenize.OP and text == "," and stack and not lambdas[-1]:
+            stack[-1][0].items.append(item)
+            item = []
+            continue
+        if tok.type == tokenize.NAME and text == "lambda":
+            lambdas[-1] += 1
+        elif tok.type == tokenize.OP and text == ":" and lambdas[-1]:
+            lambdas[-1] -= 1
+        if item and isinstance(item[-1], str):
+            item[-1] += gap + text
+        else:
+            item.append(gap + text)
+    return top, comment
+
+
+def render(statement: str, indent: str = "", width: int = WIDTH) -> str:
+    """One statement laid out as ruff format lays it out: on one line if it fits (its comment included) and
+    nothing forces a split; else, left to right, each bracket group that does not fit up to the next place a
+    line may break is split one item per line with a trailing comma (which keeps it split under any line
+    length), recursively. The statement may span lines, with comments after items inside brackets.
+
+    A comment that would make a statement (or an item) split that fits on its line alone goes on the line
+    above it. Where the layout would not be ruff format's under every line length (a split that no trailing
+    comma holds: a subscript, a parenthesised expression, a fluent call chain, a line that cannot split), the
+    statement's comment goes on the line above it, and the statement alone is laid out."""
+    if UNWRAPPED[0]:
+        return indent + statement
+    parts, comment = parse(statement)
+    if comment and _fits(parts, indent, "", width) and not _fits(parts, indent, f"  {comment}", width):
+        return f"{indent}{comment}\n{indent}{_flat(parts)}"  # the comment above: one line, not a split
+    trouble: list[str] = []
+    lines = _lines(parts, indent, indent, f"  {comment}" if comment else "", width, trouble)
+    if trouble and comment:
+        lines = [indent + comment, *_lines(parts, indent, indent, "", width, [])]
+    return "\n".join(lines)
+
+
+def _fits(parts: list, first: str, tail: str, width: int) -> bool:
+    return not _forced(parts) and len(first + _flat(parts) + tail) <= width
+
+
+def _lines(parts: list, first: str, indent: str, tail: str, width: int, trouble: list) -> list[str]:
+    if not _forced(parts) and len(first + _flat(parts) + tail) <= width:
+        return [first + _flat(parts) + tail]
+    chained = sum(isinstance(a, Group) and isinstance(b, str) and b.startswith(".") for a, b in zip(parts, parts[1:]))
+    if chained >= 2:
+        trouble.append("a fluent call chain")  # ruff splits it before each dot
+    lines, line = [], first
+    for i, part in enumerate(parts):
+        if isinstance(part, str):
+            line += part
+            continue
+        rest = ""
+        for after in parts[i + 1:]:
+            if isinstance(after, Group):
+                rest += after.open
+                break
+            rest += after
+        else:
+            rest += tail
+        if not part.items or not part.forced() and len(line + part.flat() + rest) <= width:
+            line += part.flat()
+            continue
+        comma = "," if part.kind == "call" or len(part.items) > 1 or part.trailing else ""
+        if not comma:
+            trouble.append("a split without a trailing comma")
+        lines.append(line + part.open)
+        inner = indent + "    "
+        for item, note in zip(part.items, part.comments):
+            if note and _fits(item, inner, comma, width) and not _fits(item, inner, f"{comma}  {note}", width):
+                lines += [inner + note, inner + _flat(item) + comma]  # the comment above: one line, not a split
+            else:
+                lines += _lines(item, inner, inner, comma + (f"  {note}" if note else ""), width, trouble)
+        line = indent + part.close
+    if len(line + tail) > width and not any(isinstance(p, Group) for p in parts):
+        trouble.append("a line that cannot split")
+    return lines + [line + tail]
+
+
+_COMPOUND = {"def", "class", "if", "elif", "else", "for", "while", "with", "try", "except", "finally", "async"}
+
+
+def format_lines(lines: list[str], width: int = WIDTH) -> list[str]:
+    """Source lines with every simple statement laid out by :func:`render` (compound statements' headers,
+    decorators, docstrings and blank lines stay as they are)."""
+    if not lines:
+        return []
+    text = "\n".join(lines) + "\n"
+    out, rows = [], text.splitlines()
+    logical: list[tuple[int, int]] = []  # (first row, last row), 1-based
+    begin = None
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
+            if tok.type == tokenize.COMMENT and begin is None:
+                logical.append((tok.start[0], tok.start[0]))
+            continue
+        if begin is None:
+            begin = tok
+        if tok.type == tokenize.NEWLINE:
+            logical.append((begin.start[0], tok.start[0]))
+            begin = None
+    row = 1
+    for first, last in logical:
+        out += rows[row - 1:first - 1]  # blank lines
+        chunk = rows[first - 1:last]
+        stripped = chunk[0].lstrip()
+        head = re.match(r"[A-Za-z_]\w*", stripped)
+        simple = head and head.group() not in _COMPOUND and not stripped.startswith(("@", "#"))
+        if simple:
+            indent = chunk[0][:len(chunk[0]) - len(stripped)]
+            out += render("\n".join(c.strip() for c in chunk), indent, width).splitlines()
+        else:
+            out += chunk
+        row = last + 1
+    out += rows[row - 1:]
+    return out
 
 
 class Namespace:

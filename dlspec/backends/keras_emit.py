@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from .. import ir
+from ..errors import InternalError
 from ..ir import Act, Graph, Param
 from .classes import group_classes, instances
 from .codegen import (
@@ -22,13 +23,13 @@ from .codegen import (
     call,
     channels_first_perm,
     channels_last_perm,
+    format_lines,
     frozen_prefixes,
     header,
     kwargs,
     literal,
     module_source,
     where,
-    wrap,
 )
 from .context import EmitContext
 from .registry import emitter, emitters
@@ -94,6 +95,23 @@ def _w(node, param: str, *steps: tuple) -> tuple:
 INITIALIZERS = {"zeros": "zeros", "ones": "ones", "glorot_uniform": "glorot_uniform", "he_uniform": "he_uniform",
                 "lecun_uniform": "lecun_uniform", "glorot_normal": None, "he_normal": None, "lecun_normal": None,
                 "normal": None}
+def declare(fn, wants=ANY, keeps: bool = True):
+    """Declare what the layer an emitter makes needs, so that the writer knows before it emits (and each emitter
+    runs once per node): ``wants``, the layout its batched inputs must come in (a layout, or a function of the
+    :class:`KerasContext` giving one), and ``keeps``, whether its output has the layout its input was fed in."""
+    fn.wants, fn.keeps = wants, keeps
+    return fn
+
+
+def wanted(fn, ctx) -> tuple[str, bool, KerasLayer | None]:
+    """The layout that emitter ``fn`` declares its inputs must come in, for the node of ``ctx``, and whether its
+    output keeps the input's layout. An emitter that declares nothing (one wrapped by a test or a plug-in)
+    emits for ``ctx`` to tell; that layer comes third (else None)."""
+    if not hasattr(fn, "wants"):
+        lay = fn(ctx)
+        return lay.wants, lay.out is None, lay
+    wants = fn.wants
+    return (wants(ctx) if callable(wants) else wants), fn.keeps, None
 
 
 def _init(param: Param, exact_fans: bool = True) -> str:
@@ -145,7 +163,8 @@ class TorchSoftplus(keras.layers.Layer):
 
     def call(self, x):
         scaled = x * self.beta
-        return keras.ops.where(scaled > self.threshold, x, keras.ops.softplus(scaled) / self.beta)
+        smooth = keras.ops.softplus(scaled) / self.beta
+        return keras.ops.where(scaled > self.threshold, x, smooth)
 
     def get_config(self):
         return {**super().get_config(), "beta": self.beta, "threshold": self.threshold}
@@ -225,14 +244,23 @@ def _dense(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(layer, weights, LOGICAL, helpers, post=post)
 
 
+declare(_dense, LOGICAL)
+
+
 @emitter("keras", ir.ops.Activation)
 def _activation(ctx: KerasContext) -> KerasLayer:
     return activation_layer(Act.of(ctx.node.attrs), ctx.node.name, ctx)
 
 
+declare(_activation, ANY)
+
+
 @emitter("keras", ir.ops.Dropout)
 def _dropout(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.Dropout({kwargs(rate=ctx.node.attrs['rate'], name=ctx.node.name)})")
+
+
+declare(_dropout, ANY)
 
 
 HELPERS["BatchNorm"] = '''
@@ -251,18 +279,30 @@ class BatchNorm(keras.layers.Layer):
         c = input_shape[-1]
         self.gamma = self.add_weight(shape=(c,), initializer="ones", name="gamma")
         self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
-        self.moving_mean = self.add_weight(shape=(c,), initializer="zeros", trainable=False, name="moving_mean")
-        self.moving_variance = self.add_weight(shape=(c,), initializer="ones", trainable=False, name="moving_variance")
+        self.moving_mean = self.add_weight(
+            shape=(c,),
+            initializer="zeros",
+            trainable=False,
+            name="moving_mean",
+        )
+        self.moving_variance = self.add_weight(
+            shape=(c,),
+            initializer="ones",
+            trainable=False,
+            name="moving_variance",
+        )
 
     def call(self, x, training=False):
         if training and self.trainable:
             mean, variance, n = self.batch_moments(x)
             m = self.momentum
             self.moving_mean.assign((1 - m) * self.moving_mean + m * mean)
-            self.moving_variance.assign((1 - m) * self.moving_variance + m * variance * n / (n - 1))
+            update = m * variance * n / (n - 1)  # in torch's order, to the bit
+            self.moving_variance.assign((1 - m) * self.moving_variance + update)
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        return (x - mean) * keras.ops.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+        normed = (x - mean) * keras.ops.rsqrt(variance + self.epsilon)
+        return normed * self.gamma + self.beta
 
     def batch_moments(self, x):
         """Mean, biased variance and sample count over all axes but the last. Under tf.distribute with
@@ -274,11 +314,16 @@ class BatchNorm(keras.layers.Layer):
             return keras.ops.mean(x, axis=axes), keras.ops.var(x, axis=axes), n
         n = replicas.all_reduce("SUM", n)
         mean = replicas.all_reduce("SUM", keras.ops.sum(x, axis=axes)) / n
-        variance = replicas.all_reduce("SUM", keras.ops.sum(keras.ops.square(x - mean), axis=axes)) / n
+        squares = keras.ops.sum(keras.ops.square(x - mean), axis=axes)
+        variance = replicas.all_reduce("SUM", squares) / n
         return mean, variance, n
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+        return {
+            **super().get_config(),
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+        }
 
 
 def _replica_context():
@@ -300,15 +345,24 @@ def _batchnorm(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"BatchNorm({args})", weights, CHANNELS_LAST, helpers=("BatchNorm",))
 
 
+declare(_batchnorm, CHANNELS_LAST)
+
+
 @emitter("keras", ir.ops.Flatten)
 def _flatten(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.Flatten({kwargs(name=ctx.node.name)})", wants=LOGICAL)
+
+
+declare(_flatten, LOGICAL)
 
 
 @emitter("keras", ir.ops.Reshape)
 def _reshape(ctx: KerasContext) -> KerasLayer:
     args = kwargs(target_shape=tuple(ctx.node.shape), name=ctx.node.name)
     return KerasLayer(f"keras.layers.Reshape({args})", wants=LOGICAL)
+
+
+declare(_reshape, LOGICAL)
 
 
 def _named(expr: str, name: str) -> str:
@@ -326,10 +380,14 @@ class _Writer:
         self.ns = Namespace([], reserved=HELPERS)
         for value in [i.name for i in graph.inputs] + [n.name for n in graph.nodes]:
             stem = (stems or {}).get(value, value)
-            self.ns.vars[value] = self.ns.fresh(stem.removeprefix(mark + ".").replace(".", "_"))
+            stem = stem.removeprefix(mark + ".").replace(".", "_")
+            self.ns.vars[value] = self.ns.fresh("x" + stem if stem[:1].isdigit() else stem)  # 0 -> x0
         self.helpers, self.converted = [], {}
         self.weights: list[tuple[str, str, tuple]] = []  # (layer name, Keras layer class, weight entries)
-        self.blocks: dict[str, tuple[str, str]] = {}  # instance prefix -> (its draft, the layout it returns)
+        # every block instance, nested ones included, by its full name: (its instance, draft, the full name of the
+        # instance it lies in ("" for none), the name it has there)
+        self.blocks: dict[str, tuple] = {}
+        self.key = ""  # the full name of the instance this writer drafts ("" for the model)
         self.functions: list[list[str]] = []
 
     def convert(self, var: str, rank: int, want: str) -> tuple[str, str]:
@@ -341,7 +399,7 @@ class _Writer:
         perm = channels_last_perm(rank) if want == CHANNELS_LAST else channels_first_perm(rank)
         new = self.ns.fresh(f"{var}_{'nhwc' if want == CHANNELS_LAST else 'nchw'}")
         name = f"{self.mark}.{new}" if self.mark else new  # in a block function, under the instance's name
-        self.lines.append(wrap(f"{new} = keras.layers.Permute({kwargs(dims=perm, name=name)})({var})", "    "))
+        self.lines.append("    " + f"{new} = keras.layers.Permute({kwargs(dims=perm, name=name)})({var})")
         self.layouts[new] = want
         self.converted[var, want] = new
         return new, want
@@ -351,28 +409,34 @@ class _Writer:
         call's arguments left to fill in) depends on the layouts its inputs come in."""
         args = [self.ns[v] for v in node.inputs]
         var = self.ns[node.name]
-        draft, out = _block_draft(inst, [self.layouts[a] for a in args], table, self)
-        self.blocks[inst.prefix] = (draft, out)
+        key = f"{self.key}.{inst.prefix}" if self.key else inst.prefix
+        draft, out = _block_draft(inst, [self.layouts[a] for a in args], table, self, key)
+        self.blocks[key] = (replace(inst, prefix=key), draft, self.key, inst.prefix)
         self.layouts[var] = out if len(node.shape) > 1 else LOGICAL
         comment = where(self.graph, replace(node, loc=inst.loc))
-        self.lines.append(f"    {var} = \x00{inst.prefix}\x00({', '.join(args)})  {comment}")
+        self.lines.append(f"    {var} = \x00{key}\x00({', '.join(args)})  {comment}")
 
     def node(self, node, table):
         shapes = [self.graph.shape_of(v) for v in node.inputs]
         batched = [self.graph.is_batched(v) for v in node.inputs]
         firsts = [self.layouts[self.ns[v]] for v, b in zip(node.inputs, batched) if b]
-        # the probe sees the layout the first batched input has now, so an emitter can ask for another one
-        probe = KerasContext(self.graph, node, list(node.inputs), shapes, layout=firsts[0] if firsts else LOGICAL)
-        lay = table[node.op](probe)
+        # the emitter's declared layout, for the layout the first batched input has now, says how to feed it;
+        # then it emits once, seeing the layout it is fed (emitters that read axes depend on it)
+        have, emit = firsts[0] if firsts else LOGICAL, table[node.op]
+        want, _, probed = wanted(emit, KerasContext(self.graph, node, list(node.inputs), shapes, layout=have))
         args, layout = [], LOGICAL
         for var, shape, b in zip([self.ns[v] for v in node.inputs], shapes, batched):
             if not b:  # parameters stay as they are; emitters bring them to the batched inputs' layout
                 args.append(var)
                 continue
-            new, layout = self.convert(var, len(shape), firsts[0] if lay.wants == FIRST else lay.wants)
+            new, layout = self.convert(var, len(shape), have if want == FIRST else want)
             args.append(new)
-        if layout != probe.layout:  # emitters that read axes see the layout they will be fed
-            lay = table[node.op](KerasContext(self.graph, node, args, shapes, layout=layout))
+        if probed is not None and layout == have:  # an emitter that declares nothing, already run for this layout
+            lay = probed
+        else:
+            lay = emit(KerasContext(self.graph, node, args, shapes, layout=layout))
+        if lay.wants != want:
+            raise InternalError(f"the Keras emitter of {node.op} declares layout {want}; its layer wants {lay.wants}")
         if not node.inputs:  # a parameter enters the functional graph through the first model input
             args = [self.ns[self.graph.inputs[0].name]]
         call = args[0] if len(args) == 1 else "[" + ", ".join(args) + "]"
@@ -380,19 +444,19 @@ class _Writer:
         self.layouts[var] = (lay.out or layout) if len(node.shape) > 1 else LOGICAL
         self.helpers += [h for h in lay.helpers if h not in self.helpers]
         if lay.alias:
-            self.lines.append(wrap(f"{var} = {call}  {where(self.graph, node)}", "    "))
+            self.lines.append("    " + f"{var} = {call}  {where(self.graph, node)}")
             return
         for suffix, expr in lay.pre:
             step = self.ns.fresh(f"{var}_{suffix}")
-            self.lines.append(wrap(f"{step} = {_named(expr, node.name + '.' + suffix)}({call})", "    "))
+            self.lines.append("    " + f"{step} = {_named(expr, node.name + '.' + suffix)}({call})")
             call = step
         main = self.ns.fresh(f"{var}_raw") if lay.post else var
         comment = "" if lay.post else f"  {where(self.graph, node)}"
-        self.lines.append(wrap(f"{main} = {lay.layer}({lay.call.format(call, *args)}){comment}", "    "))
+        self.lines.append("    " + f"{main} = {lay.layer}({lay.call.format(call, *args)}){comment}")
         for i, (suffix, expr) in enumerate(lay.post):
             step = var if i == len(lay.post) - 1 else self.ns.fresh(f"{var}_{suffix}")
             comment = f"  {where(self.graph, node)}" if step == var else ""
-            self.lines.append(wrap(f"{step} = {_named(expr, node.name + '.' + suffix)}({main}){comment}", "    "))
+            self.lines.append("    " + f"{step} = {_named(expr, node.name + '.' + suffix)}({main}){comment}")
             main = step
         if lay.weights:
             self.weights.append((node.name, re.match(r"(?:keras\.layers\.)?(\w+)\(", lay.layer).group(1),
@@ -402,23 +466,34 @@ class _Writer:
 MARK = "BLOCK__"  # stands for the instance's name in a block function's draft
 
 
-def _block_draft(inst, layouts: list[str], table, top: _Writer) -> tuple[str, str]:
-    """The source of a function building instance ``inst`` whose inputs come in ``layouts``, unwrapped, with
-    its layers named f"{name}.<local name>"; and the layout of what it returns. Its weights and helpers join
-    ``top``'s."""
+def _block_draft(inst, layouts: list[str], table, top: _Writer, key: str) -> tuple[str, str]:
+    """The source of a function building instance ``inst`` (full name ``key``) whose inputs come in ``layouts``,
+    unwrapped, with its layers named f"{name}.<local name>" and the instances nested in it left as calls to fill
+    in; and the layout of what it returns. Its weights, helpers and nested instances join ``top``'s."""
     graph = inst.graph
     ins = {i.name for i in graph.inputs}
-    marked = replace(graph, nodes=[replace(n, name=f"{MARK}.{n.name}", inputs=tuple(
-        v if v in ins else f"{MARK}.{v}" for v in n.inputs)) for n in graph.nodes],
-        outputs=[f"{MARK}.{o}" for o in graph.outputs])
-    w = _Writer(marked, MARK)
+    inner = {i.output: i for i in instances(graph, containers=True) if i.graph is not None}
+    members = {n.name for i in inner.values() for n in i.nodes}
+
+    def mark(v: str) -> str:
+        return v if v in ins else f"{MARK}.{v}"
+
+    marked = replace(graph, nodes=[replace(n, name=f"{MARK}.{n.name}", inputs=tuple(map(mark, n.inputs)))
+                                   for n in graph.nodes if n.name not in members or n.name in inner],
+                     outputs=[f"{MARK}.{o}" for o in graph.outputs])
+    w = _Writer(marked, MARK, stems={f"{MARK}.{o}": f"{MARK}.{i.prefix}" for o, i in inner.items()})
     w.ns.used.add("name")
+    w.key, w.blocks = key, top.blocks
     for inp, layout in zip(graph.inputs, layouts):
         w.layouts[w.ns[inp.name]] = layout
     UNWRAPPED[0] = True
     try:
         for node in marked.nodes:
-            w.node(node, table)
+            local = node.name[len(MARK) + 1:]
+            if local in inner:
+                w.block(replace(node, inputs=tuple(map(mark, inner[local].values))), inner[local], table)
+            else:
+                w.node(node, table)
     finally:
         UNWRAPPED[0] = False
     result = w.ns[marked.outputs[0]]
@@ -426,14 +501,14 @@ def _block_draft(inst, layouts: list[str], table, top: _Writer) -> tuple[str, st
     text = "\n".join([head, *w.lines, f"    return {result}"]) + "\n"
     text = text.replace(f'"{MARK}.', 'f"{name}.')
     top.helpers += [h for h in w.helpers if h not in top.helpers]
-    top.weights += [(name.replace(MARK, inst.prefix, 1), cls, entries) for name, cls, entries in w.weights]
+    top.weights += [(name.replace(MARK, key, 1), cls, entries) for name, cls, entries in w.weights]
     return text, w.layouts[result]
 
 
 def _write(graph: Graph) -> _Writer:
     """The body of ``build_model``: block instances become calls of one function per block (see _functions)."""
     table = emitters("keras")  # first: emitter modules register the helper names the namespace avoids
-    insts = {i.output: i for i in instances(graph) if i.graph is not None}
+    insts = {i.output: i for i in instances(graph, containers=True) if i.graph is not None}
     members = {n.name for i in insts.values() for n in i.nodes}
     w = _Writer(replace(graph, nodes=[n for n in graph.nodes if n.name not in members or n.name in insts]),
                 stems={out: inst.prefix for out, inst in insts.items()})
@@ -448,37 +523,55 @@ def _write(graph: Graph) -> _Writer:
             w.block(replace(node, inputs=inst.values), inst, table)
         elif node.name not in members:
             w.node(node, table)
-    w.functions = _functions(w, list(insts.values()))
+    w.functions = _functions(w)
     return w
 
 
-def _functions(w: _Writer, insts: list) -> list[list[str]]:
-    """One function per block (per distinct source where instances differ in more than numbers); fills the
-    calls into ``w.lines``."""
-    if not insts:
+def _functions(w: _Writer) -> list[list[str]]:
+    """One function per block (per group of instances that one function can make), innermost first: a block used
+    inside a block is a function of its own, which the outer one calls. Fills the calls into the drafts and
+    into ``w.lines``."""
+    if not w.blocks:
         return []
     taken = set(w.ns.used) | set(HELPERS) | {"build_model", "load_weights", "keras_weight", "moved",
                                                "read_safetensors", "keras", "np", "json", "Path"}
+    insts = [inst for inst, *_ in w.blocks.values()]
     names = {}
     for block in dict.fromkeys(i.block for i in insts):
         names[block] = block if block not in taken else f"{block}_block"
-    drafts = {i.prefix: w.blocks[i.prefix][0].replace(f"def {MARK}(", f"def {names[i.block]}(") for i in insts}
-    made = {}
-    for block, name in names.items():  # instances whose inputs came in other layouts have other drafts
-        group = [i for i in insts if i.block == block]
-        inputs = ", ".join(x.name for x in group[0].graph.inputs)
-        head = (f"def {name}({inputs}, name):", f"def {name}({inputs}{{params}}, name):")
-        made.update(group_classes(group, drafts, {block: name}, taken | set(names.values()), head, singles=True))
-    fills = {p: c.call(p, name=literal(p)) for p, c in made.items()}
+    drafts = {key: draft for key, (_, draft, *_) in w.blocks.items()}
+    calls: dict[str, str] = {}  # full name -> function(params..., name=\x01)
 
     def fill(line: str) -> str:
         if "\x00" not in line:
             return line
-        head, prefix, rest = line.split("\x00")
-        call = fills[prefix]  # name(param=..., name="..."), to which the inputs go first
+        head, key, rest = line.split("\x00")
+        _, _, parent, local = w.blocks[key]
+        name = f'f"{{name}}.{local}"' if parent else literal(key)
+        call = calls[key].replace("\x01", name)  # function(param=..., name=...), to which the inputs go first
         inputs, tail = rest[1:].split(")", 1)
-        return wrap(f"{head.lstrip()}{call.split('(', 1)[0]}({inputs}, {call.split('(', 1)[1]}{tail}", "    ")
+        return f"{head}{call.split('(', 1)[0]}({inputs}, {call.split('(', 1)[1]}{tail}"
 
+    height: dict[str, int] = {}  # how deep blocks nest inside an instance (the same for all of one block)
+    for key, (_, _, parent, _) in w.blocks.items():  # an instance is recorded after those inside it
+        height.setdefault(key, 0)
+        if parent:
+            height[parent] = max(height.get(parent, 0), height[key] + 1)
+    made = {}
+    for level_height in sorted(set(height.values())):  # all instances of a block together, innermost first
+        level = [i for i in insts if max(height[j.prefix] for j in insts if j.block == i.block) == level_height]
+        for inst in level:
+            draft = "\n".join(map(fill, drafts[inst.prefix].splitlines())) + "\n"
+            drafts[inst.prefix] = draft.replace(f"def {MARK}(", f"def {names[inst.block]}(")
+        for block in dict.fromkeys(i.block for i in level):  # instances whose inputs came in other layouts
+            group = [i for i in level if i.block == block]   # have other drafts
+            name = names[block]
+            inputs = ", ".join(x.name for x in group[0].graph.inputs)
+            head = (f"def {name}({inputs}, name):", f"def {name}({inputs}{{params}}, name):")
+            found = group_classes(group, drafts, {block: name}, taken | set(names.values()), head, singles=True)
+            taken |= {c.name for c in found.values()}
+            made.update(found)
+        calls.update((i.prefix, made[i.prefix].call(i.prefix, name="\x01")) for i in level)
     w.lines = [fill(line) for line in w.lines]
     return list({id(c): c.lines for c in made.values()}.values())
 
@@ -486,8 +579,9 @@ def _functions(w: _Writer, insts: list) -> list[list[str]]:
 LOAD_WEIGHTS = '''
     for layer in model.layers:
         layout = OVERRIDES.get(layer.name, LAYOUTS.get(type(layer).__name__))
-        if layout and layer.weights:  # a layer without a bias has fewer weights than its class's layout
-            layer.set_weights([keras_weight(weights, layer.name, entry) for entry in layout[: len(layer.weights)]])
+        if layout and layer.weights:  # no bias: fewer weights than its class
+            entries = layout[: len(layer.weights)]
+            layer.set_weights([keras_weight(weights, layer.name, e) for e in entries])
 
 
 def keras_weight(weights, layer, entry):
@@ -520,28 +614,26 @@ def moved(array, steps):
 
 FREEZE = '''
     for layer in model.layers:
-        if any(layer.name == name or layer.name.startswith(name + ".") for name in FROZEN):
+        if any(f"{layer.name}.".startswith(f"{name}.") for name in FROZEN):
             layer.trainable = False
 '''
 
 
 def _table(name: str, table: dict) -> list[str]:
-    """``name = {...}`` with one entry per line, nested tuples split as ruff format splits them."""
+    """``name = {...}`` with one entry per line (a trailing comma keeps it so), laid out by codegen.render."""
     if not table:
         return [f"{name} = {{}}"]
-    return [f"{name} = {{", *(ln for k, v in table.items() for ln in _split(v, "    ", f"{literal(k)}: ", ",")), "}"]
+    return [f"{name} = {{{', '.join(f'{literal(k)}: {_layout(v)}' for k, v in table.items())},}}"]
 
 
-def _split(value, indent: str, head: str, tail: str, width: int = 100) -> list[str]:
-    """``value`` after ``head`` on one line if it fits, else each item of a tuple (or dict) on its own line."""
-    one = literal(value)
-    if len(indent + head + one + tail) <= width or not isinstance(value, (tuple, list, dict)) or not value:
-        return [indent + head + one + tail]
+def _layout(value) -> str:
+    """A layout as source: its entries and each entry's steps as lists (a list split over lines keeps its
+    trailing comma under ruff format, where a one-element tuple would join again)."""
     if isinstance(value, dict):
-        items = [ln for k, v in value.items() for ln in _split(v, indent + "    ", f"{literal(k)}: ", ",", width)]
-        return [f"{indent}{head}{{", *items, f"{indent}}}{tail}"]
-    items = [ln for v in value for ln in _split(v, indent + "    ", "", ",", width)]
-    return [f"{indent}{head}(", *items, f"{indent}){tail}"]
+        return "{" + ", ".join(f"{literal(k)}: [{', '.join(map(_layout, v))}]" for k, v in value.items()) + "}"
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):  # (tensor, steps)
+        return f"({literal(value[0])}, [{', '.join(literal(step) for step in value[1])}])"
+    return "[" + ", ".join(map(_layout, value)) + "]"
 
 
 def layouts(weights: list[tuple[str, str, tuple]]) -> tuple[dict, dict]:
@@ -572,23 +664,23 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     consts = [f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})"] if weights_file else []
     frozen = frozen_prefixes({n.name: not n.trainable for n in graph.nodes if n.params})
     if frozen:
-        consts.append(wrap(f"FROZEN = {literal(tuple(frozen))}  # fixed weights, BatchNorm in inference mode", ""))
+        consts.append(f"FROZEN = {literal(tuple(frozen))}  # fixed weights, BatchNorm in inference mode")
     by_class, overrides = layouts(w.weights)
     consts += ["# Each Keras layer class's weights, in order, from the layer's canonical tensors (see keras_weight)",
                *_table("LAYOUTS", by_class), "# Layers whose weights are laid out otherwise than their class's",
                *_table("OVERRIDES", overrides)]
-    sections = [HELPERS[h].strip("\n").splitlines() for h in w.helpers] + w.functions
+    sections = [HELPERS[h].strip("\n").splitlines() for h in w.helpers] + [format_lines(f) for f in w.functions]
     default = "WEIGHTS" if weights_file else "None"
-    sections += [[f"def build_model(weights={default}):",
+    sections += [format_lines([f"def build_model(weights={default}):",
                   '    """Build the model; ``weights`` is a safetensors path or a dict of numpy arrays."""',
                   *w.lines,
-                  wrap(f"model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})", "    "),
+                  "    " + f"model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})",
                   *(FREEZE.strip("\n").splitlines() if frozen else []),
-                  "    if weights is not None:", "        load_weights(model, weights)", "    return model"],
+                  "    if weights is not None:", "        load_weights(model, weights)", "    return model"]),
                  ["def load_weights(model, weights):",
                   '    """Load dlspec\'s canonical weights (a safetensors path or a dict of arrays) into ``model``."""',
                   "    if not isinstance(weights, dict):", "        weights = read_safetensors(weights)",
                   *LOAD_WEIGHTS.strip("\n").splitlines()], READ_SAFETENSORS.strip("\n").splitlines()]
     return module_source(header(graph, "Keras"), ["json", "pathlib"] if weights_file else ["json"],
-                         ["import keras", "import numpy as np"], consts, sections)
+                         ["import keras", "import numpy as np"], format_lines(consts), sections)
 

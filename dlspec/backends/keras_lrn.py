@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import ir
 from ..ir.lrn import lrn_window
 from .codegen import kwargs
-from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer
+from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, declare
 from .registry import emitter
 
 HELPERS["LocalResponseNorm"] = '''
@@ -16,7 +16,14 @@ class LocalResponseNorm(keras.layers.Layer):
 
     def __init__(self, size, alpha, beta, k, before, after, **kwargs):
         super().__init__(**kwargs)
-        self.size, self.alpha, self.beta, self.k, self.before, self.after = size, alpha, beta, k, before, after
+        self.size, self.alpha, self.beta, self.k, self.before, self.after = (
+            size,
+            alpha,
+            beta,
+            k,
+            before,
+            after,
+        )
 
     def call(self, x):
         channels = x.shape[-1]
@@ -24,12 +31,19 @@ class LocalResponseNorm(keras.layers.Layer):
         square = keras.ops.pad(keras.ops.square(x), pads)
         total = square[..., 0:channels]
         for i in range(1, self.size):
-            total = total + square[..., i:i + channels]
+            total = total + square[..., i : i + channels]
         return x / keras.ops.power(self.k + self.alpha / self.size * total, self.beta)
 
     def get_config(self):
-        return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k,
-                "before": self.before, "after": self.after}
+        return {
+            **super().get_config(),
+            "size": self.size,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "k": self.k,
+            "before": self.before,
+            "after": self.after,
+        }
 '''
 
 
@@ -40,3 +54,7 @@ def _lrn(ctx: KerasContext) -> KerasLayer:
     args = kwargs(size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], before=before, after=after,
                   name=ctx.node.name)
     return KerasLayer(f"LocalResponseNorm({args})", wants=CHANNELS_LAST, helpers=("LocalResponseNorm",))
+
+
+# What each emitter's layer needs of its inputs' layout (see keras_emit.declare)
+declare(_lrn, CHANNELS_LAST)

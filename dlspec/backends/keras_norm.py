@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import ir
 from ..ir.norm import adaptive_output, norm_axes
 from .codegen import kwargs
-from .keras_emit import ANY, CHANNELS_LAST, HELPERS, LOGICAL, KerasContext, KerasLayer, _w
+from .keras_emit import ANY, CHANNELS_LAST, HELPERS, LOGICAL, KerasContext, KerasLayer, _w, declare
 from .registry import emitter
 
 HELPERS["RMSNorm"] = '''
@@ -18,13 +18,18 @@ class RMSNorm(keras.layers.Layer):
         self.axis, self.epsilon = list(axis), epsilon
 
     def build(self, input_shape):
-        self.gamma = self.add_weight(shape=tuple(input_shape[a] for a in self.axis), initializer="ones",
-                                     name="gamma")
-        self.broadcast = [input_shape[a] if a in self.axis else 1 for a in range(1, len(input_shape))]
+        self.gamma = self.add_weight(
+            shape=tuple(input_shape[a] for a in self.axis),
+            initializer="ones",
+            name="gamma",
+        )
+        axes = range(1, len(input_shape))
+        self.broadcast = [input_shape[a] if a in self.axis else 1 for a in axes]
 
     def call(self, x):
         mean_square = keras.ops.mean(keras.ops.square(x), axis=self.axis, keepdims=True)
-        return x * keras.ops.rsqrt(mean_square + self.epsilon) * keras.ops.reshape(self.gamma, self.broadcast)
+        gamma = keras.ops.reshape(self.gamma, self.broadcast)
+        return x * keras.ops.rsqrt(mean_square + self.epsilon) * gamma
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
@@ -84,7 +89,11 @@ class AdaptivePool(keras.layers.Layer):
         return x
 
     def get_config(self):
-        return {**super().get_config(), "kind": self.kind, "output_size": self.output_size}
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "output_size": self.output_size,
+        }
 '''
 
 HELPERS["StochasticDepth"] = '''
@@ -108,7 +117,12 @@ class StochasticDepth(keras.layers.Layer):
         return x * keras.ops.cast(draw < keep, x.dtype) / keep
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "mode": self.mode, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "rate": self.rate,
+            "mode": self.mode,
+            "seed": self.seed,
+        }
 '''
 
 
@@ -175,7 +189,7 @@ def _adaptive(kind: str):
         return KerasLayer(f"AdaptivePool({kwargs(kind=kind, output_size=out, name=name)})", wants=CHANNELS_LAST,
                           helpers=("AdaptivePool",))
 
-    return emit
+    return declare(emit, CHANNELS_LAST)
 
 
 emitter("keras", ir.norm.AdaptiveAvgPool)(_adaptive("avg"))
@@ -187,3 +201,10 @@ def _stochastic_depth(ctx: KerasContext) -> KerasLayer:
     a = ctx.node.attrs
     return KerasLayer(f"StochasticDepth({kwargs(rate=a['rate'], mode=a['mode'], name=ctx.node.name)})",
                       helpers=("StochasticDepth",))
+
+
+# What each emitter's layer needs of its inputs' layout (see keras_emit.declare)
+declare(_layernorm, _norm_layout)
+declare(_rmsnorm, _norm_layout)
+declare(_prelu, CHANNELS_LAST)
+declare(_stochastic_depth, ANY)

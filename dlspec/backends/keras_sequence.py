@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import ir
 from .codegen import kwargs, literal
-from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, T, _init, _w
+from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, T, _init, _w, declare
 from .registry import emitter
 
 HELPERS["PositionalEmbedding"] = '''
@@ -14,11 +14,16 @@ class PositionalEmbedding(keras.layers.Layer):
 
     def __init__(self, max_length, embeddings_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.max_length, self.embeddings_initializer = max_length, keras.initializers.get(embeddings_initializer)
+        self.max_length, self.embeddings_initializer = (
+            max_length,
+            keras.initializers.get(embeddings_initializer),
+        )
 
     def build(self, input_shape):
         self.embeddings = self.add_weight(
-            shape=(self.max_length, input_shape[-1]), initializer=self.embeddings_initializer, name="embeddings"
+            shape=(self.max_length, input_shape[-1]),
+            initializer=self.embeddings_initializer,
+            name="embeddings",
         )
 
     def call(self, x):
@@ -28,7 +33,9 @@ class PositionalEmbedding(keras.layers.Layer):
         return {
             **super().get_config(),
             "max_length": self.max_length,
-            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+            "embeddings_initializer": keras.initializers.serialize(
+                self.embeddings_initializer,
+            ),
         }
 '''
 
@@ -80,7 +87,7 @@ def _recurrent(kind: str):
             layer = f"{inner}, name={literal(node.name)})"
         return KerasLayer(layer, weights, LOGICAL)
 
-    return emit
+    return declare(emit, LOGICAL)
 
 
 emitter("keras", ir.sequence.LSTM)(_recurrent("lstm"))
@@ -110,3 +117,10 @@ def _attention(ctx: KerasContext) -> KerasLayer:
 @emitter("keras", ir.sequence.SequenceMean)
 def _sequence_mean(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"keras.layers.GlobalAveragePooling1D({kwargs(name=ctx.node.name)})", wants=LOGICAL)
+
+
+# What each emitter's layer needs of its inputs' layout (see keras_emit.declare)
+declare(_embedding, LOGICAL)
+declare(_positional, LOGICAL)
+declare(_attention, LOGICAL)
+declare(_sequence_mean, LOGICAL)

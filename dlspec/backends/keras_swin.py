@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import ir
 from ..ir.swin import compact, windows
 from .codegen import kwargs
-from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, T, _init, _w
+from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, T, _init, _w, declare
 from .registry import emitter
 
 HELPERS["WindowAttention"] = '''
@@ -110,3 +110,5 @@ def _window_attention(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"WindowAttention({args}, {inits}, {kwargs(name=node.name)})", weights, LOGICAL,
                       helpers=("WindowAttention",))
 
+
+declare(_window_attention, LOGICAL)

@@ -12,7 +12,19 @@ from __future__ import annotations
 from .. import ir
 from ..ir.tensor import permutation, reduce_axes, roll_shifts, sample_axis, slice_range
 from .codegen import channels_last_perm, kwargs
-from .keras_emit import ANY, CHANNELS_LAST, FIRST, HELPERS, LOGICAL, KerasContext, KerasLayer, _init, _w
+from .keras_emit import (
+    ANY,
+    CHANNELS_LAST,
+    FIRST,
+    HELPERS,
+    LOGICAL,
+    KerasContext,
+    KerasLayer,
+    _init,
+    _w,
+    declare,
+    wanted,
+)
 from .registry import emitter
 
 HELPERS["Parameter"] = '''
@@ -23,10 +35,17 @@ class Parameter(keras.layers.Layer):
 
     def __init__(self, value_shape, initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.value_shape, self.initializer = tuple(value_shape), keras.initializers.get(initializer)
+        self.value_shape, self.initializer = (
+            tuple(value_shape),
+            keras.initializers.get(initializer),
+        )
 
     def build(self, input_shape):
-        self.value = self.add_weight(shape=self.value_shape, initializer=self.initializer, name="value")
+        self.value = self.add_weight(
+            shape=self.value_shape,
+            initializer=self.initializer,
+            name="value",
+        )
 
     def call(self, x):
         return keras.ops.convert_to_tensor(self.value)
@@ -35,8 +54,11 @@ class Parameter(keras.layers.Layer):
         return self.value_shape
 
     def get_config(self):
-        return {**super().get_config(), "value_shape": self.value_shape,
-                "initializer": keras.initializers.serialize(self.initializer)}
+        return {
+            **super().get_config(),
+            "value_shape": self.value_shape,
+            "initializer": keras.initializers.serialize(self.initializer),
+        }
 '''
 
 HELPERS["Arithmetic"] = '''
@@ -63,7 +85,12 @@ class Arithmetic(keras.layers.Layer):
         return out
 
     def get_config(self):
-        return {**super().get_config(), "op": self.op, "shapes": self.shapes, "perms": self.perms}
+        return {
+            **super().get_config(),
+            "op": self.op,
+            "shapes": self.shapes,
+            "perms": self.perms,
+        }
 '''
 
 HELPERS["Index"] = '''
@@ -73,10 +100,18 @@ class Index(keras.layers.Layer):
 
     def __init__(self, axis, start=0, stop=None, step=1, index=None, **kwargs):
         super().__init__(**kwargs)
-        self.axis, self.start, self.stop, self.step, self.index = axis, start, stop, step, index
+        self.axis, self.start, self.stop, self.step, self.index = (
+            axis,
+            start,
+            stop,
+            step,
+            index,
+        )
 
     def call(self, x):
-        item = slice(self.start, self.stop, self.step) if self.index is None else self.index
+        item = self.index
+        if item is None:
+            item = slice(self.start, self.stop, self.step)
         return x[(slice(None),) * self.axis + (item,)]
 
     def get_config(self):
@@ -119,7 +154,12 @@ class Reduce(keras.layers.Layer):
         return getattr(keras.ops, self.op)(x, axis=self.axes, keepdims=self.keepdims)
 
     def get_config(self):
-        return {**super().get_config(), "op": self.op, "axes": self.axes, "keepdims": self.keepdims}
+        return {
+            **super().get_config(),
+            "op": self.op,
+            "axes": self.axes,
+            "keepdims": self.keepdims,
+        }
 '''
 
 HELPERS["MatMul"] = '''
@@ -142,8 +182,10 @@ class ConcatExpand(keras.layers.Layer):
 
     def call(self, inputs):
         batch = keras.ops.shape(inputs[self.expand.index(False)])[0]
-        values = [keras.ops.broadcast_to(x, (batch, *x.shape[1:])) if e else x
-                  for x, e in zip(inputs, self.expand, strict=True)]
+        values = [
+            keras.ops.broadcast_to(x, (batch, *x.shape[1:])) if e else x
+            for x, e in zip(inputs, self.expand, strict=True)
+        ]
         return keras.ops.concatenate(values, axis=self.axis)
 
     def get_config(self):
@@ -229,9 +271,10 @@ def _preferred_layout(ctx: KerasContext) -> str:
             if value in reader.inputs and reader.name not in seen:
                 seen.add(reader.name)
                 shapes = [ctx.graph.shape_of(v) for v in reader.inputs]
-                lay = table[reader.op](KerasContext(ctx.graph, reader, list(reader.inputs), shapes))
-                wants.add(lay.wants)
-                if lay.wants == ANY and lay.out is None and len(reader.inputs) == 1 and len(seen) < 16:
+                emit = table[reader.op]  # what it declares, not what it emits: no emitter runs twice
+                want, keeps, _ = wanted(emit, KerasContext(ctx.graph, reader, list(reader.inputs), shapes))
+                wants.add(want)
+                if want == ANY and keeps and len(reader.inputs) == 1 and len(seen) < 16:
                     values.append(reader.name)
     if CHANNELS_LAST in wants or (LOGICAL not in wants and len(ctx.node.shape) >= 3):
         return CHANNELS_LAST
@@ -281,7 +324,7 @@ def _reduce(op: str):
         out = ctx.layout if keep else _dropped_layout(ctx, set(axes))
         return KerasLayer(f"Reduce({args})", wants=ANY, helpers=("Reduce",), out=out)
 
-    return emit
+    return declare(emit, ANY, keeps=False)
 
 
 emitter("keras", ir.tensor.ReduceMean)(_reduce("mean"))
@@ -292,3 +335,14 @@ emitter("keras", ir.tensor.ReduceSum)(_reduce("sum"))
 @emitter("keras", ir.tensor.MatMul)
 def _matmul(ctx: KerasContext) -> KerasLayer:
     return KerasLayer(f"MatMul({kwargs(name=ctx.node.name)})", wants=LOGICAL, helpers=("MatMul",))
+
+
+# What each emitter's layer needs of its inputs' layout (see keras_emit.declare)
+declare(_parameter, ANY)
+declare(_arithmetic, FIRST)
+declare(_concat, lambda ctx: FIRST if all(ctx.graph.is_batched(v) for v in ctx.node.inputs) else LOGICAL)
+declare(_permute, ANY, keeps=False)
+declare(_slice, ANY)
+declare(_roll, ANY)
+declare(_select, ANY, keeps=False)
+declare(_matmul, LOGICAL)

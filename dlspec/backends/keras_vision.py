@@ -7,7 +7,7 @@ from ..errors import UsageError
 from ..ir import Act
 from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
 from .codegen import Raw, call, kwargs, literal
-from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, _init, _w, fused
+from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, _init, _w, declare, fused
 from .registry import emitter
 
 HELPERS["TorchPool"] = '''
@@ -16,9 +16,23 @@ class TorchPool(keras.layers.Layer):
     """torch's max or average pooling on channels-last input: explicit padding (-inf for max),
     ceil_mode, and torch's divisor for windows that overlap the padding."""
 
-    def __init__(self, kind, pool_size, strides, padding, ceil_mode, count_include_pad=True, **kwargs):
+    def __init__(
+        self,
+        kind,
+        pool_size,
+        strides,
+        padding,
+        ceil_mode,
+        count_include_pad=True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.kind, self.pool_size, self.strides, self.padding = kind, tuple(pool_size), tuple(strides), tuple(padding)
+        self.kind, self.pool_size, self.strides, self.padding = (
+            kind,
+            tuple(pool_size),
+            tuple(strides),
+            tuple(padding),
+        )
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
 
     def _axis(self, size, k, s, p):
@@ -32,9 +46,16 @@ class TorchPool(keras.layers.Layer):
         return extra, counts
 
     def build(self, input_shape):
-        sizes = zip(input_shape[1:-1], self.pool_size, self.strides, self.padding, strict=True)
+        sizes = zip(
+            input_shape[1:-1],
+            self.pool_size,
+            self.strides,
+            self.padding,
+            strict=True,
+        )
         axes = [self._axis(n, k, s, p) for n, k, s, p in sizes]
-        self.pads = [(0, 0)] + [(p, p + extra) for p, (extra, _) in zip(self.padding, axes, strict=True)] + [(0, 0)]
+        pads = [(p, p + e) for p, (e, _) in zip(self.padding, axes, strict=True)]
+        self.pads = [(0, 0), *pads, (0, 0)]
         scale = np.ones([len(c) for _, c in axes], dtype="float32")
         for i, (_, counts) in enumerate(axes):
             shape = [1] * len(axes)
@@ -47,7 +68,8 @@ class TorchPool(keras.layers.Layer):
             x = keras.ops.pad(x, self.pads, constant_values=float("-inf"))
             return keras.ops.max_pool(x, self.pool_size, self.strides, padding="valid")
         x = keras.ops.pad(x, self.pads)
-        return keras.ops.average_pool(x, self.pool_size, self.strides, padding="valid") * self.scale
+        pooled = keras.ops.average_pool(x, self.pool_size, self.strides)  # "valid"
+        return pooled * self.scale
 
     def get_config(self):
         return {
@@ -164,7 +186,7 @@ def _global(kind: str, keepdims: bool = False):
         args = kwargs(keepdims=True, name=ctx.node.name) if keepdims else kwargs(name=ctx.node.name)
         return KerasLayer(f"keras.layers.Global{kind}Pooling{nd}D({args})", wants=CHANNELS_LAST)
 
-    return emit
+    return declare(emit, CHANNELS_LAST)
 
 
 emitter("keras", ir.vision.GlobalAvgPool)(_global("Average"))
@@ -200,3 +222,11 @@ def _upsample(ctx: KerasContext) -> KerasLayer:
     args = kwargs(size=scale, interpolation=a["mode"], name=ctx.node.name)
     return KerasLayer(f"keras.layers.UpSampling2D({args})", wants=CHANNELS_LAST)
 
+
+# What each emitter's layer needs of its inputs' layout (see keras_emit.declare)
+declare(_conv, CHANNELS_LAST)
+declare(_conv_transpose, CHANNELS_LAST)
+declare(_pool, CHANNELS_LAST)
+declare(_groupnorm, CHANNELS_LAST)
+declare(_zero_pad, CHANNELS_LAST)
+declare(_upsample, CHANNELS_LAST)

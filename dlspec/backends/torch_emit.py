@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass, field, replace
 
@@ -15,13 +14,13 @@ from .codegen import (
     UNWRAPPED,
     call,
     class_name,
+    format_lines,
     frozen_prefixes,
     header,
     kwargs,
     literal,
     module_source,
     where,
-    wrap,
 )
 from .context import EmitContext
 from .registry import emitter, emitters
@@ -36,6 +35,8 @@ class TorchLayer:
     module: str | None = None
     inits: list[str] = field(default_factory=list)
     helpers: tuple[str, ...] = ()
+    line: str = "own"  # its line of forward: "own" (with its comment), "shared" (no comment: its members have
+    # theirs in the constructor), or "none" (a member of an nn.Sequential that the last member's line calls)
 
 
 HELPERS: dict[str, str] = {}  # helper class name -> its source, written once into files that use it
@@ -189,7 +190,7 @@ SCOPE = '''
 class Scope(nn.Module):
     """Submodules and parameters under one name (a ModuleDict cannot hold parameters)."""
 
-    def __init__(self, **members):
+    def __init__(self, members):
         super().__init__()
         for name, member in members.items():
             setattr(self, name, member)
@@ -203,38 +204,95 @@ def _holds_parameter(node: dict) -> bool:
     return any(isinstance(v, tuple) and v[0].startswith("nn.Parameter(") for v in node.values())
 
 
-def _render(key: str, node, indent: str) -> list[str]:
-    """Lines constructing one module-tree entry: a leaf module or a ModuleList/ModuleDict (a Scope where it
-    holds a parameter)."""
+def _render(key: str | None, node) -> list[str]:
+    """Unformatted lines constructing one module-tree entry, each leaf followed by its comment: a leaf module or
+    a ModuleList/ModuleDict (a Scope where it holds a parameter). :func:`codegen.render` lays them out."""
     head = f'"{key}": ' if key is not None else ""
     if isinstance(node, tuple):  # leaf: (module expression, comment)
         expr, comment = node
-        return _leaf(f"{head}{expr}", ",", comment, indent)
-    inner = indent + "        "
+        return [f"{head}{expr},{comment}"]
+    if isinstance(node, Chain):
+        items = [ln for v in node.values() for ln in (_render(None, v) if isinstance(v, Chain) else [f"{v[0]},{v[1]}"])]
+        return [f"{head}nn.Sequential(", *items, "),"]
     if _holds_parameter(node):
-        opening, closing = ("Scope(", "**{"), "}"
-        items = [_render(k, v, inner) for k, v in node.items()]
+        (call, bracket), closing = ("Scope(", "{"), "}"
+        items = [_render(k, v) for k, v in node.items()]
     elif _is_list(node):
-        opening, closing = ("nn.ModuleList(", "["), "]"
-        items = [_render(None, node[str(i)], inner) for i in range(len(node))]
+        (call, bracket), closing = ("nn.ModuleList(", "["), "]"
+        items = [_render(None, node[str(i)]) for i in range(len(node))]
     else:
-        opening, closing = ("nn.ModuleDict(", "{"), "}"
-        items = [_render(k, v, inner) for k, v in node.items()]
-    call, bracket = opening
-    return [f"{indent}{head}{call}", f"{indent}    {bracket}", *(ln for it in items for ln in it),
-            f"{indent}    {closing}", f"{indent}),"]
+        (call, bracket), closing = ("nn.ModuleDict(", "{"), "}"
+        items = [_render(k, v) for k, v in node.items()]
+    return [f"{head}{call}", bracket, *(ln for it in items for ln in it), closing, "),"]
 
 
-def _leaf(statement: str, comma: str, comment: str, indent: str) -> list[str]:
-    """A module expression (and ``comma``) with its comment; an ``nn.Sequential`` too long for one line puts one
-    instance per line, as ruff format does."""
-    before, _, rest = statement.partition("nn.Sequential(")
-    if rest and "(" not in before and len(indent + statement + comma + "  " + comment) > 120:
-        call = ast.parse("f(" + rest, mode="eval").body
-        items = [ast.get_source_segment("f(" + rest, a) for a in call.args]
-        return [f"{indent}{before}nn.Sequential(", *(ln for it in items for ln in wrap(f"{it},", indent + "    ")
-                                                     .splitlines()), f"{indent}){comma}  {comment}"]
-    return wrap(f"{statement}{comma}  {comment}", indent).splitlines()
+class Chain(dict):
+    """Members ``0``, ``1``, ... of the module tree that form one ``nn.Sequential`` (see :func:`_chains`)."""
+
+
+# Activations that a chain holds as modules, as torchvision's blocks do (each reads a value nothing else reads)
+_ACTIVATION_MODULES = {"relu": "nn.ReLU(inplace=True)", "relu6": "nn.ReLU6(inplace=True)",
+                       "hardswish": "nn.Hardswish(inplace=True)", "hardsigmoid": "nn.Hardsigmoid(inplace=True)",
+                       "silu": "nn.SiLU(inplace=True)", "sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()"}
+
+
+def _chains(graph: Graph, out: list, names: dict[str, str], tree: dict) -> None:
+    """Layers ``p.0``, ``p.1``, ... that are all of ``p``, next to each other in the graph, each a plain call of
+    its module (or an activation) on the previous one's output (which nothing else reads): one ``nn.Sequential``
+    named ``p``, which forward calls once (torchvision's ``downsample``, ``Conv2dNormActivation`` and
+    ``features``). Innermost first, so a chain can be a member of another. Updates ``out`` and ``tree``."""
+    readers: dict[str, int] = {}
+    for node in graph.nodes:
+        for v in node.inputs:
+            readers[v] = readers.get(v, 0) + 1
+    # live entries: [node, layer, path in the module tree, the value it reads]
+    live = [[node, lay, node.attrs["path"] if node.op == BLOCK else node.name, node.inputs[0] if node.inputs else None]
+            for node, lay in out if node.op != "parameter"]
+    merged = True
+    while merged:
+        merged = False
+        groups: dict[str, list[int]] = {}
+        for i, (_, _, path, _) in enumerate(live):
+            head = path.rpartition(".")[0]
+            if head:
+                groups.setdefault(head, []).append(i)
+        for head in sorted(groups, key=lambda h: -h.count(".")):
+            at = groups[head]
+            if len(at) < 2 or at != list(range(at[0], at[0] + len(at))):
+                continue
+            members = [live[i] for i in at]
+            *parents, leaf = head.split(".")
+            slot = tree
+            for part in parents:
+                slot = slot.get(part) if isinstance(slot, dict) else None
+            inner = slot.get(leaf) if isinstance(slot, dict) else None
+            if type(inner) is not dict or not set(inner) <= {str(k) for k in range(len(at))}:
+                continue
+            modules = []
+            for k, (node, lay, path, src) in enumerate(members):
+                if path != f"{head}.{k}" or src is None or len(node.inputs) > 1 and node.op != BLOCK:
+                    break
+                act = Act.of(node.attrs) if node.op == "activation" else None
+                if str(k) in inner and lay.call == f"\x00{path}\x00({names[src]})":
+                    modules.append(inner[str(k)][0] if isinstance(inner[str(k)], tuple) else inner[str(k)])
+                elif k > 0 and not lay.module and act is not None and act.kind in _ACTIVATION_MODULES \
+                        and act == Act(act.kind) and str(k) not in inner:
+                    modules.append(_ACTIVATION_MODULES[act.kind])
+                else:
+                    break
+            else:
+                if all(b[3] == a[0].name and readers.get(a[0].name) == 1 and a[0].name not in graph.outputs
+                       for a, b in zip(members, members[1:])):
+                    slot[leaf] = Chain((str(k), m if isinstance(m, Chain) else (m, f"  {where(graph, n)}"))
+                                       for k, (m, (n, *_)) in enumerate(zip(modules, members)))
+                    for _, lay, _, _ in members[:-1]:
+                        lay.line = "none"
+                    last = members[-1]
+                    last[1].call, last[1].line = f"\x00{head}\x00({names[members[0][3]]})", "shared"
+                    last[2], last[3] = head, members[0][3]
+                    live[at[0]:at[-1] + 1] = [last]
+                    merged = True
+                    break
 
 
 def _subtrees(tree: dict):
@@ -262,10 +320,10 @@ def _frozen_lines(graph: Graph) -> tuple[list[str], list[str]]:
     modules = [p for p in prefixes if p not in params]
     consts, init = [], []
     if modules:
-        consts.append(wrap(f"FROZEN = {literal(tuple(modules))}  # fixed weights, BatchNorm in inference mode", ""))
+        consts.append(f"FROZEN = {literal(tuple(modules))}  # fixed weights, BatchNorm in inference mode")
         init += ["        for name in FROZEN:", "            self.get_submodule(name).requires_grad_(False)"]
     if params:
-        consts.append(wrap(f"FROZEN_PARAMETERS = {literal(tuple(params))}", ""))
+        consts.append(f"FROZEN_PARAMETERS = {literal(tuple(params))}")
         init += ["        for name in FROZEN_PARAMETERS:", "            self.get_parameter(name).requires_grad_(False)"]
     return consts, init
 
@@ -285,11 +343,10 @@ def _module_lines(tree: dict) -> list[str]:
     for key, node in tree.items():
         if isinstance(node, tuple):
             expr, comment = node
-            lines += _leaf(f"self.{key} = {expr}", "", comment, " " * 8)
+            lines.append(f"        self.{key} = {expr}{comment}")
         else:
-            body = _render(None, node, " " * 8)
-            lines.append(f"        self.{key} = " + body[0].lstrip())
-            lines += body[1:-1] + [body[-1][:-1]]  # no trailing comma on the statement
+            body = _render(None, node)
+            lines += [f"        self.{key} = {body[0]}", *body[1:-1], ")"]  # no trailing comma on the statement
     return lines
 
 
@@ -315,12 +372,13 @@ def inplace_values(graph: Graph) -> set[str]:
     return out
 
 
-def variables(graph: Graph, stem: str = "x") -> dict[str, str]:
+def variables(graph: Graph, stem: str = "x", chains: dict[str, str] | None = None) -> dict[str, str]:
     """A Python variable for every value, named as a careful engineer would: ``x`` at the top level (``out`` in
     a block's class) and the block instance (``layer1_0``) inside unrolled blocks. A node whose first input is
     read for the last time and lives in the same scope writes into that input's variable, as in
     ``x = self.conv(x)``, so dead activations are freed at once; a variable whose value is dead may be taken by
-    the next fresh value."""
+    the next fresh value. ``chains``: values that an ``nn.Sequential`` computes, and its name (``features``): such a
+    value takes the main variable where that is free, else the chain's name (``downsample``)."""
     last_use = {v: i for i, node in enumerate(graph.nodes) for v in node.inputs}
     outputs = set(graph.outputs)
     var = {inp.name: inp.name for inp in graph.inputs}
@@ -336,6 +394,9 @@ def variables(graph: Graph, stem: str = "x") -> dict[str, str]:
             var[node.name] = ""
             continue
         stem = node.name.rsplit(".", 1)[0].replace(".", "_") if "." in node.name and node.op != BLOCK else top
+        if chains and node.name in chains:
+            head = chains[node.name]
+            stem = top if free(top, i) or var[node.inputs[0]] == top else head.replace(".", "_")
         if node.op == "slice" and node.attrs.get("index") is not None:  # output k of split s: s_k
             stem = node.name.replace(".", "_")
         first = var[node.inputs[0]]
@@ -352,12 +413,15 @@ def variables(graph: Graph, stem: str = "x") -> dict[str, str]:
 
 
 _HOLE = re.compile("\x00([^\x00]*)\x00")
+_VAR = re.compile("\x01([^\x01]*)\x01")
 
 
-def _layers(graph: Graph, names: dict[str, str]):
-    """Emit every node once: [(node, TorchLayer)], plus the module tree. Emitters see a placeholder for the
-    path to their submodule, filled in once the tree shows which containers are lists."""
+def _layers(graph: Graph, stem: str):
+    """Emit every node once: [(node, TorchLayer)], the module tree and each value's variable. Emitters see
+    placeholders for the path to their submodule and for the variables they read, filled in once the tree shows
+    which containers are lists and which layers form an ``nn.Sequential`` (whose value is named after it)."""
     table, tree, inplace = emitters("torch"), {}, inplace_values(graph)
+    names = {v: f"\x01{v}\x01" for v in [i.name for i in graph.inputs] + [n.name for n in graph.nodes]}
     for node in graph.nodes:
         if node.op == "parameter":
             names[node.name] = f"\x00{node.name}\x00"
@@ -376,21 +440,34 @@ def _layers(graph: Graph, names: dict[str, str]):
             slot = tree
             for part in parents:
                 slot = slot.setdefault(part, {})
-            slot[leaf] = (lay.module, where(graph, node))
+            # a layer's comment is on its line of forward; a parameter, which has none, keeps it here
+            slot[leaf] = (lay.module, f"  {where(graph, node)}" if node.op == "parameter" else "")
         out.append((node, lay))
+    _chains(graph, out, names, tree)
+    kept, chains = [], {}
+    for node, lay in out:
+        if lay.line == "shared":  # the chain's value, computed from the chain's input
+            head, src = re.fullmatch(r"\x00([^\x00]*)\x00\(\x01([^\x01]*)\x01\)", lay.call).groups()
+            chains[node.name] = head
+            node = replace(node, inputs=(src,))
+        if lay.line != "none":
+            kept.append(node)
+    var = variables(replace(graph, nodes=kept), stem, chains)
+    var.update((v, names[v]) for v in names if names[v].startswith("\x00"))  # parameters: self.<path>
 
     def fill(text: str) -> str:
+        text = _VAR.sub(lambda m: var[m.group(1)], text)
         return _HOLE.sub(lambda m: _access(m.group(1), tree), text)
 
-    for _, lay in out:
-        lay.call, lay.inits = fill(lay.call), [fill(i) for i in lay.inits]
-    return out, tree
+    for _, lay in out:  # a chain's members other than the last have no line of their own
+        lay.call, lay.inits = fill(lay.call) if lay.line != "none" else "", [fill(i) for i in lay.inits]
+    return out, tree, {v: fill(n) for v, n in var.items()}
 
 
-def _class_lines(graph: Graph, cls: str, names: dict[str, str], whole: Graph | None = None) -> list[str]:
+def _class_lines(graph: Graph, cls: str, stem: str = "x", whole: Graph | None = None) -> list[str]:
     """An ``nn.Module`` class computing ``graph``: submodules, initialisers, forward. The model's class (of
     ``whole``, the graph before block instances became nodes) also freezes what the spec freezes."""
-    layers, tree = _layers(graph, names)
+    layers, tree, names = _layers(graph, stem)
     consts, freeze = _frozen_lines(whole) if whole is not None else ([], [])
     lines = [f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
     lines += _module_lines(tree)
@@ -403,34 +480,41 @@ def _class_lines(graph: Graph, cls: str, names: dict[str, str], whole: Graph | N
     args = ", ".join(names[i.name] for i in graph.inputs)
     lines += ["", f"    def forward(self, {args}):"]
     for node, lay in layers:
-        if node.op == "parameter":
+        if node.op == "parameter" or lay.line == "none":
             continue
-        comment = "" if lay.module else f"  {where(graph, node)}"
-        lines.append(wrap(f"{names[node.name]} = {lay.call}{comment}", " " * 8))
+        if lay.line == "shared":
+            lines.append(f"        {names[node.name]} = {lay.call}")
+        elif lay.call == names[node.name]:  # an identity (a linear activation) whose value stays where it is
+            lines.append(f"        {where(graph, node)} (identity)")
+        else:
+            lines.append(f"        {names[node.name]} = {lay.call}  {where(graph, node)}")
     lines.append(f"        return {', '.join(names[o] for o in graph.outputs)}")
     return lines
 
 
 def _collapse(graph: Graph, taken: set[str]) -> tuple[Graph, list[list[str]]]:
-    """Each block instance that can be one becomes a node holding an instance of its block's class (a chain of
+    """Each block instance that can be one becomes a node holding an instance of its block's class, innermost
+    first, so that a block used inside a block is a class of its own, a member of the outer one (a chain of
     instances, one ``nn.Sequential``); returns that graph and each class's source lines."""
-    insts = [i for i in instances(graph) if i.graph is not None]
-    if not insts:
-        return graph, []
-    names = class_names(list(dict.fromkeys(i.block for i in insts)), taken)
-    drafts = {}
-    UNWRAPPED[0] = True
-    try:
-        for inst in insts:
-            drafts[inst.prefix] = "\n".join(_class_lines(inst.graph, names[inst.block],
-                                                         variables(inst.graph, "out"))) + "\n"
-    finally:
-        UNWRAPPED[0] = False
-    made = group_classes(insts, drafts, names, taken, ("def __init__(self):", "def __init__(self{params}):"),
-                         lambda i: "    def forward(self, " + ", ".join(x.name for x in i.graph.inputs) + "):")
-    classes = list({id(c): c.lines for c in made.values()}.values())
-    top = collapse(graph, insts, {p: c.call(p) for p, c in made.items()})
-    return replace(top, nodes=_sequential(top.nodes, graph.outputs)), classes
+    sections: list[list[str]] = []
+    for depth in reversed(range(max((len(n.blocks) for n in graph.nodes), default=0))):
+        insts = [i for i in instances(graph, depth) if i.graph is not None]
+        if not insts:
+            continue
+        names = class_names(list(dict.fromkeys(i.block for i in insts)), taken)
+        drafts = {}
+        UNWRAPPED[0] = True
+        try:
+            for inst in insts:
+                drafts[inst.prefix] = "\n".join(_class_lines(inst.graph, names[inst.block], "out")) + "\n"
+        finally:
+            UNWRAPPED[0] = False
+        made = group_classes(insts, drafts, names, taken, ("def __init__(self):", "def __init__(self{params}):"),
+                             lambda i: "    def forward(self, " + ", ".join(x.name for x in i.graph.inputs) + "):")
+        sections += list({id(c): c.lines for c in made.values()}.values())
+        taken |= {c.name for c in made.values()}
+        graph = collapse(graph, insts, {p: c.call(p) for p, c in made.items()}, depth)
+    return replace(graph, nodes=_sequential(graph.nodes, graph.outputs)), sections
 
 
 def _sequential(nodes: list[Node], outputs: list[str]) -> list[Node]:
@@ -466,7 +550,8 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     """PyTorch source for ``graph``. With ``weights_file``, ``build_model`` loads it by default."""
     cls = class_name(graph.name)
     top, sections = _collapse(graph, {cls, "Scope"})
-    sections.append(_class_lines(top, cls, variables(top), graph))
+    sections.append(_class_lines(top, cls, "x", graph))
+    sections = [format_lines(section) for section in sections]  # the one place that lays out generated code
     text = "\n".join(line for section in sections for line in section)
     if "Scope(" in text:
         sections.insert(0, SCOPE.strip("\n").splitlines())
@@ -481,7 +566,7 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     imports += ["from torch.nn import functional as F"] if "F." in text else []
     consts = [f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})"] if weights_file else []
     return module_source(header(graph, "PyTorch"), ["json", "pathlib"] if weights_file else ["json"], imports,
-                         consts + _frozen_lines(graph)[0], sections)
+                         format_lines(consts + _frozen_lines(graph)[0]), sections)
 
 
 LOAD_WEIGHTS = '''
@@ -489,9 +574,10 @@ def load_weights(model, weights):
     """Load dlspec's canonical weights (a safetensors path or a dict of arrays) into ``model``."""
     if not isinstance(weights, dict):
         weights = read_safetensors(weights)
-    state = {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in weights.items()}
+    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
-        raise ValueError(f"weights do not fit the model: missing {missing}, unexpected {result.unexpected_keys}")
+        extra = result.unexpected_keys
+        raise ValueError(f"weights do not fit: missing {missing}, unexpected {extra}")
 '''

@@ -68,7 +68,9 @@ class StochasticDepth(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         keep = 1.0 - self.p
-        shape = (x.shape[0],) + (1,) * (x.dim() - 1) if self.mode == "row" else (1,) * x.dim()
+        shape = (1,) * x.dim()
+        if self.mode == "row":
+            shape = (x.shape[0], *shape[1:])
         return x * x.new_empty(shape).bernoulli_(keep).div_(keep)
 '''
 

@@ -14,9 +14,14 @@ import numpy as np
 FROZEN = ("layer1",)  # fixed weights, BatchNorm in inference mode
 # Each Keras layer class's weights, in order, from the layer's canonical tensors (see keras_weight)
 LAYOUTS = {
-    "Conv2D": (("weight", (("transpose", (2, 3, 1, 0)),)), ("bias", ())),
-    "BatchNorm": (("weight", ()), ("bias", ()), ("running_mean", ()), ("running_var", ())),
-    "Dense": (("weight", (("transpose", (1, 0)),)), ("bias", ())),
+    "Conv2D": [("weight", [("transpose", (2, 3, 1, 0))]), ("bias", [])],
+    "BatchNorm": [
+        ("weight", []),
+        ("bias", []),
+        ("running_mean", []),
+        ("running_var", []),
+    ],
+    "Dense": [("weight", [("transpose", (1, 0))]), ("bias", [])],
 }
 # Layers whose weights are laid out otherwise than their class's
 OVERRIDES = {}
@@ -37,18 +42,30 @@ class BatchNorm(keras.layers.Layer):
         c = input_shape[-1]
         self.gamma = self.add_weight(shape=(c,), initializer="ones", name="gamma")
         self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
-        self.moving_mean = self.add_weight(shape=(c,), initializer="zeros", trainable=False, name="moving_mean")
-        self.moving_variance = self.add_weight(shape=(c,), initializer="ones", trainable=False, name="moving_variance")
+        self.moving_mean = self.add_weight(
+            shape=(c,),
+            initializer="zeros",
+            trainable=False,
+            name="moving_mean",
+        )
+        self.moving_variance = self.add_weight(
+            shape=(c,),
+            initializer="ones",
+            trainable=False,
+            name="moving_variance",
+        )
 
     def call(self, x, training=False):
         if training and self.trainable:
             mean, variance, n = self.batch_moments(x)
             m = self.momentum
             self.moving_mean.assign((1 - m) * self.moving_mean + m * mean)
-            self.moving_variance.assign((1 - m) * self.moving_variance + m * variance * n / (n - 1))
+            update = m * variance * n / (n - 1)  # in torch's order, to the bit
+            self.moving_variance.assign((1 - m) * self.moving_variance + update)
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        return (x - mean) * keras.ops.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+        normed = (x - mean) * keras.ops.rsqrt(variance + self.epsilon)
+        return normed * self.gamma + self.beta
 
     def batch_moments(self, x):
         """Mean, biased variance and sample count over all axes but the last. Under tf.distribute with
@@ -60,11 +77,16 @@ class BatchNorm(keras.layers.Layer):
             return keras.ops.mean(x, axis=axes), keras.ops.var(x, axis=axes), n
         n = replicas.all_reduce("SUM", n)
         mean = replicas.all_reduce("SUM", keras.ops.sum(x, axis=axes)) / n
-        variance = replicas.all_reduce("SUM", keras.ops.sum(keras.ops.square(x - mean), axis=axes)) / n
+        squares = keras.ops.sum(keras.ops.square(x - mean), axis=axes)
+        variance = replicas.all_reduce("SUM", squares) / n
         return mean, variance, n
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+        return {
+            **super().get_config(),
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+        }
 
 
 def _replica_context():
@@ -82,25 +104,25 @@ def plain(x, filters, name):
     conv1 = keras.layers.Conv2D(
         filters=filters,
         kernel_size=(3, 3),
-        strides=(1, 1),
-        dilation_rate=(1, 1),
         use_bias=False,
         kernel_initializer="glorot_uniform",
         name=f"{name}.conv1",
     )(conv1_pad)  # small_blocks.yaml:10
-    bn1 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn1")(conv1)  # small_blocks.yaml:11
+    # small_blocks.yaml:11
+    bn1 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn1")(conv1)
     relu1 = keras.layers.ReLU(name=f"{name}.relu1")(bn1)  # small_blocks.yaml:12
-    conv2_pad = keras.layers.ZeroPadding2D(padding=(1, 1), name=f"{name}.conv2.pad")(relu1)
+    conv2_pad = keras.layers.ZeroPadding2D(padding=(1, 1), name=f"{name}.conv2.pad")(
+        relu1,
+    )
     conv2 = keras.layers.Conv2D(
         filters=filters,
         kernel_size=(3, 3),
-        strides=(1, 1),
-        dilation_rate=(1, 1),
         use_bias=False,
         kernel_initializer="glorot_uniform",
         name=f"{name}.conv2",
     )(conv2_pad)  # small_blocks.yaml:13
-    bn2 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn2")(conv2)  # small_blocks.yaml:14
+    # small_blocks.yaml:14
+    bn2 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn2")(conv2)
     add = keras.layers.Add(name=f"{name}.add")([bn2, x])  # small_blocks.yaml:15
     relu2 = keras.layers.ReLU(name=f"{name}.relu2")(add)  # small_blocks.yaml:16
     return relu2
@@ -112,39 +134,38 @@ def down(x, filters, name):
         filters=filters,
         kernel_size=(3, 3),
         strides=(2, 2),
-        dilation_rate=(1, 1),
         use_bias=False,
         kernel_initializer="glorot_uniform",
         name=f"{name}.conv1",
     )(conv1_pad)  # small_blocks.yaml:20
-    bn1 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn1")(conv1)  # small_blocks.yaml:21
+    # small_blocks.yaml:21
+    bn1 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn1")(conv1)
     relu1 = keras.layers.ReLU(name=f"{name}.relu1")(bn1)  # small_blocks.yaml:22
-    conv2_pad = keras.layers.ZeroPadding2D(padding=(1, 1), name=f"{name}.conv2.pad")(relu1)
+    conv2_pad = keras.layers.ZeroPadding2D(padding=(1, 1), name=f"{name}.conv2.pad")(
+        relu1,
+    )
     conv2 = keras.layers.Conv2D(
         filters=filters,
         kernel_size=(3, 3),
-        strides=(1, 1),
-        dilation_rate=(1, 1),
         use_bias=False,
         kernel_initializer="glorot_uniform",
         name=f"{name}.conv2",
     )(conv2_pad)  # small_blocks.yaml:23
-    bn2 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn2")(conv2)  # small_blocks.yaml:24
+    # small_blocks.yaml:24
+    bn2 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.bn2")(conv2)
     downsample_0 = keras.layers.Conv2D(
         filters=filters,
         kernel_size=(1, 1),
         strides=(2, 2),
-        dilation_rate=(1, 1),
         use_bias=False,
         kernel_initializer="glorot_uniform",
         name=f"{name}.downsample.0",
     )(x)  # small_blocks.yaml:25
-    downsample_1 = BatchNorm(
-        momentum=0.1,
-        epsilon=1e-05,
-        name=f"{name}.downsample.1",
-    )(downsample_0)  # small_blocks.yaml:26
-    add = keras.layers.Add(name=f"{name}.add")([bn2, downsample_1])  # small_blocks.yaml:27
+    downsample_1 = BatchNorm(momentum=0.1, epsilon=1e-05, name=f"{name}.downsample.1")(
+        downsample_0,
+    )  # small_blocks.yaml:26
+    # small_blocks.yaml:27
+    add = keras.layers.Add(name=f"{name}.add")([bn2, downsample_1])
     relu2 = keras.layers.ReLU(name=f"{name}.relu2")(add)  # small_blocks.yaml:28
     return relu2
 
@@ -168,7 +189,8 @@ def build_model(weights=None):
     layer2_1 = plain(layer2_0, filters=16, name="layer2.1")  # small_blocks.yaml:32
     layer3_0 = down(layer2_1, filters=32, name="layer3.0")  # small_blocks.yaml:33
     layer3_1 = plain(layer3_0, filters=32, name="layer3.1")  # small_blocks.yaml:33
-    pool = keras.layers.GlobalAveragePooling2D(name="pool")(layer3_1)  # small_blocks.yaml:34
+    # small_blocks.yaml:34
+    pool = keras.layers.GlobalAveragePooling2D(name="pool")(layer3_1)
     fc = keras.layers.Dense(
         units=10,
         kernel_initializer="glorot_uniform",
@@ -177,7 +199,7 @@ def build_model(weights=None):
     )(pool)  # small_blocks.yaml:35
     model = keras.Model(inputs=image, outputs=fc, name="small_blocks")
     for layer in model.layers:
-        if any(layer.name == name or layer.name.startswith(name + ".") for name in FROZEN):
+        if any(f"{layer.name}.".startswith(f"{name}.") for name in FROZEN):
             layer.trainable = False
     if weights is not None:
         load_weights(model, weights)
@@ -190,8 +212,9 @@ def load_weights(model, weights):
         weights = read_safetensors(weights)
     for layer in model.layers:
         layout = OVERRIDES.get(layer.name, LAYOUTS.get(type(layer).__name__))
-        if layout and layer.weights:  # a layer without a bias has fewer weights than its class's layout
-            layer.set_weights([keras_weight(weights, layer.name, entry) for entry in layout[: len(layer.weights)]])
+        if layout and layer.weights:  # no bias: fewer weights than its class
+            entries = layout[: len(layer.weights)]
+            layer.set_weights([keras_weight(weights, layer.name, e) for e in entries])
 
 
 def keras_weight(weights, layer, entry):
@@ -221,7 +244,15 @@ def moved(array, steps):
     return array
 
 
-_DTYPES = {"BF16": "<u2", "F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "BOOL": "?"}
+_DTYPES = {
+    "BF16": "<u2",
+    "F16": "<f2",
+    "F32": "<f4",
+    "F64": "<f8",
+    "I32": "<i4",
+    "I64": "<i8",
+    "BOOL": "?",
+}
 
 
 def read_safetensors(path):
@@ -238,5 +269,7 @@ def read_safetensors(path):
         array = np.frombuffer(raw, dtype=_DTYPES[info["dtype"]]).reshape(info["shape"])
         if info["dtype"] == "BF16":  # bfloat16 is the upper half of a float32
             array = (array.astype(np.uint32) << 16).view(np.float32)
-        arrays[name] = array.astype(np.float32) if info["dtype"] == "F16" else array.copy()
+        if info["dtype"] == "F16":
+            array = array.astype(np.float32)
+        arrays[name] = array.copy()
     return arrays

@@ -25,26 +25,26 @@ class Plain(nn.Module):
             kernel_size=3,
             padding=1,
             bias=False,
-        )  # small_blocks.yaml:10
-        self.bn1 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)  # small_blocks.yaml:11
+        )
+        self.bn1 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)
         self.conv2 = nn.Conv2d(
             in_channels=filters,
             out_channels=filters,
             kernel_size=3,
             padding=1,
             bias=False,
-        )  # small_blocks.yaml:13
-        self.bn2 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)  # small_blocks.yaml:14
+        )
+        self.bn2 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)
         with torch.no_grad():
             nn.init.xavier_uniform_(self.conv1.weight)
             nn.init.xavier_uniform_(self.conv2.weight)
 
     def forward(self, x):
-        out = self.conv1(x)
-        out = self.bn1(out)
+        out = self.conv1(x)  # small_blocks.yaml:10
+        out = self.bn1(out)  # small_blocks.yaml:11
         out = F.relu(out, inplace=True)  # small_blocks.yaml:12
-        out = self.conv2(out)
-        out = self.bn2(out)
+        out = self.conv2(out)  # small_blocks.yaml:13
+        out = self.bn2(out)  # small_blocks.yaml:14
         out = out.add_(x)  # small_blocks.yaml:15
         out = F.relu(out, inplace=True)  # small_blocks.yaml:16
         return out
@@ -60,27 +60,26 @@ class Down(nn.Module):
             stride=2,
             padding=1,
             bias=False,
-        )  # small_blocks.yaml:20
-        self.bn1 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)  # small_blocks.yaml:21
+        )
+        self.bn1 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)
         self.conv2 = nn.Conv2d(
             in_channels=filters,
             out_channels=filters,
             kernel_size=3,
             padding=1,
             bias=False,
-        )  # small_blocks.yaml:23
-        self.bn2 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)  # small_blocks.yaml:24
-        self.downsample = nn.ModuleList(
-            [
-                nn.Conv2d(
-                    in_channels=in_channels,
-                    out_channels=filters,
-                    kernel_size=1,
-                    stride=2,
-                    bias=False,
-                ),  # small_blocks.yaml:25
-                nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1),  # small_blocks.yaml:26
-            ]
+        )
+        self.bn2 = nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1)
+        self.downsample = nn.Sequential(
+            nn.Conv2d(
+                in_channels=in_channels,
+                out_channels=filters,
+                kernel_size=1,
+                stride=2,
+                bias=False,
+            ),  # small_blocks.yaml:25
+            # small_blocks.yaml:26
+            nn.BatchNorm2d(num_features=filters, eps=1e-05, momentum=0.1),
         )
         with torch.no_grad():
             nn.init.xavier_uniform_(self.conv1.weight)
@@ -88,13 +87,12 @@ class Down(nn.Module):
             nn.init.xavier_uniform_(self.downsample[0].weight)
 
     def forward(self, x):
-        out = self.conv1(x)
-        out = self.bn1(out)
+        out = self.conv1(x)  # small_blocks.yaml:20
+        out = self.bn1(out)  # small_blocks.yaml:21
         out = F.relu(out, inplace=True)  # small_blocks.yaml:22
-        out = self.conv2(out)
-        out = self.bn2(out)
-        downsample = self.downsample[0](x)
-        downsample = self.downsample[1](downsample)
+        out = self.conv2(out)  # small_blocks.yaml:23
+        out = self.bn2(out)  # small_blocks.yaml:24
+        downsample = self.downsample(x)
         out = out.add_(downsample)  # small_blocks.yaml:27
         out = F.relu(out, inplace=True)  # small_blocks.yaml:28
         return out
@@ -103,11 +101,11 @@ class Down(nn.Module):
 class SmallBlocks(nn.Module):
     def __init__(self):
         super().__init__()
-        self.stem = nn.Conv2d(in_channels=3, out_channels=8, kernel_size=3, padding=1)  # small_blocks.yaml:30
-        self.layer1 = nn.Sequential(Plain(filters=8), Plain(filters=8))  # small_blocks.yaml:31
-        self.layer2 = nn.Sequential(Down(in_channels=8, filters=16), Plain(filters=16))  # small_blocks.yaml:32
-        self.layer3 = nn.Sequential(Down(in_channels=16, filters=32), Plain(filters=32))  # small_blocks.yaml:33
-        self.fc = nn.Linear(in_features=32, out_features=10)  # small_blocks.yaml:35
+        self.stem = nn.Conv2d(in_channels=3, out_channels=8, kernel_size=3, padding=1)
+        self.layer1 = nn.Sequential(Plain(filters=8), Plain(filters=8))
+        self.layer2 = nn.Sequential(Down(in_channels=8, filters=16), Plain(filters=16))
+        self.layer3 = nn.Sequential(Down(in_channels=16, filters=32), Plain(filters=32))
+        self.fc = nn.Linear(in_features=32, out_features=10)
         with torch.no_grad():
             nn.init.xavier_uniform_(self.stem.weight)
             nn.init.zeros_(self.stem.bias)
@@ -124,12 +122,12 @@ class SmallBlocks(nn.Module):
         return self
 
     def forward(self, image):
-        x = F.relu(self.stem(image))
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
+        x = F.relu(self.stem(image))  # small_blocks.yaml:30
+        x = self.layer1(x)  # small_blocks.yaml:31
+        x = self.layer2(x)  # small_blocks.yaml:32
+        x = self.layer3(x)  # small_blocks.yaml:33
         x = x.mean(dim=(2, 3))  # small_blocks.yaml:34
-        x = self.fc(x)
+        x = self.fc(x)  # small_blocks.yaml:35
         return x
 
 
@@ -145,14 +143,23 @@ def load_weights(model, weights):
     """Load dlspec's canonical weights (a safetensors path or a dict of arrays) into ``model``."""
     if not isinstance(weights, dict):
         weights = read_safetensors(weights)
-    state = {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in weights.items()}
+    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
-        raise ValueError(f"weights do not fit the model: missing {missing}, unexpected {result.unexpected_keys}")
+        extra = result.unexpected_keys
+        raise ValueError(f"weights do not fit: missing {missing}, unexpected {extra}")
 
 
-_DTYPES = {"BF16": "<u2", "F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "BOOL": "?"}
+_DTYPES = {
+    "BF16": "<u2",
+    "F16": "<f2",
+    "F32": "<f4",
+    "F64": "<f8",
+    "I32": "<i4",
+    "I64": "<i8",
+    "BOOL": "?",
+}
 
 
 def read_safetensors(path):
@@ -169,5 +176,7 @@ def read_safetensors(path):
         array = np.frombuffer(raw, dtype=_DTYPES[info["dtype"]]).reshape(info["shape"])
         if info["dtype"] == "BF16":  # bfloat16 is the upper half of a float32
             array = (array.astype(np.uint32) << 16).view(np.float32)
-        arrays[name] = array.astype(np.float32) if info["dtype"] == "F16" else array.copy()
+        if info["dtype"] == "F16":
+            array = array.astype(np.float32)
+        arrays[name] = array.copy()
     return arrays
