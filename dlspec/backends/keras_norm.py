@@ -48,7 +48,8 @@ class LayerNorm(keras.layers.LayerNormalization):
         for a in self.axis:
             shape[a] = x.shape[a]
         normed = (x - mean) * keras.ops.rsqrt(variance + self.epsilon)
-        return normed * keras.ops.reshape(self.gamma, shape) + keras.ops.reshape(self.beta, shape)
+        gamma = keras.ops.reshape(self.gamma, shape)
+        return normed * gamma + keras.ops.reshape(self.beta, shape)
 '''
 
 HELPERS["GroupNorm"] = '''
@@ -59,11 +60,14 @@ class GroupNorm(keras.layers.GroupNormalization):
     loses the digits the two products share when |mean| is large against the spread)."""
 
     def call(self, x):
-        shape, per_group = keras.ops.shape(x), (self.groups, x.shape[-1] // self.groups)
+        shape = keras.ops.shape(x)
+        per_group = (self.groups, x.shape[-1] // self.groups)
         grouped = keras.ops.reshape(x, (shape[0], -1, *per_group))
         mean, variance = keras.ops.moments(grouped, axes=[1, 3], keepdims=True)
-        scale = keras.ops.rsqrt(variance + self.epsilon) * keras.ops.reshape(self.gamma, per_group)
-        return keras.ops.reshape((grouped - mean) * scale + keras.ops.reshape(self.beta, per_group), shape)
+        gamma = keras.ops.reshape(self.gamma, per_group)
+        scale = keras.ops.rsqrt(variance + self.epsilon) * gamma
+        beta = keras.ops.reshape(self.beta, per_group)
+        return keras.ops.reshape((grouped - mean) * scale + beta, shape)
 '''
 
 HELPERS["AdaptivePool"] = '''

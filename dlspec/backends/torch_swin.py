@@ -19,27 +19,36 @@ class WindowAttention(nn.Module):
     def __init__(self, dim, heads, window, shift):
         super().__init__()
         self.heads = heads
-        self.window, self.shift = ((v, v) if isinstance(v, int) else tuple(v) for v in (window, shift))
+        self.window = (window, window) if isinstance(window, int) else tuple(window)
+        self.shift = (shift, shift) if isinstance(shift, int) else tuple(shift)
         wh, ww = self.window
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wh - 1) * (2 * ww - 1), heads))
-        y, x = (t.flatten() for t in torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij"))
-        index = (y[:, None] - y[None, :] + wh - 1) * (2 * ww - 1) + (x[:, None] - x[None, :] + ww - 1)
+        table = torch.zeros((2 * wh - 1) * (2 * ww - 1), heads)
+        self.relative_position_bias_table = nn.Parameter(table)
+        grid = torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
+        y, x = (t.flatten() for t in grid)
+        dy = y[:, None] - y[None, :] + wh - 1
+        dx = x[:, None] - x[None, :] + ww - 1
+        index = dy * (2 * ww - 1) + dx
         self.register_buffer("relative_position_index", index.flatten())
 
     def partition(self, x):
-        """[N, H, W, C] -> [N, windows, tokens, C], windows and their tokens row-major."""
+        """[N, H, W, C] -> [N, windows, tokens, C], windows and tokens row-major."""
         (n, h, w, c), (wh, ww) = x.shape, self.window
-        return x.reshape(n, h // wh, wh, w // ww, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(n, -1, wh * ww, c)
+        x = x.reshape(n, h // wh, wh, w // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
+        return x.reshape(n, -1, wh * ww, c)
 
     def mask(self, h, w, shift, device):
         """[windows, tokens, tokens]: -100 where query and key lie in different regions of the rolled sample."""
         (wh, ww), (sh, sw) = self.window, shift
 
-        def regions(size, window, shift):  # 0, 1, 2 for rows [0, size - window), [.., size - shift), the rest
+        def regions(size, window, shift):
+            # 0, 1, 2 for rows [0, size - window), [.., size - shift), the rest
             r = torch.arange(size, device=device)
-            return (r >= size - window).long() + (r >= size - shift).long() if shift else torch.zeros_like(r)
+            if not shift:
+                return torch.zeros_like(r)
+            return (r >= size - window).long() + (r >= size - shift).long()
 
         label = 3 * regions(h, wh, sh)[:, None] + regions(w, ww, sw)[None, :]
         label = self.partition(label[None, :, :, None])[0, :, :, 0]
@@ -49,18 +58,23 @@ class WindowAttention(nn.Module):
         (n, h, w, c), (wh, ww), heads = x.shape, self.window, self.heads
         x = nn.functional.pad(x, (0, 0, 0, -w % ww, 0, -h % wh))
         ph, pw = x.shape[1], x.shape[2]
-        shift = tuple(0 if k >= size else s for s, k, size in zip(self.shift, self.window, (ph, pw), strict=True))
+        covered = (wh >= ph, ww >= pw)
+        shift = tuple(0 if f else s for f, s in zip(covered, self.shift, strict=True))
         if any(shift):
             x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
         # q, k, v: [N, windows, heads, tokens, C / heads]
-        q, k, v = self.qkv(self.partition(x)).unflatten(-1, (3, heads, c // heads)).permute(3, 0, 1, 4, 2, 5)
+        qkv = self.qkv(self.partition(x)).unflatten(-1, (3, heads, c // heads))
+        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5)
         scores = (q * (c // heads) ** -0.5) @ k.transpose(-2, -1)
-        bias = self.relative_position_bias_table[self.relative_position_index].view(wh * ww, wh * ww, heads)
+        table = self.relative_position_bias_table
+        bias = table[self.relative_position_index].view(wh * ww, wh * ww, heads)
         scores = scores + bias.permute(2, 0, 1)
         if any(shift):
-            scores = scores + self.mask(ph, pw, shift, x.device).to(scores.dtype)[:, None]
+            mask = self.mask(ph, pw, shift, x.device).to(scores.dtype)
+            scores = scores + mask[:, None]
         out = self.proj((scores.softmax(dim=-1) @ v).transpose(2, 3).flatten(3))
-        out = out.view(n, ph // wh, pw // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(n, ph, pw, c)
+        out = out.view(n, ph // wh, pw // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
+        out = out.reshape(n, ph, pw, c)
         if any(shift):
             out = torch.roll(out, shifts=shift, dims=(1, 2))
         return out[:, :h, :w]
