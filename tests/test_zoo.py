@@ -137,8 +137,11 @@ def test_resnet50_equals_torchvision(tmp_path):
 def test_torch_state_dict_keys_are_torchvision_keys(tmp_path):
     for name in sorted(LARGE):
         ours = dlspec.build(dlspec.load(SPECS / f"{name}.yaml"), "torch").state_dict()
-        # regnet's `block1-0` is `block1_0` in the spec: import-weights reads '-' in a key as '_'
-        assert list(ours) == [dlspec_name(k) for k in torchvision_reference(name, tmp_path)], name
+        # regnet's `block1-0` is `block1_0` in the spec: import-weights reads '-' in a key as '_'. The order may
+        # differ where torchvision registers modules out of data-flow order (swin's PatchMerging: reduction
+        # before norm); load_state_dict matches by name.
+        theirs = [dlspec_name(k) for k in torchvision_reference(name, tmp_path)]
+        assert sorted(ours) == sorted(theirs) and len(ours) == len(theirs), name
 
 
 def test_import_names_mismatched_tensors(tmp_path):
