@@ -94,16 +94,9 @@ def print_summary(title: str, s: dict) -> None:
 
 
 def median_ms(step, sync, iterations: int = 20, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        step()
-    sync()
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    from dlspec.compare import time_steps
+
+    return statistics.median(time_steps(step, sync, iterations, warmup)) * 1e3
 
 
 def ort_session(proto, *, profile_prefix=None, optimized_path=None, level=None, options=None, provider="cuda"):
@@ -237,6 +230,8 @@ def pad_input_channels(model, to: int = 4) -> int:
     import numpy as np
     from onnx import helper, numpy_helper
 
+    from dlspec.backends.fp16 import replace_nodes
+
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     inputs = {i.name: i for i in graph.input}
@@ -263,12 +258,7 @@ def pad_input_channels(model, to: int = 4) -> int:
         nodes.append(node)
         count += 1
     if count:
-        graph.ClearField("node")
-        graph.node.extend(nodes)
-        used = {i for n in graph.node for i in n.input}
-        kept = [t for t in graph.initializer if t.name in used]
-        graph.ClearField("initializer")
-        graph.initializer.extend(kept)
+        replace_nodes(graph, nodes)
     return count
 
 

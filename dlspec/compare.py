@@ -41,7 +41,8 @@ def _percentiles(times: list[float], batch: int) -> dict:
     return {"throughput": batch / statistics.median(times), "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99)}
 
 
-def _time(step, sync, iterations: int, warmup: int) -> list[float]:
+def time_steps(step, sync, iterations: int, warmup: int) -> list[float]:
+    """Seconds of each of ``iterations`` runs of ``step`` (each ended by ``sync``), after ``warmup`` runs."""
     for _ in range(warmup):
         step()
     sync()
@@ -183,7 +184,7 @@ def compare(model, weights=None, *, batch: int = 1, device: str = "cpu", fp16: b
             step, sync, outs = _torch_step(fn, _torch_inputs(inputs, device, fp16, images), device)
         reference = outs if reference is None else reference
         diff = max(float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b))))) for a, b in zip(outs, reference))
-        figures = _percentiles(_time(step, sync, iterations, warmup), batch)
+        figures = _percentiles(time_steps(step, sync, iterations, warmup), batch)
         timings.append(Timing(path, batch, max_diff=diff, **figures))
     return timings
 

@@ -100,6 +100,18 @@ def to_fp16(model):
     return model
 
 
+def replace_nodes(graph, nodes, added=()) -> None:
+    """Give ``graph`` the node list ``nodes`` and the new initializers ``added``, dropping initializers that no
+    node reads any more (a rewrite's replaced constants)."""
+    graph.ClearField("node")
+    graph.node.extend(nodes)
+    graph.initializer.extend(added)
+    used = {i for n in graph.node for i in n.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    graph.ClearField("initializer")
+    graph.initializer.extend(kept)
+
+
 def fuse_attention(model):
     """dlspec's attention subgraphs (no mask) as onnxruntime's fused ``com.microsoft.MultiHeadAttention``, in place.
 
@@ -140,12 +152,7 @@ def fuse_attention(model):
         fused += 1
     if fused:
         keep = [replace.get(n.name, n) for n in model.graph.node if n.name not in drop]
-        model.graph.ClearField("node")
-        model.graph.node.extend(keep)
-        used = {i for n in model.graph.node for i in n.input}
-        kept = [t for t in model.graph.initializer if t.name in used]
-        model.graph.ClearField("initializer")
-        model.graph.initializer.extend(kept)
+        replace_nodes(model.graph, keep)
         if not any(o.domain == "com.microsoft" for o in model.opset_import):
             model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return fused
@@ -214,13 +221,7 @@ def patchify(model) -> int:
             nodes.append(helper.make_node(op, ins, [previous], name=f"{name}/patchify_{i}", **kw))
         count += 1
     if count:
-        graph.ClearField("node")
-        graph.node.extend(nodes)
-        graph.initializer.extend(added)
-        used = {i for n in graph.node for i in n.input}
-        kept = [t for t in graph.initializer if t.name in used]
-        graph.ClearField("initializer")
-        graph.initializer.extend(kept)
+        replace_nodes(graph, nodes, added)
     return count
 
 
