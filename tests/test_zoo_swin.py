@@ -18,16 +18,19 @@ def test_swin_t_equals_torchvision(tmp_path):
     assert set(diffs) == {"torch", "keras", "onnx"}
 
 
-def test_swin_t_training_gradients_equal_torchvision_at_another_size():
+@pytest.mark.parametrize("size", ["64, 64", "72, 104"])
+def test_swin_t_training_gradients_equal_torchvision_at_other_sizes(size):
     """At 64x64 (a 4x4 map in stage 3, padded to one 7x7 window) the generated module applies torchvision's shift
-    rule itself, and stochastic depth draws as torchvision's: one training step's gradients are equal. Tensors
-    are compared by name (PatchMerging registers reduction before norm) and the int64 index enters as float32."""
+    rule itself, and stochastic depth draws as torchvision's: one training step's gradients are equal. At 72x104
+    the maps are 18x26, 9x13 and 5x7: patch merging pads odd sizes to even ones at run time, as torchvision's.
+    Tensors are compared by name (PatchMerging registers reduction before norm) and the int64 index enters as
+    float32."""
     if importlib.util.find_spec("torchvision") is None:
         pytest.skip("torchvision is not installed")
     step = TRAIN_STEP.replace("v.numpy()", "v.float().numpy()").replace(
         "for a, b in zip(ours.parameters(), reference.parameters()))",
-        "for a, b in ((p, reference.get_parameter(n)) for n, p in ours.named_parameters()))")
-    assert step.count("named_parameters") == 1 and "float()" in step
+        "for a, b in ((p, reference.get_parameter(n)) for n, p in ours.named_parameters()))").replace("64, 64", size)
+    assert step.count("named_parameters") == 1 and "float()" in step and f"randn(4, 3, {size})" in step
     result = subprocess.run([PYTHON, "-c", step, "swin_t", str(SPECS / "swin_t.yaml")], capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, TypeAdapter, model_validator
 
 from ..errors import MAX_ELEMENTS, MAX_RANK
-from . import layers, lrn, merge, norm, sequence, swin, tensor, vision  # noqa: F401  (each registers its layer types)
+from . import layers, lrn, merge, norm, pad, sequence, swin, tensor, vision  # noqa: F401  (each registers its layer types)
 from .base import Strict, invalid
 from .blocks import Block, BlockLayer
 from .layers import LAYER_TYPES
