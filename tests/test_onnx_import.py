@@ -426,7 +426,7 @@ def test_pytorch_cases_import_equal_or_are_refused_with_a_reason(capsys):
         print("\npytorch-converted / pytorch-operator cases:", dict(counts))
         for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
             print(f"  refused {n:2d} x {reason}")
-    assert counts == {("pytorch-converted", "equal"): 55, ("pytorch-converted", "refused"): 27,
+    assert counts == {("pytorch-converted", "equal"): 56, ("pytorch-converted", "refused"): 26,
                       ("pytorch-operator", "equal"): 9, ("pytorch-operator", "refused"): 26}
 
 
@@ -538,3 +538,31 @@ def test_expand_absorbed_by_broadcasting(tmp_path):
     with pytest.raises(UnsupportedModel) as err:
         import_onnx(tmp_path / "refused.onnx")
     assert err.value.refused == {"Expand: the expanded value is read by Relu, which does not broadcast": ["e"]}
+
+
+def test_pad_imports_as_zero_pad_or_pad(tmp_path):
+    """Zeros on the spatial axes of an image are `zero_pad`; a constant value, the channel axis or an axes input
+    (opset 18) make a `pad`; a crop, the batch axis and other modes are refused with the reason."""
+    consts = {"spatial": np.array([0, 0, 1, 0, 0, 0, 2, 3], np.int64), "chan": np.array([0, 2, 0, 0, 1, 0], np.int64),
+              "half": np.array(0.5, np.float32), "last": np.array([1, 2], np.int64), "ax": np.array([-1], np.int64)}
+    nodes = [helper.make_node("Pad", ["x", "spatial"], ["z"], name="zp"),
+             helper.make_node("Pad", ["v", "chan", "half"], ["c"], name="cp"),
+             helper.make_node("Pad", ["v", "last", "", "ax"], ["e"], name="ep")]
+    tensor_model(tmp_path / "pad.onnx", nodes, {"x": (1, 2, 4, 5), "v": (1, 3, 4)},
+                 {"z": (1, 2, 7, 8), "c": (1, 6, 4), "e": (1, 3, 7)}, opset=18, inits=consts)
+    text = imported_equal(tmp_path / "pad.onnx", {"x": rand(3, 2, 4, 5), "v": rand(3, 3, 4, seed=1)})
+    assert "  - {name: zp, type: zero_pad, padding: [[1, 2], [0, 3]], inputs: [x]}  # onnx: Pad zp\n" in text
+    assert ("  - {name: cp, type: pad, axes: [1], before: [2], after: [1], value: 0.5, inputs: [v]}"
+            "  # onnx: Pad cp\n") in text
+    assert "  - {name: ep, type: pad, axes: [2], before: [1], after: [2], inputs: [v]}  # onnx: Pad ep\n" in text
+    refused = {
+        "crop": ([0, 0, -1, 0, 0, 1], "constant", "Pad: negative pads [0, 0, -1, 0, 0, 1] (a crop)"),
+        "batch": ([1, 0, 0, 0, 0, 0], "constant", "Pad: padding of the batch axis"),
+        "reflect": ([0, 0, 1, 0, 0, 1], "reflect", "Pad: mode 'reflect' (dlspec pads with a constant)"),
+    }
+    for name, (pads, mode, reason) in refused.items():
+        tensor_model(tmp_path / f"{name}.onnx", [helper.make_node("Pad", ["v", "p"], ["y"], name="n", mode=mode)],
+                     {"v": (1, 3, 4)}, {"y": (1, 3, 5)}, inits={"p": np.array(pads, np.int64)})
+        with pytest.raises(UnsupportedModel) as err:
+            import_onnx(tmp_path / f"{name}.onnx")
+        assert err.value.refused == {reason: ["n"]}, name

@@ -102,14 +102,26 @@ def _pad(node, ctx):
     pads = list(node.attrs["pads"]) if ctx.opset < 11 else [int(p) for p in _needs_const(node, ctx, 1, "pads")]
     value = node.attrs.get("value", 0.0) if ctx.opset < 11 else (
         float(ctx.const(node.inputs[2])) if len(node.inputs) > 2 and node.inputs[2] else 0.0)
-    rank = len(pads) // 2
-    if mode != "constant" or value != 0.0:
-        raise Refused(f"mode {mode!r} with value {value:g} (dlspec's zero_pad pads with zeros)")
+    n = len(pads) // 2
+    axes = list(range(n))
     if len(node.inputs) > 3 and node.inputs[3]:
-        raise Refused("an axes input")
-    if any(pads[i] or pads[i + rank] for i in range(2)) or any(p < 0 for p in pads):
-        raise Refused("padding of the batch or channel axis, or negative padding")
-    return [_layer(node, "zero_pad", {"padding": [[pads[i], pads[i + rank]] for i in range(2, rank)]})]
+        rank = len(ctx.shape(node.inputs[0]))
+        axes = [int(a) % rank for a in _needs_const(node, ctx, 3, "axes")]
+    if mode != "constant":
+        raise Refused(f"mode {mode!r} (dlspec pads with a constant)")
+    if any(p < 0 for p in pads):
+        raise Refused(f"negative pads {pads} (a crop)")
+    widths = {a: (pads[i], pads[i + n]) for i, a in enumerate(axes) if pads[i] or pads[i + n]}
+    if 0 in widths:
+        raise Refused("padding of the batch axis")
+    if value == 0.0 and axes == list(range(n)) and n in (3, 4) and 1 not in widths:  # spatial zeros, as a CNN pads
+        return [_layer(node, "zero_pad", {"padding": [[pads[i], pads[i + n]] for i in range(2, n)]})]
+    padded = sorted(widths) or [1]  # no padding at all: an identity
+    attrs = {"axes": padded, "before": [widths.get(a, (0, 0))[0] for a in padded],
+             "after": [widths.get(a, (0, 0))[1] for a in padded]}
+    if value != 0.0:
+        attrs["value"] = value
+    return [_layer(node, "pad", attrs)]
 
 
 @converter("ConvTranspose")
