@@ -208,6 +208,15 @@ def cmd_import(args) -> int:
     return 0
 
 
+def _needs_train(model, spec: str, purpose: str) -> None:
+    """A located error when the spec has no ``train:`` section."""
+    if model.spec.train is None:
+        from .errors import Loc
+
+        raise SpecError(Loc(str(spec)), "train", f"this spec has no `train:` section {purpose}", None,
+                        has_received=False)
+
+
 def cmd_train(args) -> int:
     from .api import load
     from .train import fit, prepare
@@ -219,11 +228,7 @@ def cmd_train(args) -> int:
 
     for name in OUTPUTS:  # before any data is read or framework started
         check_target(Path(args.output) / name)
-    if model.spec.train is None:
-        from .errors import Loc
-
-        raise SpecError(Loc(str(args.spec)), "train", "this spec has no `train:` section to train with", None,
-                        has_received=False)
+    _needs_train(model, args.spec, "to train with")
     from .weights import init_weights, load_weights, merge_weights
 
     weights = init_weights(model, model.spec.train.seed if args.seed is None else args.seed)
@@ -366,6 +371,7 @@ def cmd_parity(args) -> int:
         from .files import check_target
         from .train.parity import train_parity
 
+        _needs_train(model, args.spec, "for --train to compare")
         check_target(args.plot or f"{model.name}_train_parity.png")  # before the runs, not after
 
         report = train_parity(model, weights=weights, steps=args.steps, seed=args.seed or 0,

@@ -55,6 +55,17 @@ def test_parity_fails_above_tolerance():
     assert "FAIL" in result.stdout and result.stdout.endswith("parity: FAILED\n")
 
 
+def test_training_commands_need_a_train_section(tmp_path, spec_file):
+    """`parity --train` and `train` on a spec without `train:`: one located line, exit 2, nothing written."""
+    path = spec_file("dlspec: 1\nname: m\ninputs: {x: {shape: [4]}}\nlayers: [{type: dense, units: 2}]\n")
+    for args, purpose in ((("parity", path, "--train"), "for --train to compare"),
+                          (("train", path, "--backend", "torch", "-o", tmp_path / "out"), "to train with")):
+        result = dlspec(*args, cwd=tmp_path)
+        assert (result.returncode, result.stdout) == (2, ""), result.stderr
+        assert result.stderr == f"error: {path}:1:1: train: this spec has no `train:` section {purpose}.\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+
+
 def test_build_keras_writes_one_file(tmp_path):
     result = dlspec("build", MLP, "--backend", "keras", "-o", tmp_path / "out")
     assert result.returncode == 0
