@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from ..errors import InternalError
 from ..ir import Graph, Input, Node
 from .codegen import DEFAULT, class_name, drop_defaults
+from .source import Atom, Call, Kw, Lit, Neg, Stmt, mapped, walk
 
 BLOCK = "block instance"  # the op of a node standing for a block instance (see collapse)
 
@@ -91,13 +92,136 @@ class BlockClass:
     lines: list[str]
     args: dict[str, dict[str, str]]  # instance prefix -> {parameter: value as source}
 
-    def call(self, prefix: str, *first: str, **last: str) -> str:
+    def call(self, prefix: str, *first: str, **last: str) -> Call:
         """``Name(first..., param=value, ..., last=...)`` for the instance ``prefix``."""
-        items = [*first, *(f"{k}={v}" for k, v in {**self.args[prefix], **last}.items())]
-        return f"{self.name}({', '.join(items)})"
+        values = {**self.args[prefix], **last}
+        kws = tuple(Kw(k, Lit(_number(v)) if v[:1].isdigit() else Atom(v)) for k, v in values.items())
+        return Call(Atom(self.name), tuple(Atom(f) for f in first), kws)
 
 
-def parameterise(drafts: list[str], insts: list[Instance], name: str, head: tuple[str, str],
+def _number_slot(node) -> bool:
+    return isinstance(node, Lit) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+
+
+def _module_slot(node) -> bool:
+    """Whether ``node`` is a call of a torch module class, ``nn.Name(...)``."""
+    if not isinstance(node, Call) or not isinstance(node.func, Atom):
+        return False
+    head, _, cls = node.func.text.partition(".")
+    return head == "nn" and cls.isidentifier()
+
+
+_HOLE = Atom("\x02")
+
+
+def _slots(line) -> tuple[object, list]:
+    """A draft line's skeleton (numbers and called module classes replaced by a hole) and those, in order: number
+    literals and the called module classes' names (the ``func`` of the call)."""
+    if not isinstance(line, Stmt):
+        return line, []
+    found = []
+    for node in walk(line):
+        if _number_slot(node):
+            found.append(node)
+        elif _module_slot(node):
+            found.append(node.func)
+
+    def hole(node):
+        if isinstance(node, Kw) and node.default:  # a default and a given value line up
+            return mapped(replace(node, default=False), hole)
+        if _number_slot(node):
+            return _HOLE
+        if _module_slot(node):
+            return mapped(Call(_HOLE, node.args, node.kwargs, node.comments, node.trailing), hole)
+        return None
+
+    return mapped(line, hole), found
+
+
+def parameterise(drafts: list, insts: list[Instance], name: str, head: tuple[str, str],
+                 forward_at: str | None = None) -> BlockClass | None:
+    """One class (or function) for instances whose drafts (lines: text, or statements as structure, named
+    ``name``) differ only in numbers and torch module classes (``nn.ReLU``, ``nn.Hardswish``), none of them after
+    the line ``forward_at``: each differing number becomes a parameter, named after the block parameter that it
+    equals in every instance, else after the keyword it is passed as; a module class, after the block parameter
+    whose values tell the instances apart as it does (``act=nn.Hardswish``, as torchvision's ``activation_layer``).
+    ``head`` is the draft's signature line and its form with ``{params}`` where ``, a, b`` go. A keyword argument
+    that holds its callee's default stays out of the class's source unless it became a parameter."""
+    if isinstance(drafts[0], str):
+        return _parameterise_text(drafts, insts, name, head, forward_at)
+    first = drafts[0]
+    if any(len(d) != len(first) for d in drafts):
+        return None
+    cut = first.index(forward_at) if forward_at is not None else len(first)
+    diffs = []  # (line, the slot's node in the first draft, its values)
+    for row, line in enumerate(first):
+        skeleton, slots = _slots(line)
+        others = [_slots(d[row]) for d in drafts[1:]]
+        if any(sk != skeleton for sk, _ in others):
+            return None
+        for k, node in enumerate(slots):
+            leaves = [node] + [sl[k] for _, sl in others]
+            if isinstance(node, Atom):  # a module class
+                if len({leaf.text for leaf in leaves}) > 1:
+                    diffs.append((row, node, [Module(leaf.text) for leaf in leaves]))
+                continue
+            strings = [repr(leaf.value) for leaf in leaves]
+            if len(set(strings)) == 1:
+                continue
+            if len({s.startswith("-") for s in strings}) > 1:
+                return None  # a minus sign in some instances only: the drafts differ in more than a number
+            diffs.append((row, node, [_number(s.removeprefix("-")) for s in strings]))
+    if any(row >= cut for row, _, _ in diffs):
+        return None  # a number that the forward pass reads: instances differ in more than construction
+    text = "\n".join(str(line) for line in first) + "\n"
+    taken = {t.string for t in _tokens(text) if t.type == tokenize.NAME}
+    keywords = {id(k.value): k.name for line in first for k in walk(line) if isinstance(k, Kw)}
+    params: dict[tuple, str] = {}  # (values, the block parameter or keyword it stands for) -> parameter name
+    keys = []
+    for _, node, values in diffs:
+        keyword = keywords.get(id(node), "") if not isinstance(values[0], Module) else ""
+        keys.append(_key(values, keyword, insts))
+    for key in keys:
+        if key not in params:
+            params[key] = _free(key[1], params, taken, insts)
+    swap = {}
+    for (_, node, _), key in zip(diffs, keys):
+        negative = isinstance(node, Lit) and repr(node.value).startswith("-")
+        swap[id(node)] = Neg(Atom(params[key])) if negative else Atom(params[key])
+    signature = "".join(f", {p}" for p in params.values())
+    out = [line.replace(head[0], head[1].format(params=signature)) if isinstance(line, str)
+           else mapped(line, lambda n: swap.get(id(n))) for line in first]
+    args = {}
+    for k, inst in enumerate(insts):
+        args[inst.prefix] = {}
+        for (_, _, values), key in zip(diffs, keys):
+            args[inst.prefix].setdefault(params[key], str(values[k]) if isinstance(values[k], Module)
+                                         else repr(values[k]))  # a number as its draft wrote it
+    return BlockClass(name, out, args)
+
+
+def _key(values: list, keyword: str, insts: list[Instance]) -> tuple:
+    if isinstance(values[0], Module):  # the block parameter that groups the instances as the class does
+        found = [a for a in insts[0].args if all((x.args.get(a) == y.args.get(a)) == (v == w)
+                                                 for x, v in zip(insts, values) for y, w in zip(insts, values))]
+    else:
+        found = [a for a in insts[0].args if all(repr(inst.args.get(a)) == repr(v) for inst, v in zip(insts, values))]
+    # among parameters with equal values (stride and padding may be 2, 1, 2), the one the keyword names
+    found.sort(key=lambda a: (a != keyword, not keyword.startswith(a)))
+    arg = found[0] if found else keyword or ("module" if isinstance(values[0], Module) else "value")
+    return tuple(map(repr, values)), arg
+
+
+def _free(stem: str, params: dict, taken: set, insts: list[Instance]) -> str:
+    arg, n = stem, 1
+    while arg in params.values() or (arg in taken and arg not in insts[0].args and arg != stem) or arg in (
+            "self", "nn", "F", "torch", "np", "keras", "super", "name"):
+        n += 1
+        arg = f"{stem}_{n}"
+    return arg
+
+
+def _parameterise_text(drafts: list[str], insts: list[Instance], name: str, head: tuple[str, str],
                  forward_at: str | None = None) -> BlockClass | None:
     """One class (or function) for instances whose drafts (unwrapped source, named ``name``) differ only in
     numbers and torch module classes (``nn.ReLU``, ``nn.Hardswish``), none of them after the line ``forward_at``:
@@ -207,10 +331,18 @@ def group_classes(insts: list[Instance], drafts: dict[str, str], names: dict[str
                     name = f"{cls}_{n}" if cls[:1].islower() else f"{cls}{n}"
                 taken.add(name)
             renamed = (head[0].replace(cls, name), head[1].replace(cls, name))
-            made = parameterise([drafts[i.prefix].replace(cls, name, 1) for i in sub], sub, name, renamed,
+            made = parameterise([_renamed(drafts[i.prefix], cls, name) for i in sub], sub, name, renamed,
                                 forward_at(sub[0]))
             out.update((i.prefix, made) for i in sub)
     return out
+
+
+def _renamed(draft, old: str, new: str):
+    """A draft with its first mention of ``old`` (its signature line) naming ``new``."""
+    if isinstance(draft, str):
+        return draft.replace(old, new, 1)
+    at = next(i for i, line in enumerate(draft) if isinstance(line, str) and old in line)
+    return [*draft[:at], draft[at].replace(old, new, 1), *draft[at + 1:]]
 
 
 def collapse(graph: Graph, insts: list[Instance], calls: dict[str, str], depth: int = 0) -> Graph:

@@ -6,9 +6,9 @@ import io
 import json
 import re
 import tokenize
-from dataclasses import dataclass, field
 
 from ..ir import Graph, Node
+from .source import Group, Stmt, flat, forced, join
 
 READ_SAFETENSORS = '''
 _DTYPES = {
@@ -178,42 +178,18 @@ def channels_first_perm(rank: int) -> tuple[int, ...]:
     return (rank,) + tuple(range(1, rank))
 
 
-UNWRAPPED = [False]  # true while source is drafted to be compared (see torch_emit.block_classes): no defaults left out
+UNWRAPPED = [False]  # true while Keras drafts a block function (see keras_emit._block_draft): no defaults left out
+CHECK = [False]  # true while tests compare each statement's structure with the structure parse reads from its text
 
 WIDTH = 88  # ruff format's default line length; what fits here fits the project's 120 too
 
 
-@dataclass
-class Group:
-    """A bracketed group of a statement: its brackets and items, each item a list of parts (text or Group)
-    with the comment that follows it. ``kind`` is ``call`` (arguments, or a list/dict/set display: a trailing
-    comma may follow a single item), ``tuple`` (a parenthesised tuple), ``paren`` (a parenthesised expression)
-    or ``subscript`` (the last two take no trailing comma that was not there)."""
-
-    open: str
-    close: str
-    kind: str
-    items: list[list] = field(default_factory=list)
-    comments: list[str] = field(default_factory=list)
-    trailing: bool = False  # a comma after the last item in the source
-
-    def flat(self) -> str:
-        body = ", ".join(_flat(item) for item in self.items)
-        keep = self.trailing and len(self.items) == 1 and self.kind in ("tuple", "subscript")
-        return f"{self.open}{body}{',' if keep else ''}{self.close}"
-
-    def forced(self) -> bool:
-        """Whether ruff format must split it: a magic trailing comma, a comment inside, or a forced group inside."""
-        magic = self.trailing and not (len(self.items) == 1 and self.kind in ("tuple", "subscript"))
-        return magic or any(self.comments) or any(_forced(item) for item in self.items)
-
-
 def _flat(parts: list) -> str:
-    return "".join(p if isinstance(p, str) else p.flat() for p in parts)
+    return flat(parts)
 
 
 def _forced(parts: list) -> bool:
-    return any(isinstance(p, Group) and p.forced() for p in parts)
+    return forced(parts)
 
 
 def _tokens(text: str) -> list[tokenize.TokenInfo]:
@@ -306,7 +282,7 @@ def parse(statement: str) -> tuple[list, str]:
     return top, comment
 
 
-def render(statement: str, indent: str = "", width: int = WIDTH) -> str:
+def render(statement: str | Stmt, indent: str = "", width: int = WIDTH) -> str:
     """One statement laid out as ruff format lays it out: on one line if it fits (its comment included) and
     nothing forces a split; else, left to right, each bracket group that does not fit up to the next place a
     line may break is split one item per line with a trailing comma (which keeps it split under any line
@@ -316,9 +292,12 @@ def render(statement: str, indent: str = "", width: int = WIDTH) -> str:
     above it. Where the layout would not be ruff format's under every line length (a split that no trailing
     comma holds: a subscript, a parenthesised expression, a fluent call chain, a line that cannot split), the
     statement's comment goes on the line above it, and the statement alone is laid out."""
-    if UNWRAPPED[0]:
-        return indent + statement
-    parts, comment = parse(statement)
+    if isinstance(statement, Stmt):  # laid out from its structure
+        parts, comment, indent = statement.parts(), statement.comment, statement.indent
+        if CHECK[0] and (parts, comment) != _merged(*parse(_source(parts) + (f"  {comment}" if comment else ""))):
+            raise AssertionError(f"structure and text differ: {statement}")
+    else:  # fixed source text (a helper template): its structure is read from its tokens
+        parts, comment = parse(statement)
     if comment and _fits(parts, indent, "", width) and not _fits(parts, indent, f"  {comment}", width):
         return f"{indent}{comment}\n{indent}{_flat(parts)}"  # the comment above: one line, not a split
     trouble: list[str] = []
@@ -326,6 +305,28 @@ def render(statement: str, indent: str = "", width: int = WIDTH) -> str:
     if trouble and comment:
         lines = [indent + comment, *_lines(parts, indent, indent, "", width, [])]
     return "\n".join(lines)
+
+
+def _merged(parts: list, comment: str = "") -> tuple[list, str]:
+    """Parts with adjacent texts merged at every level (parse keeps the space before a bracket apart)."""
+    out = join(*(p if isinstance(p, str) else Group(p.open, p.close, p.kind, [_merged(i)[0] for i in p.items],
+                                                     p.comments, p.trailing) for p in parts))
+    return out, comment
+
+
+def _source(parts: list) -> str:
+    """Text of parts with each trailing comma and comment written out (to check structure against parse)."""
+    out = ""
+    for p in parts:
+        if isinstance(p, str):
+            out += p
+        elif p.trailing and (len(p.items) > 1 or p.kind not in ("tuple", "subscript")):
+            lines = (f"{_source(i)},{f'  {c}' if c else ''}\n" for i, c in zip(p.items, p.comments))
+            out += p.open + "\n" + "".join(lines) + p.close
+        else:
+            one = "," if p.trailing else ""
+            out += p.open + ", ".join(_source(i) for i in p.items) + one + p.close
+    return out
 
 
 def _fits(parts: list, first: str, tail: str, width: int) -> bool:
@@ -373,12 +374,17 @@ def _lines(parts: list, first: str, indent: str, tail: str, width: int, trouble:
 _COMPOUND = {"def", "class", "if", "elif", "else", "for", "while", "with", "try", "except", "finally", "async"}
 
 
-def format_lines(lines: list[str], width: int = WIDTH) -> list[str]:
-    """Source lines with every simple statement laid out by :func:`render` (compound statements' headers,
-    decorators, docstrings and blank lines stay as they are)."""
+_STMT = "__dlspec_statement_"
+
+
+def format_lines(lines: list[str | Stmt], width: int = WIDTH) -> list[str]:
+    """Source lines with every simple statement laid out by :func:`render`: a :class:`Stmt` from its structure, a
+    line of text (fixed source: a template's lines, a compound statement's header) from its tokens. Compound
+    statements' headers, decorators, docstrings and blank lines stay as they are."""
     if not lines:
         return []
-    text = "\n".join(lines) + "\n"
+    stmts = {f"{s.indent}{_STMT}{k}": s for k, s in enumerate(lines) if isinstance(s, Stmt)}  # stand-in lines
+    text = "\n".join(f"{s.indent}{_STMT}{k}" if isinstance(s, Stmt) else s for k, s in enumerate(lines)) + "\n"
     out, rows = [], text.splitlines()
     logical: list[tuple[int, int]] = []  # (first row, last row), 1-based
     begin = None
@@ -399,7 +405,9 @@ def format_lines(lines: list[str], width: int = WIDTH) -> list[str]:
         stripped = chunk[0].lstrip()
         head = re.match(r"[A-Za-z_]\w*", stripped)
         simple = head and head.group() not in _COMPOUND and not stripped.startswith(("@", "#"))
-        if simple:
+        if simple and len(chunk) == 1 and chunk[0] in stmts:
+            out += render(stmts[chunk[0]], "", width).splitlines()
+        elif simple:
             indent = chunk[0][:len(chunk[0]) - len(stripped)]
             out += render("\n".join(c.strip() for c in chunk), indent, width).splitlines()
         else:

@@ -571,7 +571,7 @@ def _functions(w: _Writer) -> list[list[str]]:
             found = group_classes(group, drafts, {block: name}, taken | set(names.values()), head, singles=True)
             taken |= {c.name for c in found.values()}
             made.update(found)
-        calls.update((i.prefix, made[i.prefix].call(i.prefix, name="\x01")) for i in level)
+        calls.update((i.prefix, str(made[i.prefix].call(i.prefix, name="\x01"))) for i in level)
     w.lines = [fill(line) for line in w.lines]
     return list({id(c): c.lines for c in made.values()}.values())
 
