@@ -10,8 +10,9 @@ from dataclasses import dataclass, replace
 
 from ..errors import InternalError
 from ..ir import Graph, Input, Node
-from .codegen import DEFAULT, class_name, drop_defaults
+from .codegen import class_name
 from .source import Atom, Call, Kw, Lit, Neg, Stmt, mapped, walk
+from .source import Node as Expr
 
 BLOCK = "block instance"  # the op of a node standing for a block instance (see collapse)
 
@@ -92,11 +93,10 @@ class BlockClass:
     lines: list[str]
     args: dict[str, dict[str, str]]  # instance prefix -> {parameter: value as source}
 
-    def call(self, prefix: str, *first: str, **last: str) -> Call:
+    def call(self, prefix: str, *first: Expr, **last: Expr) -> Call:
         """``Name(first..., param=value, ..., last=...)`` for the instance ``prefix``."""
-        values = {**self.args[prefix], **last}
-        kws = tuple(Kw(k, Lit(_number(v)) if v[:1].isdigit() else Atom(v)) for k, v in values.items())
-        return Call(Atom(self.name), tuple(Atom(f) for f in first), kws)
+        params = {k: Lit(_number(v)) if v[:1].isdigit() else Atom(v) for k, v in self.args[prefix].items()}
+        return Call(Atom(self.name), first, tuple(Kw(k, v) for k, v in {**params, **last}.items()))
 
 
 def _number_slot(node) -> bool:
@@ -147,8 +147,6 @@ def parameterise(drafts: list, insts: list[Instance], name: str, head: tuple[str
     whose values tell the instances apart as it does (``act=nn.Hardswish``, as torchvision's ``activation_layer``).
     ``head`` is the draft's signature line and its form with ``{params}`` where ``, a, b`` go. A keyword argument
     that holds its callee's default stays out of the class's source unless it became a parameter."""
-    if isinstance(drafts[0], str):
-        return _parameterise_text(drafts, insts, name, head, forward_at)
     first = drafts[0]
     if any(len(d) != len(first) for d in drafts):
         return None
@@ -221,84 +219,8 @@ def _free(stem: str, params: dict, taken: set, insts: list[Instance]) -> str:
     return arg
 
 
-def _parameterise_text(drafts: list[str], insts: list[Instance], name: str, head: tuple[str, str],
-                 forward_at: str | None = None) -> BlockClass | None:
-    """One class (or function) for instances whose drafts (unwrapped source, named ``name``) differ only in
-    numbers and torch module classes (``nn.ReLU``, ``nn.Hardswish``), none of them after the line ``forward_at``:
-    each differing number becomes a parameter, named after the block parameter that it equals in every instance,
-    else after the keyword it is passed as; a module class, after the block parameter whose values tell the
-    instances apart as it does (``act=nn.Hardswish``, as torchvision's ``activation_layer``). ``head`` is the
-    draft's signature line and its form with ``{params}`` where ``, a, b`` go."""
-    toks = [_tokens(d) for d in drafts]
-    first = toks[0]
-    if any(len(t) != len(first) for t in toks):
-        return None
-    diffs = []  # (index, values)
-    for i, tok in enumerate(first):
-        strings = [t[i].string.removeprefix(DEFAULT) for t in toks]  # a default and a given value line up
-        if any(t[i].type != tok.type for t in toks):
-            return None
-        if len(set(strings)) > 1:
-            if tok.type == tokenize.NUMBER:
-                diffs.append((i, [_number(s) for s in strings]))
-            elif _module_class(first, i):
-                diffs.append((i, [Module(f"nn.{s}") for s in strings]))
-            else:
-                return None
-    if forward_at is not None and diffs:
-        cut = drafts[0].splitlines().index(forward_at) + 1
-        if any(first[i].start[0] >= cut for i, _ in diffs):
-            return None  # a number that the forward pass reads: instances differ in more than construction
-    taken = {t.string for t in first if t.type == tokenize.NAME}
-    params: dict[tuple, str] = {}  # (values, the block parameter or keyword it stands for) -> parameter name
-    keys = []
-    for i, values in diffs:
-        j = i - 1 if first[i - 1].string != "-" else i - 2
-        keyword = first[j - 1].string.removeprefix(DEFAULT) if first[j].string == "=" and \
-            first[j - 1].type == tokenize.NAME else ""
-        if isinstance(values[0], Module):  # the block parameter that groups the instances as the class does
-            found = [a for a in insts[0].args if all((x.args.get(a) == y.args.get(a)) == (v == w)
-                                                     for x, v in zip(insts, values) for y, w in zip(insts, values))]
-        else:
-            found = [a for a in insts[0].args
-                     if all(repr(inst.args.get(a)) == repr(v) for inst, v in zip(insts, values))]
-        # among parameters with equal values (stride and padding may be 2, 1, 2), the one the keyword names
-        found.sort(key=lambda a: (a != keyword, not keyword.startswith(a)))
-        arg = found[0] if found else keyword or ("module" if isinstance(values[0], Module) else "value")
-        key = (tuple(map(repr, values)), arg)
-        keys.append(key)
-        if key in params:
-            continue
-        stem, n = arg, 1
-        while arg in params.values() or (arg in taken and arg not in insts[0].args and arg != stem) or arg in (
-                "self", "nn", "F", "torch", "np", "keras", "super", "name"):
-            n += 1
-            arg = f"{stem}_{n}"
-        params[key] = arg
-    lines = drafts[0].splitlines()
-    for (i, values), key in reversed(list(zip(diffs, keys))):  # right to left keeps earlier columns valid
-        (row, col), (_, end) = first[i - 2 if isinstance(values[0], Module) else i].start, first[i].end
-        lines[row - 1] = lines[row - 1][:col] + params[key] + lines[row - 1][end:]
-    signature = "".join(f", {p}" for p in params.values())
-    lines = [ln.replace(head[0], head[1].format(params=signature)) for ln in lines]
-    out = [drop_defaults(line) for line in lines]  # laid out with the rest of the file (see codegen.render)
-    args = {}
-    for k, inst in enumerate(insts):
-        args[inst.prefix] = {}
-        for (i, values), key in zip(diffs, keys):
-            args[inst.prefix].setdefault(params[key], str(values[k]) if isinstance(
-                values[k], Module) else toks[k][i].string)
-    return BlockClass(name, out, args)
-
-
 class Module(str):
     """A torch module class as it is written (``nn.ReLU``): a value that parameterise passes to a class."""
-
-
-def _module_class(toks: list, i: int) -> bool:
-    """Whether token ``i`` is the class name of ``nn.Name(``."""
-    return (toks[i].type == tokenize.NAME and i >= 2 and toks[i - 1].string == "." and toks[i - 2].string == "nn"
-            and i + 1 < len(toks) and toks[i + 1].string == "(")
 
 
 def group_classes(insts: list[Instance], drafts: dict[str, str], names: dict[str, str], taken: set[str],
@@ -337,10 +259,8 @@ def group_classes(insts: list[Instance], drafts: dict[str, str], names: dict[str
     return out
 
 
-def _renamed(draft, old: str, new: str):
+def _renamed(draft: list, old: str, new: str) -> list:
     """A draft with its first mention of ``old`` (its signature line) naming ``new``."""
-    if isinstance(draft, str):
-        return draft.replace(old, new, 1)
     at = next(i for i, line in enumerate(draft) if isinstance(line, str) and old in line)
     return [*draft[:at], draft[at].replace(old, new, 1), *draft[at + 1:]]
 

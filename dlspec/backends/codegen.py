@@ -1,9 +1,10 @@
-"""Helpers shared by the source generators: safe literals, comments, docstrings, layout."""
+"""Helpers shared by the source generators: comments, docstrings, names, and the one renderer of generated code
+(:func:`render`, :func:`format_lines`), which lays out the statements that the writers assemble from emitters'
+structured expressions (see source.py) as ruff format would."""
 
 from __future__ import annotations
 
 import io
-import json
 import re
 import tokenize
 
@@ -53,64 +54,6 @@ def module_source(doc: str, stdlib: list[str], imports: list[str], consts: list[
     for section in sections:
         lines += ["", "", *section]
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-class Raw(str):
-    """Source text that :func:`literal` passes through as it is (an expression, not a string)."""
-
-
-def literal(value) -> str:
-    """A Python literal for a spec value. Strings go through repr, never raw (unless they are :class:`Raw`)."""
-    if isinstance(value, Raw):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid, fully escaped Python literal
-    if isinstance(value, bool) or value is None or isinstance(value, int):
-        return repr(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (tuple, list)):
-        items = ", ".join(literal(v) for v in value)
-        return f"({items},)" if len(value) == 1 else f"({items})"
-    raise TypeError(f"no literal for {type(value).__name__}")
-
-
-def kwargs(**values) -> str:
-    """``a=1, b='x'`` from keyword arguments, in the given order."""
-    return ", ".join(f"{k}={literal(v)}" for k, v in values.items())
-
-
-def _same(a, b) -> bool:
-    return type(a) is type(b) and a == b if not isinstance(a, (tuple, list)) else \
-        isinstance(b, (tuple, list)) and len(a) == len(b) and all(map(_same, a, b))
-
-
-def call(target: str, defaults: dict, **values) -> str:
-    """``target(a=1, ...)`` with the keyword arguments whose value is ``target``'s own default left out
-    (``defaults`` holds them; it lists none whose default differs between frameworks, so those stay explicit)."""
-    if UNWRAPPED[0]:  # a draft: defaults stay, marked, so drafts of one block line up (see drop_defaults)
-        marked = (f"{DEFAULT if k in defaults and _same(defaults[k], v) else ''}{k}={literal(v)}"
-                  for k, v in values.items())
-        return f"{target}({', '.join(marked)})"
-    shown = {k: v for k, v in values.items() if not (k in defaults and _same(defaults[k], v))}
-    return f"{target}({kwargs(**shown)})"
-
-
-DEFAULT = "_default_"
-_SCALAR = r'(?:-?[0-9][0-9.e+-]*|True|False|None|"[^"]*")'
-_LITERAL = rf"(?:{_SCALAR}|\((?:{_SCALAR}, )*{_SCALAR},?\))"  # a scalar, or a tuple of them: (1, 1)
-
-
-def drop_defaults(line: str) -> str:
-    """In a draft line: leave out a marked default that stayed a literal; unmark one that became a parameter."""
-    import re
-
-    marked = rf"{DEFAULT}\w+={_LITERAL}"
-    for pattern in (rf", {marked}(?=[,)])", rf"{marked}, ", rf"{marked}(?=\))"):
-        line = re.sub(pattern, "", line)
-    return line.replace(DEFAULT, "")
 
 
 def _printable(text: str) -> str:
@@ -178,8 +121,7 @@ def channels_first_perm(rank: int) -> tuple[int, ...]:
     return (rank,) + tuple(range(1, rank))
 
 
-UNWRAPPED = [False]  # true while Keras drafts a block function (see keras_emit._block_draft): no defaults left out
-CHECK = [False]  # true while tests compare each statement's structure with the structure parse reads from its text
+CHECK = [False]  # true: check that each Stmt's structure is the one parse reads from its text (tests, debugging)
 
 WIDTH = 88  # ruff format's default line length; what fits here fits the project's 120 too
 
@@ -217,7 +159,12 @@ def _tokens(text: str) -> list[tokenize.TokenInfo]:
 
 
 def parse(statement: str) -> tuple[list, str]:
-    """The parts of one logical statement (which may span lines) and its trailing comment ("" if none)."""
+    """The parts of one logical statement (which may span lines) and its trailing comment ("" if none), read
+    from its tokens. Only fixed source goes through here: lines a writer holds as text because no emitter makes
+    them (a class or function header, ``super().__init__()``, the freeze loops and the templates beside them);
+    generated statements are :class:`Stmt` and bring their structure (the helper classes, ``load_weights`` and
+    ``read_safetensors`` are written already laid out and are not rendered at all). Tests use it to check that a
+    statement's structure is the one its text has (:data:`CHECK`)."""
     import keyword
 
     top: list = []
@@ -291,7 +238,10 @@ def render(statement: str | Stmt, indent: str = "", width: int = WIDTH) -> str:
     A comment that would make a statement (or an item) split that fits on its line alone goes on the line
     above it. Where the layout would not be ruff format's under every line length (a split that no trailing
     comma holds: a subscript, a parenthesised expression, a fluent call chain, a line that cannot split), the
-    statement's comment goes on the line above it, and the statement alone is laid out."""
+    statement's comment goes on the line above it, and the statement alone is laid out.
+
+    A :class:`Stmt` is laid out from its structure (its bracket groups are the calls, displays and subscripts
+    it is made of); text (fixed source) from its tokens, see :func:`parse`."""
     if isinstance(statement, Stmt):  # laid out from its structure
         parts, comment, indent = statement.parts(), statement.comment, statement.indent
         if CHECK[0] and (parts, comment) != _merged(*parse(_source(parts) + (f"  {comment}" if comment else ""))):

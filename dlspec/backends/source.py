@@ -292,6 +292,18 @@ def name(text: str) -> Atom:
     return Atom(text)
 
 
+_NONE = object()  # the value of a node that is no literal
+
+
+def value(node: Node):
+    """The Python value of a literal node (a tuple of them: a tuple), else a marker equal to nothing else."""
+    if isinstance(node, Lit):
+        return node.value
+    if isinstance(node, Tuple) and is_literal(node):
+        return tuple(i.value for i in node.items)
+    return _NONE
+
+
 def _same(a, b) -> bool:
     if isinstance(a, (tuple, list)):
         return isinstance(b, (tuple, list)) and len(a) == len(b) and all(map(_same, a, b))
@@ -302,8 +314,7 @@ def call(func: str | Node, *args, defaults: dict | None = None, **kwargs) -> Cal
     """``func(args..., k=v, ...)``: values become nodes (:func:`lit`); a keyword whose value equals its entry in
     ``defaults`` is marked as the callee's default (left out of the source)."""
     defaults = defaults or {}
-    kws = tuple(Kw(k, lit(v), k in defaults and not isinstance(v, Node) and _same(defaults[k], v))
-                for k, v in kwargs.items())
+    kws = tuple(Kw(k, lit(v), k in defaults and _same(defaults[k], value(lit(v)))) for k, v in kwargs.items())
     return Call(Atom(func) if isinstance(func, str) else func, tuple(lit(a) for a in args), kws)
 
 
