@@ -6,12 +6,12 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from ..errors import InternalError
 from ..ir import Graph, Input, Node
 from .codegen import class_name
-from .source import Atom, Call, Kw, Lit, Neg, Stmt, mapped, walk
+from .source import Atom, Call, Kw, Lit, Neg, Stmt, mapped
 from .source import Node as Expr
 
 BLOCK = "block instance"  # the op of a node standing for a block instance (see collapse)
@@ -90,7 +90,7 @@ class BlockClass:
     """One class (or function): its source lines, and for each of its instances the arguments it takes."""
 
     name: str
-    lines: list[str]
+    lines: list  # text (headers) and statements (Stmt)
     args: dict[str, dict[str, str]]  # instance prefix -> {parameter: value as source}
 
     def call(self, prefix: str, *first: Expr, **last: Expr) -> Call:
@@ -114,34 +114,43 @@ def _module_slot(node) -> bool:
 _HOLE = Atom("\x02")
 
 
-def _slots(line) -> tuple[object, list]:
-    """A draft line's skeleton (numbers and called module classes replaced by a hole) and those, in order: number
-    literals and the called module classes' names (the ``func`` of the call)."""
+def _slotted(node, fill, keyword: str = ""):
+    """``node`` rebuilt with each slot (a number literal, or the class of a called ``nn.Name(...)``) replaced by
+    ``fill(slot, keyword)``, slots in source order; ``keyword`` names the argument a number is passed as."""
+    if isinstance(node, tuple):
+        return tuple(_slotted(n, fill) for n in node)
+    if isinstance(node, Kw):
+        return replace(node, value=_slotted(node.value, fill, node.name))
+    if _number_slot(node):
+        return fill(node, keyword)
+    if _module_slot(node):
+        func = fill(node.func, "")  # before the arguments, as in the source
+        return replace(node, func=func, args=_slotted(node.args, fill), kwargs=_slotted(node.kwargs, fill))
+    if not isinstance(node, (Expr, Stmt)):
+        return node
+    return replace(node, **{f.name: _slotted(getattr(node, f.name), fill) for f in fields(node)
+                            if isinstance(getattr(node, f.name), (Expr, Stmt, tuple))})
+
+
+def _slots(line) -> tuple[object, list[tuple]]:
+    """A draft line's skeleton (its slots replaced by a hole, a keyword holding its callee's default like any other)
+    and its slots in order, each with the keyword it is passed as."""
     if not isinstance(line, Stmt):
         return line, []
     found = []
-    for node in walk(line):
-        if _number_slot(node):
-            found.append(node)
-        elif _module_slot(node):
-            found.append(node.func)
+    skeleton = _slotted(line, lambda slot, keyword: found.append((slot, keyword)) or _HOLE)
+    return _plain(skeleton), found
 
-    def hole(node):
-        if isinstance(node, Kw) and node.default:  # a default and a given value line up
-            return mapped(replace(node, default=False), hole)
-        if _number_slot(node):
-            return _HOLE
-        if _module_slot(node):
-            return mapped(Call(_HOLE, node.args, node.kwargs, node.comments, node.trailing), hole)
-        return None
 
-    return mapped(line, hole), found
+def _plain(node):
+    """``node`` with no keyword marked as its callee's default."""
+    return mapped(node, lambda n: _plain(replace(n, default=False)) if isinstance(n, Kw) and n.default else None)
 
 
 def parameterise(drafts: list, insts: list[Instance], name: str, head: tuple[str, str],
                  forward_at: str | None = None) -> BlockClass | None:
-    """One class (or function) for instances whose drafts (lines: text, or statements as structure, named
-    ``name``) differ only in numbers and torch module classes (``nn.ReLU``, ``nn.Hardswish``), none of them after
+    """One class (or function) for instances whose drafts (lines: text for headers, :class:`Stmt` for statements;
+    named ``name``) differ only in numbers and torch module classes (``nn.ReLU``, ``nn.Hardswish``), none of them after
     the line ``forward_at``: each differing number becomes a parameter, named after the block parameter that it
     equals in every instance, else after the keyword it is passed as; a module class, after the block parameter
     whose values tell the instances apart as it does (``act=nn.Hardswish``, as torchvision's ``activation_layer``).
@@ -151,51 +160,58 @@ def parameterise(drafts: list, insts: list[Instance], name: str, head: tuple[str
     if any(len(d) != len(first) for d in drafts):
         return None
     cut = first.index(forward_at) if forward_at is not None else len(first)
-    diffs = []  # (line, the slot's node in the first draft, its values)
+    diffs = []  # (line, slot, its values, the keyword it is passed as)
     for row, line in enumerate(first):
         skeleton, slots = _slots(line)
         others = [_slots(d[row]) for d in drafts[1:]]
         if any(sk != skeleton for sk, _ in others):
             return None
-        for k, node in enumerate(slots):
-            leaves = [node] + [sl[k] for _, sl in others]
+        for k, (node, keyword) in enumerate(slots):
+            leaves = [node] + [sl[k][0] for _, sl in others]
             if isinstance(node, Atom):  # a module class
                 if len({leaf.text for leaf in leaves}) > 1:
-                    diffs.append((row, node, [Module(leaf.text) for leaf in leaves]))
+                    diffs.append((row, k, [Module(leaf.text) for leaf in leaves], ""))
                 continue
             strings = [repr(leaf.value) for leaf in leaves]
             if len(set(strings)) == 1:
                 continue
             if len({s.startswith("-") for s in strings}) > 1:
                 return None  # a minus sign in some instances only: the drafts differ in more than a number
-            diffs.append((row, node, [_number(s.removeprefix("-")) for s in strings]))
-    if any(row >= cut for row, _, _ in diffs):
+            diffs.append((row, k, [_number(s.removeprefix("-")) for s in strings], keyword))
+    if any(row >= cut for row, *_ in diffs):
         return None  # a number that the forward pass reads: instances differ in more than construction
     text = "\n".join(str(line) for line in first) + "\n"
     taken = {t.string for t in _tokens(text) if t.type == tokenize.NAME}
-    keywords = {id(k.value): k.name for line in first for k in walk(line) if isinstance(k, Kw)}
     params: dict[tuple, str] = {}  # (values, the block parameter or keyword it stands for) -> parameter name
-    keys = []
-    for _, node, values in diffs:
-        keyword = keywords.get(id(node), "") if not isinstance(values[0], Module) else ""
-        keys.append(_key(values, keyword, insts))
+    keys = [_key(values, keyword, insts) for _, _, values, keyword in diffs]
     for key in keys:
         if key not in params:
             params[key] = _free(key[1], params, taken, insts)
-    swap = {}
-    for (_, node, _), key in zip(diffs, keys):
-        negative = isinstance(node, Lit) and repr(node.value).startswith("-")
-        swap[id(node)] = Neg(Atom(params[key])) if negative else Atom(params[key])
+    swap = {(row, k): params[key] for (row, k, _, _), key in zip(diffs, keys)}
     signature = "".join(f", {p}" for p in params.values())
-    out = [line.replace(head[0], head[1].format(params=signature)) if isinstance(line, str)
-           else mapped(line, lambda n: swap.get(id(n))) for line in first]
+    out = [line.replace(head[0], head[1].format(params=signature)) if isinstance(line, str) else
+           _substituted(line, {k: p for (r, k), p in swap.items() if r == row}) for row, line in enumerate(first)]
     args = {}
     for k, inst in enumerate(insts):
         args[inst.prefix] = {}
-        for (_, _, values), key in zip(diffs, keys):
+        for (_, _, values, _), key in zip(diffs, keys):
             args[inst.prefix].setdefault(params[key], str(values[k]) if isinstance(values[k], Module)
                                          else repr(values[k]))  # a number as its draft wrote it
     return BlockClass(name, out, args)
+
+
+def _substituted(line: Stmt, params: dict[int, str]) -> Stmt:
+    """``line`` with its slots ``k`` named by ``params[k]`` (a negative number keeps its sign: ``-param``)."""
+    order = iter(range(1 << 30))
+
+    def fill(slot, keyword):
+        k = next(order)
+        if k not in params:
+            return slot
+        negative = isinstance(slot, Lit) and repr(slot.value).startswith("-")
+        return Neg(Atom(params[k])) if negative else Atom(params[k])
+
+    return _slotted(line, fill)
 
 
 def _key(values: list, keyword: str, insts: list[Instance]) -> tuple:

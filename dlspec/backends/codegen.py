@@ -126,14 +126,6 @@ CHECK = [False]  # true: check that each Stmt's structure is the one parse reads
 WIDTH = 88  # ruff format's default line length; what fits here fits the project's 120 too
 
 
-def _flat(parts: list) -> str:
-    return flat(parts)
-
-
-def _forced(parts: list) -> bool:
-    return forced(parts)
-
-
 def _tokens(text: str) -> list[tokenize.TokenInfo]:
     """The tokens of ``text``, an f-string as one token whatever the Python version."""
     toks, out, depth = list(tokenize.generate_tokens(io.StringIO(text).readline)), [], 0
@@ -249,7 +241,7 @@ def render(statement: str | Stmt, indent: str = "", width: int = WIDTH) -> str:
     else:  # fixed source text (a helper template): its structure is read from its tokens
         parts, comment = parse(statement)
     if comment and _fits(parts, indent, "", width) and not _fits(parts, indent, f"  {comment}", width):
-        return f"{indent}{comment}\n{indent}{_flat(parts)}"  # the comment above: one line, not a split
+        return f"{indent}{comment}\n{indent}{flat(parts)}"  # the comment above: one line, not a split
     trouble: list[str] = []
     lines = _lines(parts, indent, indent, f"  {comment}" if comment else "", width, trouble)
     if trouble and comment:
@@ -280,12 +272,12 @@ def _source(parts: list) -> str:
 
 
 def _fits(parts: list, first: str, tail: str, width: int) -> bool:
-    return not _forced(parts) and len(first + _flat(parts) + tail) <= width
+    return not forced(parts) and len(first + flat(parts) + tail) <= width
 
 
 def _lines(parts: list, first: str, indent: str, tail: str, width: int, trouble: list) -> list[str]:
-    if not _forced(parts) and len(first + _flat(parts) + tail) <= width:
-        return [first + _flat(parts) + tail]
+    if not forced(parts) and len(first + flat(parts) + tail) <= width:
+        return [first + flat(parts) + tail]
     chained = sum(isinstance(a, Group) and isinstance(b, str) and b.startswith(".") for a, b in zip(parts, parts[1:]))
     if chained >= 2:
         trouble.append("a fluent call chain")  # ruff splits it before each dot
@@ -312,7 +304,7 @@ def _lines(parts: list, first: str, indent: str, tail: str, width: int, trouble:
         inner = indent + "    "
         for item, note in zip(part.items, part.comments):
             if note and _fits(item, inner, comma, width) and not _fits(item, inner, f"{comma}  {note}", width):
-                lines += [inner + note, inner + _flat(item) + comma]  # the comment above: one line, not a split
+                lines += [inner + note, inner + flat(item) + comma]  # the comment above: one line, not a split
             else:
                 lines += _lines(item, inner, inner, comma + (f"  {note}" if note else ""), width, trouble)
         line = indent + part.close

@@ -170,9 +170,6 @@ class Call(Node):
         group = _items("(", ")", "call", [a.parts() for a in self.shown()], self.comments, self.trailing)
         return join(self.func.parts(), [group])
 
-    def kwarg(self, name: str) -> Node | None:
-        return next((k.value for k in self.kwargs if k.name == name), None)
-
     def plus(self, **values) -> Call:
         """The call with keyword arguments added at the end."""
         return replace(self, kwargs=self.kwargs + tuple(Kw(k, lit(v)) for k, v in values.items()))
@@ -286,10 +283,6 @@ def lit(value) -> Node:
     if isinstance(value, dict):
         return Dict(tuple((lit(k), lit(v)) for k, v in value.items()))
     return Lit(value)
-
-
-def name(text: str) -> Atom:
-    return Atom(text)
 
 
 _NONE = object()  # the value of a node that is no literal
