@@ -479,10 +479,20 @@ class BlockCall(Node):
         return [f"\x00{self.key}\x00"]
 
 
+@dataclass(frozen=True, eq=True)
+class Under(Node):
+    """``f"{name}.<local>"``: a layer name under the ``name`` a block function is called with."""
+
+    local: str
+
+    def parts(self) -> list:
+        return ["f" + str(Lit("{name}." + self.local))]
+
+
 def _unmarked(node: Node) -> Node | None:
     """A layer name under the instance's name (``"BLOCK__.conv"``) as ``f"{name}.conv"``."""
     if isinstance(node, Lit) and isinstance(node.value, str) and node.value.startswith(f"{MARK}."):
-        return Atom("f" + str(node).replace(f'"{MARK}.', '"{name}.', 1))
+        return Under(node.value[len(MARK) + 1:])
     return None
 
 
@@ -555,11 +565,12 @@ def _functions(w: _Writer) -> list[list[str]]:
     for block in dict.fromkeys(i.block for i in insts):
         names[block] = block if block not in taken else f"{block}_block"
     drafts = {key: draft for key, (_, draft, *_) in w.blocks.items()}
+
     def filled(node: Node) -> Node | None:
         if not isinstance(node, Call) or not isinstance(node.func, BlockCall):
             return None
         _, _, parent, local = w.blocks[node.func.key]
-        name = Atom(f'f"{{name}}.{local}"') if parent else Lit(node.func.key)
+        name = Under(local) if parent else Lit(node.func.key)
         return made[node.func.key].call(node.func.key, *node.args, name=name)  # function(inputs, params, name=...)
 
     def fill(line):

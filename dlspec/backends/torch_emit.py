@@ -193,20 +193,20 @@ def _holds_parameter(node: dict) -> bool:
                for v in node.values())
 
 
-def _render(node) -> tuple[Node, str]:
+def _construct(node) -> tuple[Node, str]:
     """The expression constructing one module-tree entry and its comment: a leaf module, or an nn.Sequential or
     ModuleList/ModuleDict (a Scope where it holds a parameter) with a trailing comma after each member, which
     keeps it one member per line. :func:`codegen.render` lays it out."""
     if isinstance(node, tuple):  # leaf: (module expression, comment)
         return node[0], node[1].strip()
     if isinstance(node, Chain):
-        members = [_render(v) for v in node.values()]
+        members = [_construct(v) for v in node.values()]
         return Call(Atom("nn.Sequential"), tuple(m for m, _ in members), (), tuple(c for _, c in members), True), ""
     if _is_list(node):
-        members = [_render(node[str(i)]) for i in range(len(node))]
+        members = [_construct(node[str(i)]) for i in range(len(node))]
         display = List(tuple(m for m, _ in members), tuple(c for _, c in members), True)
     else:
-        members = [(lit(k), *_render(v)) for k, v in node.items()]
+        members = [(lit(k), *_construct(v)) for k, v in node.items()]
         display = Dict(tuple((k, m) for k, m, _ in members), tuple(c for _, _, c in members), True)
     func = "Scope" if _holds_parameter(node) else "nn.ModuleList" if _is_list(node) else "nn.ModuleDict"
     return call(func, display), ""
@@ -326,7 +326,7 @@ TRAIN = '''
 
 
 def _module_lines(tree: dict) -> list[Stmt]:
-    return [Stmt("        ", f"self.{key} = ", *_render(node)) for key, node in tree.items()]
+    return [Stmt("        ", f"self.{key} = ", *_construct(node)) for key, node in tree.items()]
 
 
 # Ops whose backward pass does not read their own output, so a single consumer may overwrite it in place
