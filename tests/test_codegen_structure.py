@@ -205,3 +205,99 @@ def test_parity_case_sources_pass_ruff(tmp_path):
         for args in commands:
             result = subprocess.run([*ruff, *args, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
             assert result.returncode == 0, (config, args, result.stdout[-3000:])
+
+
+def _unstructured(layer) -> list[str]:
+    """What a torch or Keras emitter returned as text where a structured value (a source node) is wanted: its
+    forward expression, submodule, initialisers (torch), its layer, the layers before and after it and the
+    arguments it is called with (Keras); and any name or number (an Atom) that hides a call or a display."""
+    from dlspec.backends.keras_emit import KerasLayer
+    from dlspec.backends.source import Atom, Node, walk
+
+    if isinstance(layer, KerasLayer):
+        wanted = {"layer": [layer.layer] if layer.layer is not None or not layer.alias else [],
+                  "pre": [e for _, e in layer.pre], "post": [e for _, e in layer.post], "call": list(layer.call)}
+        wanted["pre/post suffix"] = [s for s, _ in layer.pre + layer.post if not isinstance(s, str)]
+    else:
+        wanted = {"call": [layer.call], "module": [layer.module] if layer.module is not None else [],
+                  "inits": list(layer.inits)}
+    bad = [f"{field}: {value!r}" for field, values in wanted.items() for value in values if not isinstance(value, Node)]
+    for field, values in wanted.items():
+        for value in values:
+            hidden = [n for n in walk(value) if isinstance(n, Atom) and set(n.text) & set("([{,=")]
+            bad += [f"{field}: text in {n!r}" for n in hidden]
+    return bad
+
+
+def _recording(monkeypatch, seen: list):
+    """Patch every torch and Keras emitter to record what it returns (declarations kept)."""
+    import copy
+
+    from dlspec.backends import registry
+
+    for backend in ("torch", "keras"):
+        registry.emitters(backend)
+        for op, fn in list(registry._EMITTERS[backend].items()):
+            def recorded(ctx, fn=fn, backend=backend, op=op):
+                layer = fn(ctx)
+                seen.append((backend, op.name, ctx.node.name, copy.copy(layer)))  # as returned (writers fill it in)
+                return layer
+
+            recorded.__dict__.update(fn.__dict__)
+            monkeypatch.setitem(registry._EMITTERS[backend], op, recorded)
+
+
+def test_emitters_return_structured_source(monkeypatch):
+    """Every torch and Keras emitter returns source nodes (calls, attributes, subscripts, literals), never text,
+    over every parity case's nodes and some of the zoo; and each statement's structure is the one ruff format
+    sees in its text (codegen.CHECK), so the renderer's layout is the layout of the text it writes."""
+    from test_parity_table import ALL_CASES, spec_for
+
+    from dlspec.backends import codegen
+
+    seen: list = []
+    _recording(monkeypatch, seen)
+    monkeypatch.setattr(codegen, "CHECK", [True])
+    models = [spec_for(case_id, shape, layers) for case_id, shape, layers in ALL_CASES]
+    models += [dlspec.load(f"zoo:{name}") for name in ("mobilenet_v3_small", "text_lstm", "swin_t")]
+    failed = []
+    for model in models:
+        for backend in ("torch", "keras"):
+            try:
+                dlspec.generate(model, backend)
+            except dlspec.UsageError:  # a case the backend refuses (UNSUPPORTED)
+                continue
+            except Exception as error:  # noqa: BLE001 (text where a node is wanted breaks the writer: say which)
+                failed.append((model.name, backend, repr(error)))
+    from dlspec.backends import registry
+
+    every = {(backend, op) for backend in ("torch", "keras") for op in registry.emitters(backend)}
+    assert {(backend, op) for backend, op, _, _ in seen} == every and len(seen) > 1000  # every emitter ran
+    bad = [(backend, op, node, why) for backend, op, node, layer in seen for why in _unstructured(layer)]
+    assert bad == []
+    assert failed == []
+
+
+def test_an_emitter_that_returns_text_is_caught(monkeypatch):
+    """The check above fails for an emitter that formats its own text."""
+    from dlspec import ir
+    from dlspec.backends import registry
+    from dlspec.backends.keras_emit import KerasLayer
+    from dlspec.backends.source import Atom
+    from dlspec.backends.torch_emit import TorchLayer
+
+    registry.emitters("torch")
+    monkeypatch.setitem(registry._EMITTERS["torch"], ir.tensor.Roll, lambda ctx: TorchLayer(f"torch.roll({ctx.x})"))
+    seen: list = []
+    _recording(monkeypatch, seen)
+    with pytest.raises(AttributeError):  # the writer cannot lay text out
+        dlspec.generate(spec_for_roll(), "torch")
+    assert [why for *_, layer in seen for why in _unstructured(layer)] == ["call: 'torch.roll(\\x01x\\x01)'"]
+    assert _unstructured(TorchLayer(Atom("torch.roll(x)"))) == ["call: text in Atom(text='torch.roll(x)')"]
+    assert _unstructured(KerasLayer('keras.layers.Flatten(name="f")')) == \
+        ["layer: 'keras.layers.Flatten(name=\"f\")'"]
+
+
+def spec_for_roll():
+    return dlspec.from_dict({"dlspec": 1, "name": "roll", "inputs": {"x": {"shape": [3, 4]}},
+                             "layers": [{"type": "roll", "shifts": [1], "axes": [1]}]})

@@ -6,11 +6,13 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from ..errors import InternalError
 from ..ir import Graph, Input, Node
-from .codegen import DEFAULT, class_name, drop_defaults
+from .codegen import class_name
+from .source import Atom, Call, Kw, Lit, Neg, Stmt, mapped
+from .source import Node as Expr
 
 BLOCK = "block instance"  # the op of a node standing for a block instance (see collapse)
 
@@ -88,93 +90,153 @@ class BlockClass:
     """One class (or function): its source lines, and for each of its instances the arguments it takes."""
 
     name: str
-    lines: list[str]
+    lines: list  # text (headers) and statements (Stmt)
     args: dict[str, dict[str, str]]  # instance prefix -> {parameter: value as source}
 
-    def call(self, prefix: str, *first: str, **last: str) -> str:
+    def call(self, prefix: str, *first: Expr, **last: Expr) -> Call:
         """``Name(first..., param=value, ..., last=...)`` for the instance ``prefix``."""
-        items = [*first, *(f"{k}={v}" for k, v in {**self.args[prefix], **last}.items())]
-        return f"{self.name}({', '.join(items)})"
+        params = {k: Lit(_number(v)) if v[:1].isdigit() else Atom(v) for k, v in self.args[prefix].items()}
+        return Call(Atom(self.name), first, tuple(Kw(k, v) for k, v in {**params, **last}.items()))
 
 
-def parameterise(drafts: list[str], insts: list[Instance], name: str, head: tuple[str, str],
+def _number_slot(node) -> bool:
+    return isinstance(node, Lit) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+
+
+def _module_slot(node) -> bool:
+    """Whether ``node`` is a call of a torch module class, ``nn.Name(...)``."""
+    if not isinstance(node, Call) or not isinstance(node.func, Atom):
+        return False
+    head, _, cls = node.func.text.partition(".")
+    return head == "nn" and cls.isidentifier()
+
+
+_HOLE = Atom("\x02")
+
+
+def _slotted(node, fill, keyword: str = ""):
+    """``node`` rebuilt with each slot (a number literal, or the class of a called ``nn.Name(...)``) replaced by
+    ``fill(slot, keyword)``, slots in source order; ``keyword`` names the argument a number is passed as."""
+    if isinstance(node, tuple):
+        return tuple(_slotted(n, fill) for n in node)
+    if isinstance(node, Kw):
+        return replace(node, value=_slotted(node.value, fill, node.name))
+    if _number_slot(node):
+        return fill(node, keyword)
+    if _module_slot(node):
+        func = fill(node.func, "")  # before the arguments, as in the source
+        return replace(node, func=func, args=_slotted(node.args, fill), kwargs=_slotted(node.kwargs, fill))
+    if not isinstance(node, (Expr, Stmt)):
+        return node
+    return replace(node, **{f.name: _slotted(getattr(node, f.name), fill) for f in fields(node)
+                            if isinstance(getattr(node, f.name), (Expr, Stmt, tuple))})
+
+
+def _slots(line) -> tuple[object, list[tuple]]:
+    """A draft line's skeleton (its slots replaced by a hole, a keyword holding its callee's default like any other)
+    and its slots in order, each with the keyword it is passed as."""
+    if not isinstance(line, Stmt):
+        return line, []
+    found = []
+    skeleton = _slotted(line, lambda slot, keyword: found.append((slot, keyword)) or _HOLE)
+    return _plain(skeleton), found
+
+
+def _plain(node):
+    """``node`` with no keyword marked as its callee's default."""
+    return mapped(node, lambda n: _plain(replace(n, default=False)) if isinstance(n, Kw) and n.default else None)
+
+
+def parameterise(drafts: list, insts: list[Instance], name: str, head: tuple[str, str],
                  forward_at: str | None = None) -> BlockClass | None:
-    """One class (or function) for instances whose drafts (unwrapped source, named ``name``) differ only in
-    numbers and torch module classes (``nn.ReLU``, ``nn.Hardswish``), none of them after the line ``forward_at``:
-    each differing number becomes a parameter, named after the block parameter that it equals in every instance,
-    else after the keyword it is passed as; a module class, after the block parameter whose values tell the
-    instances apart as it does (``act=nn.Hardswish``, as torchvision's ``activation_layer``). ``head`` is the
-    draft's signature line and its form with ``{params}`` where ``, a, b`` go."""
-    toks = [_tokens(d) for d in drafts]
-    first = toks[0]
-    if any(len(t) != len(first) for t in toks):
+    """One class (or function) for instances whose drafts (lines: text for headers, :class:`Stmt` for statements;
+    named ``name``) differ only in numbers and torch module classes (``nn.ReLU``, ``nn.Hardswish``), none of them after
+    the line ``forward_at``: each differing number becomes a parameter, named after the block parameter that it
+    equals in every instance, else after the keyword it is passed as; a module class, after the block parameter
+    whose values tell the instances apart as it does (``act=nn.Hardswish``, as torchvision's ``activation_layer``).
+    ``head`` is the draft's signature line and its form with ``{params}`` where ``, a, b`` go. A keyword argument
+    that holds its callee's default stays out of the class's source unless it became a parameter."""
+    first = drafts[0]
+    if any(len(d) != len(first) for d in drafts):
         return None
-    diffs = []  # (index, values)
-    for i, tok in enumerate(first):
-        strings = [t[i].string.removeprefix(DEFAULT) for t in toks]  # a default and a given value line up
-        if any(t[i].type != tok.type for t in toks):
+    cut = first.index(forward_at) if forward_at is not None else len(first)
+    diffs = []  # (line, slot, its values, the keyword it is passed as)
+    for row, line in enumerate(first):
+        skeleton, slots = _slots(line)
+        others = [_slots(d[row]) for d in drafts[1:]]
+        if any(sk != skeleton for sk, _ in others):
             return None
-        if len(set(strings)) > 1:
-            if tok.type == tokenize.NUMBER:
-                diffs.append((i, [_number(s) for s in strings]))
-            elif _module_class(first, i):
-                diffs.append((i, [Module(f"nn.{s}") for s in strings]))
-            else:
-                return None
-    if forward_at is not None and diffs:
-        cut = drafts[0].splitlines().index(forward_at) + 1
-        if any(first[i].start[0] >= cut for i, _ in diffs):
-            return None  # a number that the forward pass reads: instances differ in more than construction
-    taken = {t.string for t in first if t.type == tokenize.NAME}
+        for k, (node, keyword) in enumerate(slots):
+            leaves = [node] + [sl[k][0] for _, sl in others]
+            if isinstance(node, Atom):  # a module class
+                if len({leaf.text for leaf in leaves}) > 1:
+                    diffs.append((row, k, [Module(leaf.text) for leaf in leaves], ""))
+                continue
+            strings = [repr(leaf.value) for leaf in leaves]
+            if len(set(strings)) == 1:
+                continue
+            if len({s.startswith("-") for s in strings}) > 1:
+                return None  # a minus sign in some instances only: the drafts differ in more than a number
+            diffs.append((row, k, [_number(s.removeprefix("-")) for s in strings], keyword))
+    if any(row >= cut for row, *_ in diffs):
+        return None  # a number that the forward pass reads: instances differ in more than construction
+    text = "\n".join(str(line) for line in first) + "\n"
+    taken = {t.string for t in _tokens(text) if t.type == tokenize.NAME}
     params: dict[tuple, str] = {}  # (values, the block parameter or keyword it stands for) -> parameter name
-    keys = []
-    for i, values in diffs:
-        j = i - 1 if first[i - 1].string != "-" else i - 2
-        keyword = first[j - 1].string.removeprefix(DEFAULT) if first[j].string == "=" and \
-            first[j - 1].type == tokenize.NAME else ""
-        if isinstance(values[0], Module):  # the block parameter that groups the instances as the class does
-            found = [a for a in insts[0].args if all((x.args.get(a) == y.args.get(a)) == (v == w)
-                                                     for x, v in zip(insts, values) for y, w in zip(insts, values))]
-        else:
-            found = [a for a in insts[0].args
-                     if all(repr(inst.args.get(a)) == repr(v) for inst, v in zip(insts, values))]
-        # among parameters with equal values (stride and padding may be 2, 1, 2), the one the keyword names
-        found.sort(key=lambda a: (a != keyword, not keyword.startswith(a)))
-        arg = found[0] if found else keyword or ("module" if isinstance(values[0], Module) else "value")
-        key = (tuple(map(repr, values)), arg)
-        keys.append(key)
-        if key in params:
-            continue
-        stem, n = arg, 1
-        while arg in params.values() or (arg in taken and arg not in insts[0].args and arg != stem) or arg in (
-                "self", "nn", "F", "torch", "np", "keras", "super", "name"):
-            n += 1
-            arg = f"{stem}_{n}"
-        params[key] = arg
-    lines = drafts[0].splitlines()
-    for (i, values), key in reversed(list(zip(diffs, keys))):  # right to left keeps earlier columns valid
-        (row, col), (_, end) = first[i - 2 if isinstance(values[0], Module) else i].start, first[i].end
-        lines[row - 1] = lines[row - 1][:col] + params[key] + lines[row - 1][end:]
+    keys = [_key(values, keyword, insts) for _, _, values, keyword in diffs]
+    for key in keys:
+        if key not in params:
+            params[key] = _free(key[1], params, taken, insts)
+    swap = {(row, k): params[key] for (row, k, _, _), key in zip(diffs, keys)}
     signature = "".join(f", {p}" for p in params.values())
-    lines = [ln.replace(head[0], head[1].format(params=signature)) for ln in lines]
-    out = [drop_defaults(line) for line in lines]  # laid out with the rest of the file (see codegen.render)
+    out = [line.replace(head[0], head[1].format(params=signature)) if isinstance(line, str) else
+           _substituted(line, {k: p for (r, k), p in swap.items() if r == row}) for row, line in enumerate(first)]
     args = {}
     for k, inst in enumerate(insts):
         args[inst.prefix] = {}
-        for (i, values), key in zip(diffs, keys):
-            args[inst.prefix].setdefault(params[key], str(values[k]) if isinstance(
-                values[k], Module) else toks[k][i].string)
+        for (_, _, values, _), key in zip(diffs, keys):
+            args[inst.prefix].setdefault(params[key], str(values[k]) if isinstance(values[k], Module)
+                                         else repr(values[k]))  # a number as its draft wrote it
     return BlockClass(name, out, args)
+
+
+def _substituted(line: Stmt, params: dict[int, str]) -> Stmt:
+    """``line`` with its slots ``k`` named by ``params[k]`` (a negative number keeps its sign: ``-param``)."""
+    order = iter(range(1 << 30))
+
+    def fill(slot, keyword):
+        k = next(order)
+        if k not in params:
+            return slot
+        negative = isinstance(slot, Lit) and repr(slot.value).startswith("-")
+        return Neg(Atom(params[k])) if negative else Atom(params[k])
+
+    return _slotted(line, fill)
+
+
+def _key(values: list, keyword: str, insts: list[Instance]) -> tuple:
+    if isinstance(values[0], Module):  # the block parameter that groups the instances as the class does
+        found = [a for a in insts[0].args if all((x.args.get(a) == y.args.get(a)) == (v == w)
+                                                 for x, v in zip(insts, values) for y, w in zip(insts, values))]
+    else:
+        found = [a for a in insts[0].args if all(repr(inst.args.get(a)) == repr(v) for inst, v in zip(insts, values))]
+    # among parameters with equal values (stride and padding may be 2, 1, 2), the one the keyword names
+    found.sort(key=lambda a: (a != keyword, not keyword.startswith(a)))
+    arg = found[0] if found else keyword or ("module" if isinstance(values[0], Module) else "value")
+    return tuple(map(repr, values)), arg
+
+
+def _free(stem: str, params: dict, taken: set, insts: list[Instance]) -> str:
+    arg, n = stem, 1
+    while arg in params.values() or (arg in taken and arg not in insts[0].args and arg != stem) or arg in (
+            "self", "nn", "F", "torch", "np", "keras", "super", "name"):
+        n += 1
+        arg = f"{stem}_{n}"
+    return arg
 
 
 class Module(str):
     """A torch module class as it is written (``nn.ReLU``): a value that parameterise passes to a class."""
-
-
-def _module_class(toks: list, i: int) -> bool:
-    """Whether token ``i`` is the class name of ``nn.Name(``."""
-    return (toks[i].type == tokenize.NAME and i >= 2 and toks[i - 1].string == "." and toks[i - 2].string == "nn"
-            and i + 1 < len(toks) and toks[i + 1].string == "(")
 
 
 def group_classes(insts: list[Instance], drafts: dict[str, str], names: dict[str, str], taken: set[str],
@@ -207,10 +269,16 @@ def group_classes(insts: list[Instance], drafts: dict[str, str], names: dict[str
                     name = f"{cls}_{n}" if cls[:1].islower() else f"{cls}{n}"
                 taken.add(name)
             renamed = (head[0].replace(cls, name), head[1].replace(cls, name))
-            made = parameterise([drafts[i.prefix].replace(cls, name, 1) for i in sub], sub, name, renamed,
+            made = parameterise([_renamed(drafts[i.prefix], cls, name) for i in sub], sub, name, renamed,
                                 forward_at(sub[0]))
             out.update((i.prefix, made) for i in sub)
     return out
+
+
+def _renamed(draft: list, old: str, new: str) -> list:
+    """A draft with its first mention of ``old`` (its signature line) naming ``new``."""
+    at = next(i for i, line in enumerate(draft) if isinstance(line, str) and old in line)
+    return [*draft[:at], draft[at].replace(old, new, 1), *draft[at + 1:]]
 
 
 def collapse(graph: Graph, insts: list[Instance], calls: dict[str, str], depth: int = 0) -> Graph:

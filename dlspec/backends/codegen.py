@@ -1,14 +1,15 @@
-"""Helpers shared by the source generators: safe literals, comments, docstrings, layout."""
+"""Helpers shared by the source generators: comments, docstrings, names, and the one renderer of generated code
+(:func:`render`, :func:`format_lines`), which lays out the statements that the writers assemble from emitters'
+structured expressions (see source.py) as ruff format would."""
 
 from __future__ import annotations
 
 import io
-import json
 import re
 import tokenize
-from dataclasses import dataclass, field
 
 from ..ir import Graph, Node
+from .source import Group, Stmt, flat, forced, join
 
 READ_SAFETENSORS = '''
 _DTYPES = {
@@ -53,64 +54,6 @@ def module_source(doc: str, stdlib: list[str], imports: list[str], consts: list[
     for section in sections:
         lines += ["", "", *section]
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-class Raw(str):
-    """Source text that :func:`literal` passes through as it is (an expression, not a string)."""
-
-
-def literal(value) -> str:
-    """A Python literal for a spec value. Strings go through repr, never raw (unless they are :class:`Raw`)."""
-    if isinstance(value, Raw):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid, fully escaped Python literal
-    if isinstance(value, bool) or value is None or isinstance(value, int):
-        return repr(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (tuple, list)):
-        items = ", ".join(literal(v) for v in value)
-        return f"({items},)" if len(value) == 1 else f"({items})"
-    raise TypeError(f"no literal for {type(value).__name__}")
-
-
-def kwargs(**values) -> str:
-    """``a=1, b='x'`` from keyword arguments, in the given order."""
-    return ", ".join(f"{k}={literal(v)}" for k, v in values.items())
-
-
-def _same(a, b) -> bool:
-    return type(a) is type(b) and a == b if not isinstance(a, (tuple, list)) else \
-        isinstance(b, (tuple, list)) and len(a) == len(b) and all(map(_same, a, b))
-
-
-def call(target: str, defaults: dict, **values) -> str:
-    """``target(a=1, ...)`` with the keyword arguments whose value is ``target``'s own default left out
-    (``defaults`` holds them; it lists none whose default differs between frameworks, so those stay explicit)."""
-    if UNWRAPPED[0]:  # a draft: defaults stay, marked, so drafts of one block line up (see drop_defaults)
-        marked = (f"{DEFAULT if k in defaults and _same(defaults[k], v) else ''}{k}={literal(v)}"
-                  for k, v in values.items())
-        return f"{target}({', '.join(marked)})"
-    shown = {k: v for k, v in values.items() if not (k in defaults and _same(defaults[k], v))}
-    return f"{target}({kwargs(**shown)})"
-
-
-DEFAULT = "_default_"
-_SCALAR = r'(?:-?[0-9][0-9.e+-]*|True|False|None|"[^"]*")'
-_LITERAL = rf"(?:{_SCALAR}|\((?:{_SCALAR}, )*{_SCALAR},?\))"  # a scalar, or a tuple of them: (1, 1)
-
-
-def drop_defaults(line: str) -> str:
-    """In a draft line: leave out a marked default that stayed a literal; unmark one that became a parameter."""
-    import re
-
-    marked = rf"{DEFAULT}\w+={_LITERAL}"
-    for pattern in (rf", {marked}(?=[,)])", rf"{marked}, ", rf"{marked}(?=\))"):
-        line = re.sub(pattern, "", line)
-    return line.replace(DEFAULT, "")
 
 
 def _printable(text: str) -> str:
@@ -178,42 +121,9 @@ def channels_first_perm(rank: int) -> tuple[int, ...]:
     return (rank,) + tuple(range(1, rank))
 
 
-UNWRAPPED = [False]  # true while source is drafted to be compared (see torch_emit.block_classes): no defaults left out
+CHECK = [False]  # true: check that each Stmt's structure is the one parse reads from its text (tests, debugging)
 
 WIDTH = 88  # ruff format's default line length; what fits here fits the project's 120 too
-
-
-@dataclass
-class Group:
-    """A bracketed group of a statement: its brackets and items, each item a list of parts (text or Group)
-    with the comment that follows it. ``kind`` is ``call`` (arguments, or a list/dict/set display: a trailing
-    comma may follow a single item), ``tuple`` (a parenthesised tuple), ``paren`` (a parenthesised expression)
-    or ``subscript`` (the last two take no trailing comma that was not there)."""
-
-    open: str
-    close: str
-    kind: str
-    items: list[list] = field(default_factory=list)
-    comments: list[str] = field(default_factory=list)
-    trailing: bool = False  # a comma after the last item in the source
-
-    def flat(self) -> str:
-        body = ", ".join(_flat(item) for item in self.items)
-        keep = self.trailing and len(self.items) == 1 and self.kind in ("tuple", "subscript")
-        return f"{self.open}{body}{',' if keep else ''}{self.close}"
-
-    def forced(self) -> bool:
-        """Whether ruff format must split it: a magic trailing comma, a comment inside, or a forced group inside."""
-        magic = self.trailing and not (len(self.items) == 1 and self.kind in ("tuple", "subscript"))
-        return magic or any(self.comments) or any(_forced(item) for item in self.items)
-
-
-def _flat(parts: list) -> str:
-    return "".join(p if isinstance(p, str) else p.flat() for p in parts)
-
-
-def _forced(parts: list) -> bool:
-    return any(isinstance(p, Group) and p.forced() for p in parts)
 
 
 def _tokens(text: str) -> list[tokenize.TokenInfo]:
@@ -241,7 +151,12 @@ def _tokens(text: str) -> list[tokenize.TokenInfo]:
 
 
 def parse(statement: str) -> tuple[list, str]:
-    """The parts of one logical statement (which may span lines) and its trailing comment ("" if none)."""
+    """The parts of one logical statement (which may span lines) and its trailing comment ("" if none), read
+    from its tokens. Only fixed source goes through here: lines a writer holds as text because no emitter makes
+    them (a class or function header, ``super().__init__()``, the freeze loops and the templates beside them);
+    generated statements are :class:`Stmt` and bring their structure (the helper classes, ``load_weights`` and
+    ``read_safetensors`` are written already laid out and are not rendered at all). Tests use it to check that a
+    statement's structure is the one its text has (:data:`CHECK`)."""
     import keyword
 
     top: list = []
@@ -306,7 +221,7 @@ def parse(statement: str) -> tuple[list, str]:
     return top, comment
 
 
-def render(statement: str, indent: str = "", width: int = WIDTH) -> str:
+def render(statement: str | Stmt, indent: str = "", width: int = WIDTH) -> str:
     """One statement laid out as ruff format lays it out: on one line if it fits (its comment included) and
     nothing forces a split; else, left to right, each bracket group that does not fit up to the next place a
     line may break is split one item per line with a trailing comma (which keeps it split under any line
@@ -315,12 +230,18 @@ def render(statement: str, indent: str = "", width: int = WIDTH) -> str:
     A comment that would make a statement (or an item) split that fits on its line alone goes on the line
     above it. Where the layout would not be ruff format's under every line length (a split that no trailing
     comma holds: a subscript, a parenthesised expression, a fluent call chain, a line that cannot split), the
-    statement's comment goes on the line above it, and the statement alone is laid out."""
-    if UNWRAPPED[0]:
-        return indent + statement
-    parts, comment = parse(statement)
+    statement's comment goes on the line above it, and the statement alone is laid out.
+
+    A :class:`Stmt` is laid out from its structure (its bracket groups are the calls, displays and subscripts
+    it is made of); text (fixed source) from its tokens, see :func:`parse`."""
+    if isinstance(statement, Stmt):  # laid out from its structure
+        parts, comment, indent = statement.parts(), statement.comment, statement.indent
+        if CHECK[0] and (parts, comment) != _merged(*parse(_source(parts) + (f"  {comment}" if comment else ""))):
+            raise AssertionError(f"structure and text differ: {statement}")
+    else:  # fixed source text (a helper template): its structure is read from its tokens
+        parts, comment = parse(statement)
     if comment and _fits(parts, indent, "", width) and not _fits(parts, indent, f"  {comment}", width):
-        return f"{indent}{comment}\n{indent}{_flat(parts)}"  # the comment above: one line, not a split
+        return f"{indent}{comment}\n{indent}{flat(parts)}"  # the comment above: one line, not a split
     trouble: list[str] = []
     lines = _lines(parts, indent, indent, f"  {comment}" if comment else "", width, trouble)
     if trouble and comment:
@@ -328,13 +249,35 @@ def render(statement: str, indent: str = "", width: int = WIDTH) -> str:
     return "\n".join(lines)
 
 
+def _merged(parts: list, comment: str = "") -> tuple[list, str]:
+    """Parts with adjacent texts merged at every level (parse keeps the space before a bracket apart)."""
+    out = join(*(p if isinstance(p, str) else Group(p.open, p.close, p.kind, [_merged(i)[0] for i in p.items],
+                                                     p.comments, p.trailing) for p in parts))
+    return out, comment
+
+
+def _source(parts: list) -> str:
+    """Text of parts with each trailing comma and comment written out (to check structure against parse)."""
+    out = ""
+    for p in parts:
+        if isinstance(p, str):
+            out += p
+        elif p.trailing and (len(p.items) > 1 or p.kind not in ("tuple", "subscript")):
+            lines = (f"{_source(i)},{f'  {c}' if c else ''}\n" for i, c in zip(p.items, p.comments))
+            out += p.open + "\n" + "".join(lines) + p.close
+        else:
+            one = "," if p.trailing else ""
+            out += p.open + ", ".join(_source(i) for i in p.items) + one + p.close
+    return out
+
+
 def _fits(parts: list, first: str, tail: str, width: int) -> bool:
-    return not _forced(parts) and len(first + _flat(parts) + tail) <= width
+    return not forced(parts) and len(first + flat(parts) + tail) <= width
 
 
 def _lines(parts: list, first: str, indent: str, tail: str, width: int, trouble: list) -> list[str]:
-    if not _forced(parts) and len(first + _flat(parts) + tail) <= width:
-        return [first + _flat(parts) + tail]
+    if not forced(parts) and len(first + flat(parts) + tail) <= width:
+        return [first + flat(parts) + tail]
     chained = sum(isinstance(a, Group) and isinstance(b, str) and b.startswith(".") for a, b in zip(parts, parts[1:]))
     if chained >= 2:
         trouble.append("a fluent call chain")  # ruff splits it before each dot
@@ -361,7 +304,7 @@ def _lines(parts: list, first: str, indent: str, tail: str, width: int, trouble:
         inner = indent + "    "
         for item, note in zip(part.items, part.comments):
             if note and _fits(item, inner, comma, width) and not _fits(item, inner, f"{comma}  {note}", width):
-                lines += [inner + note, inner + _flat(item) + comma]  # the comment above: one line, not a split
+                lines += [inner + note, inner + flat(item) + comma]  # the comment above: one line, not a split
             else:
                 lines += _lines(item, inner, inner, comma + (f"  {note}" if note else ""), width, trouble)
         line = indent + part.close
@@ -373,12 +316,17 @@ def _lines(parts: list, first: str, indent: str, tail: str, width: int, trouble:
 _COMPOUND = {"def", "class", "if", "elif", "else", "for", "while", "with", "try", "except", "finally", "async"}
 
 
-def format_lines(lines: list[str], width: int = WIDTH) -> list[str]:
-    """Source lines with every simple statement laid out by :func:`render` (compound statements' headers,
-    decorators, docstrings and blank lines stay as they are)."""
+_STMT = "__dlspec_statement_"
+
+
+def format_lines(lines: list[str | Stmt], width: int = WIDTH) -> list[str]:
+    """Source lines with every simple statement laid out by :func:`render`: a :class:`Stmt` from its structure, a
+    line of text (fixed source: a template's lines, a compound statement's header) from its tokens. Compound
+    statements' headers, decorators, docstrings and blank lines stay as they are."""
     if not lines:
         return []
-    text = "\n".join(lines) + "\n"
+    stmts = {f"{s.indent}{_STMT}{k}": s for k, s in enumerate(lines) if isinstance(s, Stmt)}  # stand-in lines
+    text = "\n".join(f"{s.indent}{_STMT}{k}" if isinstance(s, Stmt) else s for k, s in enumerate(lines)) + "\n"
     out, rows = [], text.splitlines()
     logical: list[tuple[int, int]] = []  # (first row, last row), 1-based
     begin = None
@@ -399,7 +347,9 @@ def format_lines(lines: list[str], width: int = WIDTH) -> list[str]:
         stripped = chunk[0].lstrip()
         head = re.match(r"[A-Za-z_]\w*", stripped)
         simple = head and head.group() not in _COMPOUND and not stripped.startswith(("@", "#"))
-        if simple:
+        if simple and len(chunk) == 1 and chunk[0] in stmts:
+            out += render(stmts[chunk[0]], "", width).splitlines()
+        elif simple:
             indent = chunk[0][:len(chunk[0]) - len(stripped)]
             out += render("\n".join(c.strip() for c in chunk), indent, width).splitlines()
         else:

@@ -9,13 +9,15 @@ from ..ir import Graph, Node, Shape
 
 @dataclass
 class EmitContext:
-    """The node's inputs: variable (or value) names and per-sample shapes."""
+    """The node's inputs: how to read them and their per-sample shapes. ``args`` are source nodes for torch
+    (placeholders that become variables, ``self.<path>`` for a parameter: see backends/source.py), variable names
+    for Keras, value names for ONNX."""
 
     graph: Graph
     node: Node
-    args: list[str]
+    args: list
     in_shapes: list[Shape]
-    module: str = ""  # torch: the expression that reaches the node's submodule, e.g. self.layer1[0].conv1
+    module: object = None  # torch: the node reaching the node's submodule (self.layer1[0].conv1), a Ref placeholder
     inplace: bool = False  # torch: the first input may be overwritten (see torch_emit.inplace_values)
 
     @property

@@ -8,7 +8,6 @@ inserted where it changes. Rank-1 samples look the same in both layouts.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
 from .. import ir
@@ -17,22 +16,18 @@ from ..ir import Act, Graph, Param
 from .classes import group_classes, instances
 from .codegen import (
     READ_SAFETENSORS,
-    UNWRAPPED,
     Namespace,
-    Raw,
-    call,
     channels_first_perm,
     channels_last_perm,
     format_lines,
     frozen_prefixes,
     header,
-    kwargs,
-    literal,
     module_source,
     where,
 )
 from .context import EmitContext
 from .registry import emitter, emitters
+from .source import Atom, Call, Dict, Kw, List, Lit, Node, Stmt, Tuple, call, lit, mapped, method
 
 LOGICAL, CHANNELS_LAST, ANY, FIRST = "logical", "channels_last", "any", "first"  # FIRST: as the first input
 
@@ -52,17 +47,27 @@ def gelu_tanh(x):
 }
 
 
+@dataclass(frozen=True, eq=True)
+class Arg(Node):
+    """Placeholder in :attr:`KerasLayer.call`: ``0`` the input as fed (a list for several), ``k`` input ``k``."""
+
+    index: int
+
+    def parts(self) -> list:
+        return [f"{{{self.index}}}"]
+
+
 @dataclass
 class KerasLayer:
     """A node in Keras: the layer expression, its weights, and the layouts it works in."""
 
-    layer: str
+    layer: Call | None
     weights: list = field(default_factory=list)  # how each Keras weight comes from canonical tensors (see _w)
     wants: str = ANY
     helpers: tuple[str, ...] = ()
-    pre: list[tuple[str, str]] = field(default_factory=list)  # (name suffix, layer expression without name)
-    post: list[tuple[str, str]] = field(default_factory=list)
-    call: str = "{}"  # how the layer is called; {0} is the input (a list for several), {1}, {2}, ... each input
+    pre: list[tuple[str, Call]] = field(default_factory=list)  # (name suffix, layer expression without name)
+    post: list[tuple[str, Call]] = field(default_factory=list)
+    call: tuple = (Arg(0),)  # the arguments the layer is called with (Arg and Kw nodes)
     out: str | None = None  # the output's layout, where it differs from the layout the inputs were fed in
     alias: bool = False  # no layer: the output is the (converted) input itself, as a permute that the layout absorbs
 
@@ -114,18 +119,18 @@ def wanted(fn, ctx) -> tuple[str, bool, KerasLayer | None]:
     return (wants(ctx) if callable(wants) else wants), fn.keeps, None
 
 
-def _init(param: Param, exact_fans: bool = True) -> str:
+def _init(param: Param, exact_fans: bool = True) -> Node:
     """A Keras initializer with the spec's distribution. Named ones compute fans from the Keras
     kernel shape; where that differs from torch's (depthwise, transposed), scales are explicit."""
     kind, scale = param.scale()  # a bias takes the fans of its layer
     if param.init not in INITIALIZERS:  # a fixed value no spec names, such as PReLU's 0.25
-        return f"keras.initializers.Constant({kwargs(value=scale)})"
+        return call("keras.initializers.Constant", value=scale)
     named = INITIALIZERS[param.init]
     if kind == "constant" or (named and exact_fans and len(param.shape) >= 2):
-        return literal(named)
+        return Lit(named)
     if kind == "uniform":
-        return f"keras.initializers.RandomUniform({kwargs(minval=-scale, maxval=scale)})"
-    return f"keras.initializers.RandomNormal({kwargs(mean=0.0, stddev=scale)})"
+        return call("keras.initializers.RandomUniform", minval=-scale, maxval=scale)
+    return call("keras.initializers.RandomNormal", mean=0.0, stddev=scale)
 
 
 def physical_axis(logical_axis: int, rank: int, layout: str) -> int:
@@ -171,36 +176,35 @@ class TorchSoftplus(keras.layers.Layer):
 '''
 
 
-def _leaky_relu(act: Act, axis: int) -> tuple[str, tuple[str, ...]]:
+def _leaky_relu(act: Act, axis: int) -> tuple[Call, tuple[str, ...]]:
     if act.negative_slope < 0:
-        return f"TorchLeakyReLU({kwargs(negative_slope=act.negative_slope)})", ("TorchLeakyReLU",)
-    return f"keras.layers.LeakyReLU({kwargs(negative_slope=act.negative_slope)})", ()
+        return call("TorchLeakyReLU", negative_slope=act.negative_slope), ("TorchLeakyReLU",)
+    return call("keras.layers.LeakyReLU", negative_slope=act.negative_slope), ()
 
 
-def _gelu(act: Act, axis: int) -> tuple[str, tuple[str, ...]]:
+def _gelu(act: Act, axis: int) -> tuple[Call, tuple[str, ...]]:
     if act.approximate == "tanh":
-        return "keras.layers.Activation(gelu_tanh)", ("gelu_tanh",)
-    return 'keras.layers.Activation("gelu")', ()
+        return call("keras.layers.Activation", Atom("gelu_tanh")), ("gelu_tanh",)
+    return call("keras.layers.Activation", "gelu"), ()
 
 
 # One standalone layer per activation of the registry (dlspec/activations.py), as (constructor call without
 # its name, helpers); ``axis`` is the physical axis of the activation's logical axis. A test checks the keys.
 ACTIVATIONS = {
-    "linear": lambda act, axis: ("keras.layers.Identity()", ()),
-    "relu": lambda act, axis: ("keras.layers.ReLU()", ()),
-    "relu6": lambda act, axis: ("keras.layers.ReLU(max_value=6.0)", ()),
+    "linear": lambda act, axis: (call("keras.layers.Identity"), ()),
+    "relu": lambda act, axis: (call("keras.layers.ReLU"), ()),
+    "relu6": lambda act, axis: (call("keras.layers.ReLU", max_value=6.0), ()),
     "leaky_relu": _leaky_relu,
-    "elu": lambda act, axis: (f"keras.layers.ELU({kwargs(alpha=act.alpha)})", ()),
+    "elu": lambda act, axis: (call("keras.layers.ELU", alpha=act.alpha), ()),
     "gelu": _gelu,
-    "silu": lambda act, axis: ('keras.layers.Activation("silu")', ()),
-    "sigmoid": lambda act, axis: ('keras.layers.Activation("sigmoid")', ()),
-    "tanh": lambda act, axis: ('keras.layers.Activation("tanh")', ()),
-    "softmax": lambda act, axis: (f"keras.layers.Softmax({kwargs(axis=axis)})", ()),
-    "hardswish": lambda act, axis: ('keras.layers.Activation("hard_swish")', ()),
-    "hardsigmoid": lambda act, axis: ('keras.layers.Activation("hard_sigmoid")', ()),  # Keras 3: relu6(x+3)/6
-    "mish": lambda act, axis: ('keras.layers.Activation("mish")', ()),
-    "softplus": lambda act, axis: (f"TorchSoftplus({kwargs(beta=act.beta, threshold=act.threshold)})",
-                                   ("TorchSoftplus",)),
+    "silu": lambda act, axis: (call("keras.layers.Activation", "silu"), ()),
+    "sigmoid": lambda act, axis: (call("keras.layers.Activation", "sigmoid"), ()),
+    "tanh": lambda act, axis: (call("keras.layers.Activation", "tanh"), ()),
+    "softmax": lambda act, axis: (call("keras.layers.Softmax", axis=axis), ()),
+    "hardswish": lambda act, axis: (call("keras.layers.Activation", "hard_swish"), ()),
+    "hardsigmoid": lambda act, axis: (call("keras.layers.Activation", "hard_sigmoid"), ()),  # Keras 3: relu6(x+3)/6
+    "mish": lambda act, axis: (call("keras.layers.Activation", "mish"), ()),
+    "softplus": lambda act, axis: (call("TorchSoftplus", beta=act.beta, threshold=act.threshold), ("TorchSoftplus",)),
 }
 
 # Activations a Keras layer takes as ``activation=`` with exactly the meaning of the registry's defaults.
@@ -213,21 +217,21 @@ def activation_layer(act: Act | None, name: str, ctx: KerasContext) -> KerasLaye
     """A standalone Keras activation layer with exactly ``act``'s meaning (None: identity)."""
     act = act or Act("linear")
     expr, helpers = ACTIVATIONS[act.kind](act, ctx.axis(act.axis))
-    return KerasLayer(_named(expr, name), helpers=helpers)
+    return KerasLayer(expr.plus(name=name), helpers=helpers)
 
 
-def fused(act: Act | None, rank: int = 2, layout: str = LOGICAL) -> tuple[str, tuple[str, ...], list]:
+def fused(act: Act | None, rank: int = 2, layout: str = LOGICAL) -> tuple[Node, tuple[str, ...], list]:
     """The ``activation=`` argument for a fused activation, the helpers it needs, and the ``post`` layers that
     apply it instead where no ``activation=`` means exactly the same (softmax over the logical last axis of a
     channels-last output, softplus with torch's threshold). ``rank`` and ``layout`` describe the output."""
     if act is None:
-        return "None", (), []
+        return Lit(None), (), []
     if act.kind == "leaky_relu":
-        return "leaky_relu", ("leaky_relu",), []
+        return Atom("leaky_relu"), ("leaky_relu",), []
     if act.kind in _FUSED and not (act.kind == "softmax" and physical_axis(-1, rank, layout) != rank - 1):
-        return literal(_FUSED[act.kind]), (), []
+        return Lit(_FUSED[act.kind]), (), []
     expr, helpers = ACTIVATIONS[act.kind](act, physical_axis(act.axis, rank, layout))
-    return "None", helpers, [(act.kind, expr)]
+    return Lit(None), helpers, [(act.kind, expr)]
 
 
 @emitter("keras", ir.ops.Dense)
@@ -235,12 +239,12 @@ def _dense(ctx: KerasContext) -> KerasLayer:
     node, a = ctx.node, ctx.node.attrs
     fused_act, helpers, post = fused(Act.of(a["activation"]), len(node.shape) + 1, LOGICAL)
     params = {p.name: p for p in node.params}
-    init = {"kernel_initializer": Raw(_init(params["weight"]))}
+    init = {"kernel_initializer": _init(params["weight"])}
     if a["use_bias"]:
-        init["bias_initializer"] = Raw(_init(params["bias"]))
+        init["bias_initializer"] = _init(params["bias"])
     weights = [_w(node, "weight", T)] + ([_w(node, "bias")] if a["use_bias"] else [])
-    layer = call("keras.layers.Dense", {"activation": Raw("None"), "use_bias": True}, units=a["units"],
-                 activation=Raw(fused_act), use_bias=a["use_bias"], **init, name=node.name)
+    layer = call("keras.layers.Dense", units=a["units"], activation=fused_act, use_bias=a["use_bias"], **init,
+                 name=node.name, defaults={"activation": None, "use_bias": True})
     return KerasLayer(layer, weights, LOGICAL, helpers, post=post)
 
 
@@ -257,7 +261,7 @@ declare(_activation, ANY)
 
 @emitter("keras", ir.ops.Dropout)
 def _dropout(ctx: KerasContext) -> KerasLayer:
-    return KerasLayer(f"keras.layers.Dropout({kwargs(rate=ctx.node.attrs['rate'], name=ctx.node.name)})")
+    return KerasLayer(call("keras.layers.Dropout", rate=ctx.node.attrs["rate"], name=ctx.node.name))
 
 
 declare(_dropout, ANY)
@@ -340,9 +344,9 @@ def _replica_context():
 @emitter("keras", ir.ops.BatchNorm)
 def _batchnorm(ctx: KerasContext) -> KerasLayer:
     a, node = ctx.node.attrs, ctx.node
-    args = kwargs(momentum=a["momentum"], epsilon=a["eps"], name=node.name)
+    layer = call("BatchNorm", momentum=a["momentum"], epsilon=a["eps"], name=node.name)
     weights = [_w(node, p) for p in ("weight", "bias", "running_mean", "running_var")]
-    return KerasLayer(f"BatchNorm({args})", weights, CHANNELS_LAST, helpers=("BatchNorm",))
+    return KerasLayer(layer, weights, CHANNELS_LAST, helpers=("BatchNorm",))
 
 
 declare(_batchnorm, CHANNELS_LAST)
@@ -350,7 +354,7 @@ declare(_batchnorm, CHANNELS_LAST)
 
 @emitter("keras", ir.ops.Flatten)
 def _flatten(ctx: KerasContext) -> KerasLayer:
-    return KerasLayer(f"keras.layers.Flatten({kwargs(name=ctx.node.name)})", wants=LOGICAL)
+    return KerasLayer(call("keras.layers.Flatten", name=ctx.node.name), wants=LOGICAL)
 
 
 declare(_flatten, LOGICAL)
@@ -358,16 +362,11 @@ declare(_flatten, LOGICAL)
 
 @emitter("keras", ir.ops.Reshape)
 def _reshape(ctx: KerasContext) -> KerasLayer:
-    args = kwargs(target_shape=tuple(ctx.node.shape), name=ctx.node.name)
-    return KerasLayer(f"keras.layers.Reshape({args})", wants=LOGICAL)
+    return KerasLayer(call("keras.layers.Reshape", target_shape=tuple(ctx.node.shape), name=ctx.node.name),
+                      wants=LOGICAL)
 
 
 declare(_reshape, LOGICAL)
-
-
-def _named(expr: str, name: str) -> str:
-    """Add ``name=...`` to a layer constructor call."""
-    return expr[:-1] + (", " if not expr[:-1].endswith("(") else "") + f"name={literal(name)})"
 
 
 class _Writer:
@@ -399,7 +398,8 @@ class _Writer:
         perm = channels_last_perm(rank) if want == CHANNELS_LAST else channels_first_perm(rank)
         new = self.ns.fresh(f"{var}_{'nhwc' if want == CHANNELS_LAST else 'nchw'}")
         name = f"{self.mark}.{new}" if self.mark else new  # in a block function, under the instance's name
-        self.lines.append("    " + f"{new} = keras.layers.Permute({kwargs(dims=perm, name=name)})({var})")
+        permute = call("keras.layers.Permute", dims=perm, name=name)
+        self.lines.append(Stmt("    ", f"{new} = ", call(permute, Atom(var))))
         self.layouts[new] = want
         self.converted[var, want] = new
         return new, want
@@ -414,7 +414,7 @@ class _Writer:
         self.blocks[key] = (replace(inst, prefix=key), draft, self.key, inst.prefix)
         self.layouts[var] = out if len(node.shape) > 1 else LOGICAL
         comment = where(self.graph, replace(node, loc=inst.loc))
-        self.lines.append(f"    {var} = \x00{key}\x00({', '.join(args)})  {comment}")
+        self.lines.append(Stmt("    ", f"{var} = ", call(BlockCall(key), *map(Atom, args)), comment))
 
     def node(self, node, table):
         shapes = [self.graph.shape_of(v) for v in node.inputs]
@@ -439,34 +439,64 @@ class _Writer:
             raise InternalError(f"the Keras emitter of {node.op} declares layout {want}; its layer wants {lay.wants}")
         if not node.inputs:  # a parameter enters the functional graph through the first model input
             args = [self.ns[self.graph.inputs[0].name]]
-        call = args[0] if len(args) == 1 else "[" + ", ".join(args) + "]"
+        fed: Node = Atom(args[0]) if len(args) == 1 else List(tuple(map(Atom, args)))
         var = self.ns[node.name]
         self.layouts[var] = (lay.out or layout) if len(node.shape) > 1 else LOGICAL
         self.helpers += [h for h in lay.helpers if h not in self.helpers]
         if lay.alias:
-            self.lines.append("    " + f"{var} = {call}  {where(self.graph, node)}")
+            self.lines.append(Stmt("    ", f"{var} = ", fed, where(self.graph, node)))
             return
         for suffix, expr in lay.pre:
             step = self.ns.fresh(f"{var}_{suffix}")
-            self.lines.append("    " + f"{step} = {_named(expr, node.name + '.' + suffix)}({call})")
-            call = step
+            self.lines.append(Stmt("    ", f"{step} = ", call(expr.plus(name=f"{node.name}.{suffix}"), fed)))
+            fed = Atom(step)
         main = self.ns.fresh(f"{var}_raw") if lay.post else var
-        comment = "" if lay.post else f"  {where(self.graph, node)}"
-        self.lines.append("    " + f"{main} = {lay.layer}({lay.call.format(call, *args)}){comment}")
+        comment = "" if lay.post else where(self.graph, node)
+        inputs = [fed, *map(Atom, args)]
+        called = mapped(lay.call, lambda n: inputs[n.index] if isinstance(n, Arg) else None)
+        self.lines.append(Stmt("    ", f"{main} = ", Call(lay.layer, tuple(a for a in called if not isinstance(a, Kw)),
+                                                         tuple(a for a in called if isinstance(a, Kw))), comment))
         for i, (suffix, expr) in enumerate(lay.post):
             step = var if i == len(lay.post) - 1 else self.ns.fresh(f"{var}_{suffix}")
-            comment = f"  {where(self.graph, node)}" if step == var else ""
-            self.lines.append("    " + f"{step} = {_named(expr, node.name + '.' + suffix)}({main}){comment}")
+            comment = where(self.graph, node) if step == var else ""
+            self.lines.append(Stmt("    ", f"{step} = ", call(expr.plus(name=f"{node.name}.{suffix}"), Atom(main)),
+                                   comment))
             main = step
         if lay.weights:
-            self.weights.append((node.name, re.match(r"(?:keras\.layers\.)?(\w+)\(", lay.layer).group(1),
-                                 tuple(lay.weights)))
+            self.weights.append((node.name, str(lay.layer.func).removeprefix("keras.layers."), tuple(lay.weights)))
 
 
 MARK = "BLOCK__"  # stands for the instance's name in a block function's draft
 
 
-def _block_draft(inst, layouts: list[str], table, top: _Writer, key: str) -> tuple[str, str]:
+@dataclass(frozen=True, eq=True)
+class BlockCall(Node):
+    """Placeholder for the function that builds block instance ``key`` (filled in by :func:`_functions`)."""
+
+    key: str
+
+    def parts(self) -> list:
+        return [f"\x00{self.key}\x00"]
+
+
+@dataclass(frozen=True, eq=True)
+class Under(Node):
+    """``f"{name}.<local>"``: a layer name under the ``name`` a block function is called with."""
+
+    local: str
+
+    def parts(self) -> list:
+        return ["f" + str(Lit("{name}." + self.local))]
+
+
+def _unmarked(node: Node) -> Node | None:
+    """A layer name under the instance's name (``"BLOCK__.conv"``) as ``f"{name}.conv"``."""
+    if isinstance(node, Lit) and isinstance(node.value, str) and node.value.startswith(f"{MARK}."):
+        return Under(node.value[len(MARK) + 1:])
+    return None
+
+
+def _block_draft(inst, layouts: list[str], table, top: _Writer, key: str) -> tuple[list, str]:
     """The source of a function building instance ``inst`` (full name ``key``) whose inputs come in ``layouts``,
     unwrapped, with its layers named f"{name}.<local name>" and the instances nested in it left as calls to fill
     in; and the layout of what it returns. Its weights, helpers and nested instances join ``top``'s."""
@@ -486,23 +516,18 @@ def _block_draft(inst, layouts: list[str], table, top: _Writer, key: str) -> tup
     w.key, w.blocks = key, top.blocks
     for inp, layout in zip(graph.inputs, layouts):
         w.layouts[w.ns[inp.name]] = layout
-    UNWRAPPED[0] = True
-    try:
-        for node in marked.nodes:
-            local = node.name[len(MARK) + 1:]
-            if local in inner:
-                w.block(replace(node, inputs=tuple(map(mark, inner[local].values))), inner[local], table)
-            else:
-                w.node(node, table)
-    finally:
-        UNWRAPPED[0] = False
+    for node in marked.nodes:
+        local = node.name[len(MARK) + 1:]
+        if local in inner:
+            w.block(replace(node, inputs=tuple(map(mark, inner[local].values))), inner[local], table)
+        else:
+            w.node(node, table)
     result = w.ns[marked.outputs[0]]
     head = f"def {MARK}({', '.join(w.ns[i.name] for i in graph.inputs)}, name):"
-    text = "\n".join([head, *w.lines, f"    return {result}"]) + "\n"
-    text = text.replace(f'"{MARK}.', 'f"{name}.')
+    lines = [head, *(mapped(line, _unmarked) for line in w.lines), Stmt("    ", "return ", Atom(result))]
     top.helpers += [h for h in w.helpers if h not in top.helpers]
     top.weights += [(name.replace(MARK, key, 1), cls, entries) for name, cls, entries in w.weights]
-    return text, w.layouts[result]
+    return lines, w.layouts[result]
 
 
 def _write(graph: Graph) -> _Writer:
@@ -513,9 +538,9 @@ def _write(graph: Graph) -> _Writer:
     w = _Writer(replace(graph, nodes=[n for n in graph.nodes if n.name not in members or n.name in insts]),
                 stems={out: inst.prefix for out, inst in insts.items()})
     for inp in graph.inputs:
-        dtype = "" if inp.dtype == "float32" else f", dtype={literal(inp.dtype)}"
-        w.lines.append(f"    {w.ns[inp.name]} = keras.Input({kwargs(shape=tuple(inp.shape))}{dtype}, "
-                       f"{kwargs(name=inp.name)})")
+        dtype = {} if inp.dtype == "float32" else {"dtype": inp.dtype}
+        w.lines.append(Stmt("    ", f"{w.ns[inp.name]} = ", call("keras.Input", shape=tuple(inp.shape), **dtype,
+                                                                     name=inp.name)))
         w.layouts[w.ns[inp.name]] = LOGICAL
     for node in graph.nodes:
         if node.name in insts:
@@ -540,17 +565,16 @@ def _functions(w: _Writer) -> list[list[str]]:
     for block in dict.fromkeys(i.block for i in insts):
         names[block] = block if block not in taken else f"{block}_block"
     drafts = {key: draft for key, (_, draft, *_) in w.blocks.items()}
-    calls: dict[str, str] = {}  # full name -> function(params..., name=\x01)
 
-    def fill(line: str) -> str:
-        if "\x00" not in line:
-            return line
-        head, key, rest = line.split("\x00")
-        _, _, parent, local = w.blocks[key]
-        name = f'f"{{name}}.{local}"' if parent else literal(key)
-        call = calls[key].replace("\x01", name)  # function(param=..., name=...), to which the inputs go first
-        inputs, tail = rest[1:].split(")", 1)
-        return f"{head}{call.split('(', 1)[0]}({inputs}, {call.split('(', 1)[1]}{tail}"
+    def filled(node: Node) -> Node | None:
+        if not isinstance(node, Call) or not isinstance(node.func, BlockCall):
+            return None
+        _, _, parent, local = w.blocks[node.func.key]
+        name = Under(local) if parent else Lit(node.func.key)
+        return made[node.func.key].call(node.func.key, *node.args, name=name)  # function(inputs, params, name=...)
+
+    def fill(line):
+        return mapped(line, filled)
 
     height: dict[str, int] = {}  # how deep blocks nest inside an instance (the same for all of one block)
     for key, (_, _, parent, _) in w.blocks.items():  # an instance is recorded after those inside it
@@ -561,8 +585,8 @@ def _functions(w: _Writer) -> list[list[str]]:
     for level_height in sorted(set(height.values())):  # all instances of a block together, innermost first
         level = [i for i in insts if max(height[j.prefix] for j in insts if j.block == i.block) == level_height]
         for inst in level:
-            draft = "\n".join(map(fill, drafts[inst.prefix].splitlines())) + "\n"
-            drafts[inst.prefix] = draft.replace(f"def {MARK}(", f"def {names[inst.block]}(")
+            draft = [fill(line) for line in drafts[inst.prefix]]
+            drafts[inst.prefix] = [draft[0].replace(f"def {MARK}(", f"def {names[inst.block]}("), *draft[1:]]
         for block in dict.fromkeys(i.block for i in level):  # instances whose inputs came in other layouts
             group = [i for i in level if i.block == block]   # have other drafts
             name = names[block]
@@ -571,7 +595,6 @@ def _functions(w: _Writer) -> list[list[str]]:
             found = group_classes(group, drafts, {block: name}, taken | set(names.values()), head, singles=True)
             taken |= {c.name for c in found.values()}
             made.update(found)
-        calls.update((i.prefix, made[i.prefix].call(i.prefix, name="\x01")) for i in level)
     w.lines = [fill(line) for line in w.lines]
     return list({id(c): c.lines for c in made.values()}.values())
 
@@ -619,21 +642,19 @@ FREEZE = '''
 '''
 
 
-def _table(name: str, table: dict) -> list[str]:
+def _table(name: str, table: dict) -> list[Stmt]:
     """``name = {...}`` with one entry per line (a trailing comma keeps it so), laid out by codegen.render."""
-    if not table:
-        return [f"{name} = {{}}"]
-    return [f"{name} = {{{', '.join(f'{literal(k)}: {_layout(v)}' for k, v in table.items())},}}"]
+    return [Stmt("", f"{name} = ", Dict(tuple((Lit(k), _layout(v)) for k, v in table.items()), trailing=bool(table)))]
 
 
-def _layout(value) -> str:
+def _layout(value) -> Node:
     """A layout as source: its entries and each entry's steps as lists (a list split over lines keeps its
     trailing comma under ruff format, where a one-element tuple would join again)."""
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{literal(k)}: [{', '.join(map(_layout, v))}]" for k, v in value.items()) + "}"
+        return Dict(tuple((Lit(k), List(tuple(map(_layout, v)))) for k, v in value.items()))
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):  # (tensor, steps)
-        return f"({literal(value[0])}, [{', '.join(literal(step) for step in value[1])}])"
-    return "[" + ", ".join(map(_layout, value)) + "]"
+        return Tuple((Lit(value[0]), List(tuple(lit(step) for step in value[1]))))
+    return List(tuple(map(_layout, value)))
 
 
 def layouts(weights: list[tuple[str, str, tuple]]) -> tuple[dict, dict]:
@@ -658,13 +679,13 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     """Keras source for ``graph``. With ``weights_file``, ``build_model`` loads it by default."""
     w = _write(graph)
     outputs = [w.convert(w.ns[o], len(graph.shape_of(o)), LOGICAL)[0] for o in graph.outputs]
-    ins = w.ns[graph.inputs[0].name] if len(graph.inputs) == 1 else \
-        "[" + ", ".join(w.ns[i.name] for i in graph.inputs) + "]"
-    outs = outputs[0] if len(outputs) == 1 else "[" + ", ".join(outputs) + "]"
-    consts = [f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})"] if weights_file else []
+    ins = [Atom(w.ns[i.name]) for i in graph.inputs]
+    outs = [Atom(o) for o in outputs]
+    weights = method(call("Path", Atom("__file__")), "with_name", weights_file)
+    consts: list = [Stmt("", "WEIGHTS = ", weights)] if weights_file else []
     frozen = frozen_prefixes({n.name: not n.trainable for n in graph.nodes if n.params})
     if frozen:
-        consts.append(f"FROZEN = {literal(tuple(frozen))}  # fixed weights, BatchNorm in inference mode")
+        consts.append(Stmt("", "FROZEN = ", lit(tuple(frozen)), "# fixed weights, BatchNorm in inference mode"))
     by_class, overrides = layouts(w.weights)
     consts += ["# Each Keras layer class's weights, in order, from the layer's canonical tensors (see keras_weight)",
                *_table("LAYOUTS", by_class), "# Layers whose weights are laid out otherwise than their class's",
@@ -674,7 +695,9 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
     sections += [format_lines([f"def build_model(weights={default}):",
                   '    """Build the model; ``weights`` is a safetensors path or a dict of numpy arrays."""',
                   *w.lines,
-                  "    " + f"model = keras.Model(inputs={ins}, outputs={outs}, name={literal(graph.name)})",
+                  Stmt("    ", "model = ", call("keras.Model", inputs=ins[0] if len(ins) == 1 else List(tuple(ins)),
+                                                   outputs=outs[0] if len(outs) == 1 else List(tuple(outs)),
+                                                   name=graph.name)),
                   *(FREEZE.strip("\n").splitlines() if frozen else []),
                   "    if weights is not None:", "        load_weights(model, weights)", "    return model"]),
                  ["def load_weights(model, weights):",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from .. import ir
 from ..ir.lrn import lrn_window
-from .codegen import kwargs
 from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, declare
 from .registry import emitter
+from .source import call
 
 HELPERS["LocalResponseNorm"] = '''
 @keras.saving.register_keras_serializable(package="dlspec")
@@ -51,9 +51,9 @@ class LocalResponseNorm(keras.layers.Layer):
 def _lrn(ctx: KerasContext) -> KerasLayer:
     a = ctx.node.attrs
     before, after = lrn_window(a["size"])
-    args = kwargs(size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], before=before, after=after,
-                  name=ctx.node.name)
-    return KerasLayer(f"LocalResponseNorm({args})", wants=CHANNELS_LAST, helpers=("LocalResponseNorm",))
+    layer = call("LocalResponseNorm", size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], before=before,
+                 after=after, name=ctx.node.name)
+    return KerasLayer(layer, wants=CHANNELS_LAST, helpers=("LocalResponseNorm",))
 
 
 # What each emitter's layer needs of its inputs' layout (see keras_emit.declare)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from .. import ir
 from ..ir.norm import adaptive_output, norm_axes
-from .codegen import kwargs
 from .keras_emit import ANY, CHANNELS_LAST, HELPERS, LOGICAL, KerasContext, KerasLayer, _w, declare
 from .registry import emitter
+from .source import call
 
 HELPERS["RMSNorm"] = '''
 @keras.saving.register_keras_serializable(package="dlspec")
@@ -146,16 +146,16 @@ def _weights(ctx: KerasContext, names: tuple[str, ...], order: list[int]) -> lis
 def _layernorm(ctx: KerasContext) -> KerasLayer:
     axes, order = _physical(ctx)
     axis = -1 if axes == [len(ctx.in_shape)] else axes
-    args = kwargs(axis=axis, epsilon=ctx.node.attrs["eps"], name=ctx.node.name)
-    return KerasLayer(f"LayerNorm({args})", _weights(ctx, ("weight", "bias"), order), _norm_layout(ctx),
+    layer = call("LayerNorm", axis=axis, epsilon=ctx.node.attrs["eps"], name=ctx.node.name)
+    return KerasLayer(layer, _weights(ctx, ("weight", "bias"), order), _norm_layout(ctx),
                       helpers=("LayerNorm",))
 
 
 @emitter("keras", ir.norm.RMSNorm)
 def _rmsnorm(ctx: KerasContext) -> KerasLayer:
     axes, order = _physical(ctx)
-    args = kwargs(axis=axes, epsilon=ctx.node.attrs["eps"], name=ctx.node.name)
-    return KerasLayer(f"RMSNorm({args})", _weights(ctx, ("weight",), order), _norm_layout(ctx), helpers=("RMSNorm",))
+    layer = call("RMSNorm", axis=axes, epsilon=ctx.node.attrs["eps"], name=ctx.node.name)
+    return KerasLayer(layer, _weights(ctx, ("weight",), order), _norm_layout(ctx), helpers=("RMSNorm",))
 
 
 def _norm_layout(ctx: KerasContext) -> str:
@@ -169,11 +169,11 @@ def _prelu(ctx: KerasContext) -> KerasLayer:
     rank = len(ctx.in_shape)  # channels-last: the channels are the last sample axis
     shared = list(range(1, rank + 1)) if ctx.node.attrs["shared"] else list(range(1, rank))
     shape = (1,) * rank if ctx.node.attrs["shared"] else (1,) * (rank - 1) + (ctx.in_shape[0],)
-    args = "alpha_initializer=keras.initializers.Constant(0.25)"
-    if shared:
-        args += f", {kwargs(shared_axes=shared)}"
+    axes = {"shared_axes": shared} if shared else {}
     weight = _w(ctx.node, "weight", *((("reshape", shape),) if rank > 1 else ()))
-    return KerasLayer(f"keras.layers.PReLU({args}, {kwargs(name=ctx.node.name)})", [weight], CHANNELS_LAST)
+    layer = call("keras.layers.PReLU", alpha_initializer=call("keras.initializers.Constant", 0.25), **axes,
+                 name=ctx.node.name)
+    return KerasLayer(layer, [weight], CHANNELS_LAST)
 
 
 def _adaptive(kind: str):
@@ -182,15 +182,15 @@ def _adaptive(kind: str):
         out = adaptive_output(ctx.node.attrs, ctx.in_shape)
         if set(out) == {1}:  # the global mean or max, keeping the axes
             cls = "Average" if kind == "avg" else "Max"
-            return KerasLayer(f"keras.layers.Global{cls}Pooling{nd}D({kwargs(keepdims=True, name=name)})",
+            return KerasLayer(call(f"keras.layers.Global{cls}Pooling{nd}D", keepdims=True, name=name),
                               wants=CHANNELS_LAST)
         if all(n % o == 0 for n, o in zip(ctx.in_shape[1:], out)):  # equal bins: plain pooling
             k = tuple(n // o for n, o in zip(ctx.in_shape[1:], out))
             k = k[0] if len(k) == 1 else k
             cls = "AveragePooling" if kind == "avg" else "MaxPooling"
-            return KerasLayer(f"keras.layers.{cls}{nd}D({kwargs(pool_size=k, strides=k, padding='valid', name=name)})",
+            return KerasLayer(call(f"keras.layers.{cls}{nd}D", pool_size=k, strides=k, padding="valid", name=name),
                               wants=CHANNELS_LAST)
-        return KerasLayer(f"AdaptivePool({kwargs(kind=kind, output_size=out, name=name)})", wants=CHANNELS_LAST,
+        return KerasLayer(call("AdaptivePool", kind=kind, output_size=out, name=name), wants=CHANNELS_LAST,
                           helpers=("AdaptivePool",))
 
     return declare(emit, CHANNELS_LAST)
@@ -203,7 +203,7 @@ emitter("keras", ir.norm.AdaptiveMaxPool)(_adaptive("max"))
 @emitter("keras", ir.norm.StochasticDepth)
 def _stochastic_depth(ctx: KerasContext) -> KerasLayer:
     a = ctx.node.attrs
-    return KerasLayer(f"StochasticDepth({kwargs(rate=a['rate'], mode=a['mode'], name=ctx.node.name)})",
+    return KerasLayer(call("StochasticDepth", rate=a["rate"], mode=a["mode"], name=ctx.node.name),
                       helpers=("StochasticDepth",))
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from .. import ir
-from .codegen import kwargs, literal
-from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, T, _init, _w, declare
+from .keras_emit import HELPERS, LOGICAL, Arg, KerasContext, KerasLayer, T, _init, _w, declare
 from .registry import emitter
+from .source import Kw, Lit, call
 
 HELPERS["PositionalEmbedding"] = '''
 @keras.saving.register_keras_serializable(package="dlspec")
@@ -43,18 +43,16 @@ class PositionalEmbedding(keras.layers.Layer):
 @emitter("keras", ir.sequence.Embedding)
 def _embedding(ctx: KerasContext) -> KerasLayer:
     a, node = ctx.node.attrs, ctx.node
-    args = kwargs(input_dim=a["vocabulary"], output_dim=a["units"])
-    init = _init(node.params[0], exact_fans=False)
-    return KerasLayer(f"keras.layers.Embedding({args}, embeddings_initializer={init}, name={literal(node.name)})",
-                      [_w(node, "weight")], LOGICAL)
+    layer = call("keras.layers.Embedding", input_dim=a["vocabulary"], output_dim=a["units"],
+                 embeddings_initializer=_init(node.params[0], exact_fans=False), name=node.name)
+    return KerasLayer(layer, [_w(node, "weight")], LOGICAL)
 
 
 @emitter("keras", ir.sequence.PositionalEmbedding)
 def _positional(ctx: KerasContext) -> KerasLayer:
     node = ctx.node
-    init = _init(node.params[0], exact_fans=False)
-    layer = (f"PositionalEmbedding({kwargs(max_length=node.attrs['max_length'])}, embeddings_initializer={init}, "
-             f"name={literal(node.name)})")
+    layer = call("PositionalEmbedding", max_length=node.attrs["max_length"],
+                 embeddings_initializer=_init(node.params[0], exact_fans=False), name=node.name)
     return KerasLayer(layer, [_w(node, "weight")], LOGICAL, helpers=("PositionalEmbedding",))
 
 
@@ -72,8 +70,8 @@ def _recurrent(kind: str):
         a, node = ctx.node.attrs, ctx.node
         h = a["units"]
         cell = "LSTM" if kind == "lstm" else "GRU"
-        extra = ", reset_after=True" if kind == "gru" else ""
-        inner = f"keras.layers.{cell}({kwargs(units=h, return_sequences=a['return_sequences'])}{extra}"
+        extra = {"reset_after": True} if kind == "gru" else {}
+        inner = call(f"keras.layers.{cell}", units=h, return_sequences=a["return_sequences"], **extra)
         weights = []
         for suffix in ("_l0", "_l0_reverse") if a["bidirectional"] else ("_l0",):
             w_ih = _gates(node, f"weight_ih{suffix}", kind, h, True)
@@ -82,9 +80,9 @@ def _recurrent(kind: str):
             bias = {"sum" if kind == "lstm" else "stack": (b_ih, b_hh)}  # Keras' LSTM keeps one bias
             weights += [w_ih, w_hh, bias]
         if a["bidirectional"]:
-            layer = f"keras.layers.Bidirectional({inner}), merge_mode=\"concat\", name={literal(node.name)})"
+            layer = call("keras.layers.Bidirectional", inner, merge_mode="concat", name=node.name)
         else:
-            layer = f"{inner}, name={literal(node.name)})"
+            layer = inner.plus(name=node.name)
         return KerasLayer(layer, weights, LOGICAL)
 
     return declare(emit, LOGICAL)
@@ -99,7 +97,7 @@ def _attention(ctx: KerasContext) -> KerasLayer:
     a, node, (_, e) = ctx.node.attrs, ctx.node, ctx.in_shape
     heads = a["heads"]
     d = e // heads
-    args = kwargs(num_heads=heads, key_dim=d, name=node.name)
+    layer = call("keras.layers.MultiHeadAttention", num_heads=heads, key_dim=d, name=node.name)
     weights = []
     for i in range(3):  # query, key, value: kernel (E, heads, d), bias (heads, d)
         rows = ("rows", (i * e, (i + 1) * e))
@@ -109,14 +107,14 @@ def _attention(ctx: KerasContext) -> KerasLayer:
     # A second input is the key padding mask: MultiHeadAttention casts value_mask to bool (nonzero = attend) and
     # replaces a masked score by -0.7 * 3.38953e38, which, like the spec's lowest float32, gives weight 0 and
     # uniform weights to a query whose every key is masked.
-    call = "{1}, {1}, value_mask={2}" if len(ctx.args) == 2 else "{0}, {0}"
-    call += ", use_causal_mask=True" if a["causal"] else ""
-    return KerasLayer(f"keras.layers.MultiHeadAttention({args})", weights, LOGICAL, call=call)
+    args = (Arg(1), Arg(1), Kw("value_mask", Arg(2))) if len(ctx.args) == 2 else (Arg(0), Arg(0))
+    args += (Kw("use_causal_mask", Lit(True)),) if a["causal"] else ()
+    return KerasLayer(layer, weights, LOGICAL, call=args)
 
 
 @emitter("keras", ir.sequence.SequenceMean)
 def _sequence_mean(ctx: KerasContext) -> KerasLayer:
-    return KerasLayer(f"keras.layers.GlobalAveragePooling1D({kwargs(name=ctx.node.name)})", wants=LOGICAL)
+    return KerasLayer(call("keras.layers.GlobalAveragePooling1D", name=ctx.node.name), wants=LOGICAL)
 
 
 # What each emitter's layer needs of its inputs' layout (see keras_emit.declare)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from .. import ir
 from ..ir.swin import compact, windows
-from .codegen import kwargs
 from .keras_emit import HELPERS, LOGICAL, KerasContext, KerasLayer, T, _init, _w, declare
 from .registry import emitter
+from .source import call
 
 HELPERS["WindowAttention"] = '''
 @keras.saving.register_keras_serializable(package="dlspec")
@@ -150,13 +150,12 @@ def _window_attention(ctx: KerasContext) -> KerasLayer:
     g, node = windows(ctx.node.attrs, ctx.in_shape), ctx.node
     params = {p.name: p for p in node.params}
     # the spec's shift: the layer applies torchvision's rule (no shift on an axis one window covers) itself
-    args = kwargs(heads=g.heads, window=compact(g.window), shift=compact(node.attrs["shift"]))
-    inits = (f"kernel_initializer={_init(params['qkv.weight'])}, "
-             f"table_initializer={_init(params['relative_position_bias_table'])}")
+    layer = call("WindowAttention", heads=g.heads, window=compact(g.window), shift=compact(node.attrs["shift"]),
+                 kernel_initializer=_init(params["qkv.weight"]),
+                 table_initializer=_init(params["relative_position_bias_table"]), name=node.name)
     weights = [_w(node, "qkv.weight", T), _w(node, "qkv.bias"), _w(node, "proj.weight", T), _w(node, "proj.bias"),
                _w(node, "relative_position_bias_table"), _w(node, "relative_position_index")]
-    return KerasLayer(f"WindowAttention({args}, {inits}, {kwargs(name=node.name)})", weights, LOGICAL,
-                      helpers=("WindowAttention",))
+    return KerasLayer(layer, weights, LOGICAL, helpers=("WindowAttention",))
 
 
 declare(_window_attention, LOGICAL)

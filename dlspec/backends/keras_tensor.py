@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..ir.tensor import permutation, reduce_axes, roll_shifts, sample_axis, slice_range
-from .codegen import channels_last_perm, kwargs
+from .codegen import channels_last_perm
 from .keras_emit import (
     ANY,
     CHANNELS_LAST,
@@ -26,6 +26,7 @@ from .keras_emit import (
     wanted,
 )
 from .registry import emitter
+from .source import call
 
 HELPERS["Parameter"] = '''
 @keras.saving.register_keras_serializable(package="dlspec")
@@ -196,9 +197,8 @@ class ConcatExpand(keras.layers.Layer):
 @emitter("keras", ir.tensor.Parameter)
 def _parameter(ctx: KerasContext) -> KerasLayer:
     (param,) = ctx.node.params
-    args = f"{kwargs(value_shape=param.shape)}, initializer={_init(param, exact_fans=False)}"
-    return KerasLayer(f"Parameter({args}, {kwargs(name=ctx.node.name)})",
-                      [_w(ctx.node, "")], ANY, ("Parameter",))
+    layer = call("Parameter", value_shape=param.shape, initializer=_init(param, exact_fans=False), name=ctx.node.name)
+    return KerasLayer(layer, [_w(ctx.node, "")], ANY, ("Parameter",))
 
 
 _NATIVE = {"add": "Add", "multiply": "Multiply", "subtract": "Subtract"}
@@ -208,7 +208,7 @@ def _arithmetic(ctx: KerasContext) -> KerasLayer:
     node = ctx.node
     batched = [ctx.graph.is_batched(v) for v in node.inputs]
     if all(batched) and len(set(ctx.in_shapes)) == 1 and node.op in _NATIVE:
-        return KerasLayer(f"keras.layers.{_NATIVE[node.op]}({kwargs(name=node.name)})", wants=FIRST)
+        return KerasLayer(call(f"keras.layers.{_NATIVE[node.op]}", name=node.name), wants=FIRST)
     full = len(node.shape) + 1
     shapes, perms = [], []
     for shape, b in zip(ctx.in_shapes, batched):
@@ -218,8 +218,8 @@ def _arithmetic(ctx: KerasContext) -> KerasLayer:
         else:  # right-aligned against (N, *shape), then to channels-last like the batched inputs
             shapes.append((1,) * (full - len(shape)) + tuple(shape))
             perms.append((0, *channels_last_perm(full - 1)))
-    args = kwargs(op=node.op, shapes=shapes, perms=perms, name=node.name)
-    return KerasLayer(f"Arithmetic({args})", wants=FIRST, helpers=("Arithmetic",))
+    layer = call("Arithmetic", op=node.op, shapes=shapes, perms=perms, name=node.name)
+    return KerasLayer(layer, wants=FIRST, helpers=("Arithmetic",))
 
 
 for _op in (ir.merge.Add, ir.merge.Multiply, ir.merge.Subtract, ir.merge.Divide):
@@ -230,11 +230,12 @@ for _op in (ir.merge.Add, ir.merge.Multiply, ir.merge.Subtract, ir.merge.Divide)
 def _concat(ctx: KerasContext) -> KerasLayer:
     batched = [ctx.graph.is_batched(v) for v in ctx.node.inputs]
     if all(batched):
-        args = kwargs(axis=ctx.axis(ctx.node.attrs["axis"]), name=ctx.node.name)
-        return KerasLayer(f"keras.layers.Concatenate({args})", wants=FIRST)
+        layer = call("keras.layers.Concatenate", axis=ctx.axis(ctx.node.attrs["axis"]), name=ctx.node.name)
+        return KerasLayer(layer, wants=FIRST)
     rank = len(ctx.node.shape) + 1
-    args = kwargs(axis=ctx.node.attrs["axis"] % rank, expand=[not b for b in batched], name=ctx.node.name)
-    return KerasLayer(f"ConcatExpand({args})", wants=LOGICAL, helpers=("ConcatExpand",))
+    layer = call("ConcatExpand", axis=ctx.node.attrs["axis"] % rank, expand=[not b for b in batched],
+                 name=ctx.node.name)
+    return KerasLayer(layer, wants=LOGICAL, helpers=("ConcatExpand",))
 
 
 def _positions(layout: str, rank: int) -> list[int]:
@@ -250,12 +251,12 @@ def _permute(ctx: KerasContext) -> KerasLayer:
     logical = [where[order[i]] for i in range(rank)]  # output physical i <- input physical logical[i]
     last = [where[order[(j + 1) % rank]] for j in range(rank)] if rank >= 2 else logical
     if logical == list(range(rank)):
-        return KerasLayer("", wants=ANY, out=LOGICAL, alias=True)
+        return KerasLayer(None, wants=ANY, out=LOGICAL, alias=True)
     if last == list(range(rank)):  # the output's channels-last layout is the input as it is
-        return KerasLayer("", wants=ANY, out=CHANNELS_LAST, alias=True)
+        return KerasLayer(None, wants=ANY, out=CHANNELS_LAST, alias=True)
     out = _preferred_layout(ctx)
     dims = tuple(d + 1 for d in (last if out == CHANNELS_LAST else logical))
-    return KerasLayer(f"keras.layers.Permute({kwargs(dims=dims, name=ctx.node.name)})", wants=ANY, out=out)
+    return KerasLayer(call("keras.layers.Permute", dims=dims, name=ctx.node.name), wants=ANY, out=out)
 
 
 def _preferred_layout(ctx: KerasContext) -> str:
@@ -295,34 +296,36 @@ def _dropped_layout(ctx: KerasContext, removed: set[int]) -> str:
 @emitter("keras", ir.tensor.Slice)
 def _slice(ctx: KerasContext) -> KerasLayer:
     axis, start, stop, step = slice_range(ctx.node.attrs, ctx.in_shape)
-    args = kwargs(axis=ctx.axis(axis + 1), start=start, stop=stop, step=step, name=ctx.node.name)
-    return KerasLayer(f"Index({args})", wants=ANY, helpers=("Index",))
+    layer = call("Index", axis=ctx.axis(axis + 1), start=start, stop=stop, step=step, name=ctx.node.name)
+    return KerasLayer(layer, wants=ANY, helpers=("Index",))
 
 
 @emitter("keras", ir.tensor.Select)
 def _select(ctx: KerasContext) -> KerasLayer:
     axis = sample_axis(ctx.node.attrs["axis"], len(ctx.in_shape))
     index = ctx.node.attrs["index"] % ctx.in_shape[axis]
-    args = kwargs(axis=ctx.axis(axis + 1), index=index, name=ctx.node.name)
-    return KerasLayer(f"Index({args})", wants=ANY, helpers=("Index",), out=_dropped_layout(ctx, {axis}))
+    layer = call("Index", axis=ctx.axis(axis + 1), index=index, name=ctx.node.name)
+    return KerasLayer(layer, wants=ANY, helpers=("Index",), out=_dropped_layout(ctx, {axis}))
 
 
 @emitter("keras", ir.tensor.Roll)
 def _roll(ctx: KerasContext) -> KerasLayer:
     rolls = roll_shifts(ctx.node.attrs, ctx.in_shape)
     if not rolls:
-        return KerasLayer("", wants=ANY, alias=True)
-    args = kwargs(shifts=[s for _, _, s in rolls], axes=[ctx.axis(a + 1) for a, _, _ in rolls], name=ctx.node.name)
-    return KerasLayer(f"Roll({args})", wants=ANY, helpers=("Roll",))
+        return KerasLayer(None, wants=ANY, alias=True)
+    layer = call("Roll", shifts=[s for _, _, s in rolls], axes=[ctx.axis(a + 1) for a, _, _ in rolls],
+                 name=ctx.node.name)
+    return KerasLayer(layer, wants=ANY, helpers=("Roll",))
 
 
 def _reduce(op: str):
     def emit(ctx: KerasContext) -> KerasLayer:
         axes = reduce_axes(ctx.node.attrs, ctx.in_shape)
         keep = ctx.node.attrs["keepdims"]
-        args = kwargs(op=op, axes=tuple(sorted(ctx.axis(a + 1) for a in axes)), keepdims=keep, name=ctx.node.name)
+        layer = call("Reduce", op=op, axes=tuple(sorted(ctx.axis(a + 1) for a in axes)), keepdims=keep,
+                     name=ctx.node.name)
         out = ctx.layout if keep else _dropped_layout(ctx, set(axes))
-        return KerasLayer(f"Reduce({args})", wants=ANY, helpers=("Reduce",), out=out)
+        return KerasLayer(layer, wants=ANY, helpers=("Reduce",), out=out)
 
     return declare(emit, ANY, keeps=False)
 
@@ -334,7 +337,7 @@ emitter("keras", ir.tensor.ReduceSum)(_reduce("sum"))
 
 @emitter("keras", ir.tensor.MatMul)
 def _matmul(ctx: KerasContext) -> KerasLayer:
-    return KerasLayer(f"MatMul({kwargs(name=ctx.node.name)})", wants=LOGICAL, helpers=("MatMul",))
+    return KerasLayer(call("MatMul", name=ctx.node.name), wants=LOGICAL, helpers=("MatMul",))
 
 
 # What each emitter's layer needs of its inputs' layout (see keras_emit.declare)

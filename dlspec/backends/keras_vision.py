@@ -6,9 +6,9 @@ from .. import ir
 from ..errors import UsageError
 from ..ir import Act
 from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
-from .codegen import Raw, call, kwargs, literal
 from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, _init, _w, declare, fused
 from .registry import emitter
+from .source import call
 
 HELPERS["TorchPool"] = '''
 @keras.saving.register_keras_serializable(package="dlspec")
@@ -115,7 +115,7 @@ def _conv(ctx: KerasContext) -> KerasLayer:
         padding = "valid"
         if any(b or e for b, e in geo.pads):
             pads = _one([(b, e) if b != e else b for b, e in geo.pads])
-            pre.append(("pad", f"keras.layers.ZeroPadding{nd}D({kwargs(padding=pads)})"))
+            pre.append(("pad", call(f"keras.layers.ZeroPadding{nd}D", padding=pads)))
     params = {p.name: p for p in node.params}
     one = _one((1,) * nd)
     common = {"kernel_size": _one(geo.kernel), "strides": _one(geo.stride), "padding": padding,
@@ -123,17 +123,17 @@ def _conv(ctx: KerasContext) -> KerasLayer:
     if depthwise:
         target = f"keras.layers.DepthwiseConv{nd}D"
         values = {**common, "depth_multiplier": a["filters"] // a["groups"]}
-        init = {"depthwise_initializer": Raw(_init(params["weight"], exact_fans=False))}
+        init = {"depthwise_initializer": _init(params["weight"], exact_fans=False)}
     else:
         target = f"keras.layers.Conv{nd}D"
         values = {"filters": a["filters"], **common, "groups": a["groups"]}
-        init = {"kernel_initializer": Raw(_init(params["weight"]))}
+        init = {"kernel_initializer": _init(params["weight"])}
     if a["use_bias"]:
-        init["bias_initializer"] = Raw(_init(params["bias"]))
+        init["bias_initializer"] = _init(params["bias"])
     # Keras' defaults are left out; initialisers stay explicit (torch's defaults differ)
     defaults = {"strides": one, "padding": "valid", "dilation_rate": one, "groups": 1, "depth_multiplier": 1,
-                "activation": Raw("None"), "use_bias": True}
-    layer = call(target, defaults, **values, activation=Raw(act), use_bias=a["use_bias"], **init, name=node.name)
+                "activation": None, "use_bias": True}
+    layer = call(target, **values, activation=act, use_bias=a["use_bias"], **init, name=node.name, defaults=defaults)
     return KerasLayer(layer, _conv_weights(ctx, depthwise), CHANNELS_LAST, helpers, pre=pre, post=post)
 
 
@@ -147,19 +147,19 @@ def _conv_transpose(ctx: KerasContext) -> KerasLayer:
     k, s = per_axis(a["kernel"], 2, "kernel"), per_axis(a["stride"], 2, "stride")
     p, op_ = per_axis(a["padding"], 2, "padding"), per_axis(a["output_padding"], 2, "output_padding")
     params = {q.name: q for q in node.params}
-    args = kwargs(filters=a["filters"], kernel_size=_one(k), strides=_one(s), padding="valid", use_bias=a["use_bias"])
-    args += f", kernel_initializer={_init(params['weight'], exact_fans=False)}"
+    init = {"kernel_initializer": _init(params["weight"], exact_fans=False)}
     if a["use_bias"]:
-        args += f", bias_initializer={_init(params['bias'])}"
+        init["bias_initializer"] = _init(params["bias"])
     post = []
     # torch's padding crops the full output and output_padding gives rows back at the end; Keras' valid
     # output is in*s + max(k - s, 0), which is s - k longer than torch's full output when k < s
     crop = tuple((pi, pi - oi + max(si - ki, 0)) for pi, oi, si, ki in zip(p, op_, s, k))
     if any(b or e for b, e in crop):
-        post.append(("crop", f"keras.layers.Cropping2D({kwargs(cropping=crop)})"))
+        post.append(("crop", call("keras.layers.Cropping2D", cropping=crop)))
     weights = [_w(node, "weight", ("transpose", (2, 3, 1, 0)))] + ([_w(node, "bias")] if a["use_bias"] else [])
-    return KerasLayer(f"keras.layers.Conv2DTranspose({args}, name={literal(node.name)})", weights, CHANNELS_LAST,
-                      post=post)
+    layer = call("keras.layers.Conv2DTranspose", filters=a["filters"], kernel_size=_one(k), strides=_one(s),
+                 padding="valid", use_bias=a["use_bias"], **init, name=node.name)
+    return KerasLayer(layer, weights, CHANNELS_LAST, post=post)
 
 
 def _pool(ctx: KerasContext) -> KerasLayer:
@@ -168,12 +168,13 @@ def _pool(ctx: KerasContext) -> KerasLayer:
     geo = pool_geometry(a, ctx.in_shape[1:], a.get("count_include_pad", True))
     if not any(geo.pads) and not any(geo.extra):
         cls = f"{'Max' if kind == 'max' else 'Average'}Pooling{nd}D"
-        args = kwargs(pool_size=_one(geo.kernel), strides=_one(geo.stride), padding="valid", name=node.name)
-        return KerasLayer(f"keras.layers.{cls}({args})", wants=CHANNELS_LAST)
-    args = kwargs(kind=kind, pool_size=geo.kernel, strides=geo.stride, padding=geo.pads, ceil_mode=a["ceil_mode"])
-    if kind == "avg":
-        args += ", " + kwargs(count_include_pad=a["count_include_pad"])
-    return KerasLayer(f"TorchPool({args}, name={literal(node.name)})", wants=CHANNELS_LAST, helpers=("TorchPool",))
+        layer = call(f"keras.layers.{cls}", pool_size=_one(geo.kernel), strides=_one(geo.stride), padding="valid",
+                     name=node.name)
+        return KerasLayer(layer, wants=CHANNELS_LAST)
+    extra = {"count_include_pad": a["count_include_pad"]} if kind == "avg" else {}
+    layer = call("TorchPool", kind=kind, pool_size=geo.kernel, strides=geo.stride, padding=geo.pads,
+                 ceil_mode=a["ceil_mode"], **extra, name=node.name)
+    return KerasLayer(layer, wants=CHANNELS_LAST, helpers=("TorchPool",))
 
 
 for _op in (ir.vision.MaxPool1d, ir.vision.MaxPool2d, ir.vision.AvgPool1d, ir.vision.AvgPool2d):
@@ -183,8 +184,9 @@ for _op in (ir.vision.MaxPool1d, ir.vision.MaxPool2d, ir.vision.AvgPool1d, ir.vi
 def _global(kind: str, keepdims: bool = False):
     def emit(ctx: KerasContext) -> KerasLayer:
         nd = len(ctx.in_shape) - 1
-        args = kwargs(keepdims=True, name=ctx.node.name) if keepdims else kwargs(name=ctx.node.name)
-        return KerasLayer(f"keras.layers.Global{kind}Pooling{nd}D({args})", wants=CHANNELS_LAST)
+        keep = {"keepdims": True} if keepdims else {}
+        return KerasLayer(call(f"keras.layers.Global{kind}Pooling{nd}D", **keep, name=ctx.node.name),
+                          wants=CHANNELS_LAST)
 
     return declare(emit, CHANNELS_LAST)
 
@@ -196,8 +198,8 @@ emitter("keras", ir.vision.GlobalMaxPool)(_global("Max"))
 @emitter("keras", ir.vision.GroupNorm)
 def _groupnorm(ctx: KerasContext) -> KerasLayer:
     a, node = ctx.node.attrs, ctx.node
-    args = kwargs(groups=a["groups"], axis=-1, epsilon=a["eps"], name=node.name)
-    return KerasLayer(f"GroupNorm({args})", [_w(node, "weight"), _w(node, "bias")], CHANNELS_LAST,
+    layer = call("GroupNorm", groups=a["groups"], axis=-1, epsilon=a["eps"], name=node.name)
+    return KerasLayer(layer, [_w(node, "weight"), _w(node, "bias")], CHANNELS_LAST,
                       helpers=("GroupNorm",))  # the helper is defined in keras_norm.py
 
 
@@ -205,8 +207,8 @@ def _groupnorm(ctx: KerasContext) -> KerasLayer:
 def _zero_pad(ctx: KerasContext) -> KerasLayer:
     nd = len(ctx.in_shape) - 1
     pads = zero_pad_amounts(ctx.node.attrs, nd)
-    args = kwargs(padding=_one([tuple(p) for p in pads]), name=ctx.node.name)
-    return KerasLayer(f"keras.layers.ZeroPadding{nd}D({args})", wants=CHANNELS_LAST)
+    layer = call(f"keras.layers.ZeroPadding{nd}D", padding=_one([tuple(p) for p in pads]), name=ctx.node.name)
+    return KerasLayer(layer, wants=CHANNELS_LAST)
 
 
 @emitter("keras", ir.vision.Upsample)
@@ -217,10 +219,9 @@ def _upsample(ctx: KerasContext) -> KerasLayer:
                          "(Keras resizes with half-pixel centres only)")
     scale = per_axis(a["scale"], nd, "scale")
     if nd == 1:
-        return KerasLayer(f"keras.layers.UpSampling1D({kwargs(size=scale[0], name=ctx.node.name)})",
-                          wants=CHANNELS_LAST)
-    args = kwargs(size=scale, interpolation=a["mode"], name=ctx.node.name)
-    return KerasLayer(f"keras.layers.UpSampling2D({args})", wants=CHANNELS_LAST)
+        return KerasLayer(call("keras.layers.UpSampling1D", size=scale[0], name=ctx.node.name), wants=CHANNELS_LAST)
+    layer = call("keras.layers.UpSampling2D", size=scale, interpolation=a["mode"], name=ctx.node.name)
+    return KerasLayer(layer, wants=CHANNELS_LAST)
 
 
 # What each emitter's layer needs of its inputs' layout (see keras_emit.declare)

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
 from .. import ir
-from ..ir import Act, Graph, Node, Param
+from ..ir import Act, Graph, Param
+from ..ir import Node as GraphNode
 from ..spec.types import RESERVED_NAMES
 from .classes import BLOCK, class_names, collapse, group_classes, instances
-from .codegen import (
-    READ_SAFETENSORS,
-    UNWRAPPED,
-    call,
-    class_name,
-    format_lines,
-    frozen_prefixes,
-    header,
-    kwargs,
-    literal,
-    module_source,
-    where,
-)
+from .codegen import READ_SAFETENSORS, class_name, format_lines, frozen_prefixes, header, module_source, where
 from .context import EmitContext
 from .registry import emitter, emitters
+from .source import Atom, Attr, Call, Dict, List, Node, Ref, Stmt, Subscript, Var, call, lit, mapped, method
 
 
 @dataclass
@@ -31,9 +20,9 @@ class TorchLayer:
     """A node in torch: an optional submodule, its forward expression, its initialisers, and the names of
     the helper classes (keys of ``HELPERS``) its module needs in the generated file."""
 
-    call: str
-    module: str | None = None
-    inits: list[str] = field(default_factory=list)
+    call: Node
+    module: Node | None = None
+    inits: list[Node] = field(default_factory=list)
     helpers: tuple[str, ...] = ()
     line: str = "own"  # its line of forward: "own" (with its comment), "shared" (no comment: its members have
     # theirs in the constructor), or "none" (a member of an nn.Sequential that the last member's line calls)
@@ -57,71 +46,71 @@ DEFAULTS = {
 }
 
 
-def construct(target: str, **values) -> str:
+def construct(target: str, *args, **values) -> Call:
     """A constructor or function call with torch's defaults left out."""
-    return call(target, DEFAULTS.get(target, {}), **values)
+    return call(target, *args, defaults=DEFAULTS.get(target, {}), **values)
 
 
-def _fn(target: str, x: str, **values) -> str:
+def _fn(target: str, x: Node, **values) -> Call:
     """``target(x, ...)``: a functional call on ``x`` with torch's defaults left out."""
-    rest = construct(target, **values)[len(target) + 1:-1]
-    return f"{target}({x}, {rest})" if rest else f"{target}({x})"
+    return construct(target, x, **values)
 
 
 # One forward expression per activation of the registry (dlspec/activations.py); a test checks the keys.
 ACTIVATIONS = {
     "linear": lambda act, x: x,
-    "relu": lambda act, x: f"F.relu({x})",
-    "relu6": lambda act, x: f"F.relu6({x})",
-    "leaky_relu": lambda act, x: f"F.leaky_relu({x}, {kwargs(negative_slope=act.negative_slope)})",
+    "relu": lambda act, x: call("F.relu", x),
+    "relu6": lambda act, x: call("F.relu6", x),
+    "leaky_relu": lambda act, x: call("F.leaky_relu", x, negative_slope=act.negative_slope),
     "elu": lambda act, x: _fn("F.elu", x, alpha=act.alpha),
     "gelu": lambda act, x: _fn("F.gelu", x, approximate=act.approximate),
-    "silu": lambda act, x: f"F.silu({x})",
-    "sigmoid": lambda act, x: f"torch.sigmoid({x})",
-    "tanh": lambda act, x: f"torch.tanh({x})",
-    "softmax": lambda act, x: f"F.softmax({x}, {kwargs(dim=act.axis)})",
-    "hardswish": lambda act, x: f"F.hardswish({x})",
-    "hardsigmoid": lambda act, x: f"F.hardsigmoid({x})",
-    "mish": lambda act, x: f"F.mish({x})",
+    "silu": lambda act, x: call("F.silu", x),
+    "sigmoid": lambda act, x: call("torch.sigmoid", x),
+    "tanh": lambda act, x: call("torch.tanh", x),
+    "softmax": lambda act, x: call("F.softmax", x, dim=act.axis),
+    "hardswish": lambda act, x: call("F.hardswish", x),
+    "hardsigmoid": lambda act, x: call("F.hardsigmoid", x),
+    "mish": lambda act, x: call("F.mish", x),
     "softplus": lambda act, x: _fn("F.softplus", x, beta=act.beta, threshold=act.threshold),
 }
 
 
-def activation(act: Act | None, x: str) -> str:
+def activation(act: Act | None, x: Node) -> Node:
     """Forward expression applying ``act`` to ``x``."""
     return x if act is None else ACTIVATIONS[act.kind](act, x)
 
 
 # One lowering per entry of the initialiser registry (dlspec/initializers.py). torch computes fans itself for
 # rank >= 2; a bias takes its layer's fans, so ranks below 2 get dlspec's limits explicitly (init_statement).
-INITIALIZERS = {
-    "zeros": "nn.init.zeros_({t})",
-    "ones": "nn.init.ones_({t})",
-    "normal": "nn.init.normal_({t})",
-    "glorot_uniform": "nn.init.xavier_uniform_({t})",
-    "glorot_normal": "nn.init.xavier_normal_({t})",
-    "he_uniform": 'nn.init.kaiming_uniform_({t}, nonlinearity="relu")',
-    "he_normal": 'nn.init.kaiming_normal_({t}, nonlinearity="relu")',
-    "lecun_uniform": 'nn.init.kaiming_uniform_({t}, nonlinearity="linear")',
-    "lecun_normal": 'nn.init.kaiming_normal_({t}, nonlinearity="linear")',
+INITIALIZERS = {  # (function, keyword arguments after the tensor)
+    "zeros": ("nn.init.zeros_", {}),
+    "ones": ("nn.init.ones_", {}),
+    "normal": ("nn.init.normal_", {}),
+    "glorot_uniform": ("nn.init.xavier_uniform_", {}),
+    "glorot_normal": ("nn.init.xavier_normal_", {}),
+    "he_uniform": ("nn.init.kaiming_uniform_", {"nonlinearity": "relu"}),
+    "he_normal": ("nn.init.kaiming_normal_", {"nonlinearity": "relu"}),
+    "lecun_uniform": ("nn.init.kaiming_uniform_", {"nonlinearity": "linear"}),
+    "lecun_normal": ("nn.init.kaiming_normal_", {"nonlinearity": "linear"}),
 }
 
 
-def init_statement(param: Param, target: str) -> str:
+def init_statement(param: Param, target: Node) -> Call:
     """A native initialiser call for one parameter (torch computes fans for rank >= 2)."""
     kind, scale = param.scale()  # a bias takes the fans of its layer
     if param.init not in INITIALIZERS:  # a fixed value no spec names, such as PReLU's 0.25
-        return f"nn.init.constant_({target}, {kwargs(val=scale)})"
+        return call("nn.init.constant_", target, val=scale)
     if kind == "constant" or len(param.shape) >= 2:
-        return INITIALIZERS[param.init].format(t=target)
+        fn, values = INITIALIZERS[param.init]
+        return call(fn, target, **values)
     if kind == "uniform":
-        return f"nn.init.uniform_({target}, {kwargs(a=-scale, b=scale)})"
-    return f"nn.init.normal_({target}, {kwargs(mean=0.0, std=scale)})"
+        return call("nn.init.uniform_", target, a=-scale, b=scale)
+    return call("nn.init.normal_", target, mean=0.0, std=scale)
 
 
-def _inits(ctx: EmitContext) -> list[str]:
+def _inits(ctx: EmitContext) -> list[Call]:
     node = ctx.node
-    return [init_statement(p, f"{ctx.module}.{p.name}") for p in node.params
+    return [init_statement(p, Attr(ctx.module, p.name)) for p in node.params
             if p.trainable and not (p.init in ("ones", "zeros") and node.op in ("batchnorm", "layernorm"))]
 
 
@@ -129,55 +118,54 @@ def _inits(ctx: EmitContext) -> list[str]:
 def _dense(ctx: EmitContext) -> TorchLayer:
     a = ctx.node.attrs
     module = construct("nn.Linear", in_features=ctx.in_shape[-1], out_features=a["units"], bias=a["use_bias"])
-    call = activation(Act.of(a["activation"]), f"{ctx.module}({ctx.x})")
-    return TorchLayer(call, module, _inits(ctx))
+    return TorchLayer(activation(Act.of(a["activation"]), call(ctx.module, ctx.x)), module, _inits(ctx))
 
 
 @emitter("torch", ir.ops.Activation)
 def _activation(ctx: EmitContext) -> TorchLayer:
     act = Act.of(ctx.node.attrs)
-    call = activation(act, ctx.x)
+    out = activation(act, ctx.x)
     if ctx.inplace and act is not None and act.kind in ("relu", "relu6", "leaky_relu", "elu"):
-        call = call[:-1] + ", inplace=True)"
-    return TorchLayer(call)
+        out = out.plus(inplace=True)
+    return TorchLayer(out)
 
 
 @emitter("torch", ir.ops.Dropout)
 def _dropout(ctx: EmitContext) -> TorchLayer:
-    return TorchLayer(f"{ctx.module}({ctx.x})", f"nn.Dropout({kwargs(p=ctx.node.attrs['rate'])})")
+    return TorchLayer(call(ctx.module, ctx.x), call("nn.Dropout", p=ctx.node.attrs["rate"]))
 
 
 @emitter("torch", ir.ops.BatchNorm)
 def _batchnorm(ctx: EmitContext) -> TorchLayer:
     a, rank = ctx.node.attrs, len(ctx.in_shape)
     cls = {1: "BatchNorm1d", 2: "BatchNorm1d", 3: "BatchNorm2d", 4: "BatchNorm3d"}[rank]
-    module = f"nn.{cls}({kwargs(num_features=ctx.in_shape[0], eps=a['eps'], momentum=a['momentum'])})"
-    return TorchLayer(f"{ctx.module}({ctx.x})", module)
+    module = call(f"nn.{cls}", num_features=ctx.in_shape[0], eps=a["eps"], momentum=a["momentum"])
+    return TorchLayer(call(ctx.module, ctx.x), module)
 
 
 @emitter("torch", ir.ops.Flatten)
 def _flatten(ctx: EmitContext) -> TorchLayer:
-    return TorchLayer(f"torch.flatten({ctx.x}, start_dim=1)")
+    return TorchLayer(call("torch.flatten", ctx.x, start_dim=1))
 
 
 @emitter("torch", ir.ops.Reshape)
 def _reshape(ctx: EmitContext) -> TorchLayer:
-    return TorchLayer(f"{ctx.x}.reshape{literal((-1,) + ctx.node.shape)}")
+    return TorchLayer(method(ctx.x, "reshape", -1, *ctx.node.shape))
 
 
 _DICT_METHODS = {"clear", "items", "keys", "pop", "update", "values"}
 
 
-def _access(name: str, tree: dict) -> str:
+def _access(name: str, tree: dict) -> Node:
     """``layer1.0.conv1`` -> ``self.layer1[0].conv1``, following the container kinds in ``tree``."""
-    out, node = "self", tree
+    out, node = Atom("self"), tree
     for part in name.split("."):
         if part.isdigit():
-            out += f"[{part}]" if _is_list(node) else f'["{part}"]'
-        elif out == "self" or (part not in RESERVED_NAMES and part not in _DICT_METHODS):
-            out += f".{part}"
+            out = Subscript(out, (Atom(part) if _is_list(node) else lit(part),))
+        elif out == Atom("self") or (part not in RESERVED_NAMES and part not in _DICT_METHODS):
+            out = Attr(out, part)
         else:
-            out += f'["{part}"]'
+            out = Subscript(out, (lit(part),))
         node = node[part]
     return out
 
@@ -201,29 +189,27 @@ class Scope(nn.Module):
 
 
 def _holds_parameter(node: dict) -> bool:
-    return any(isinstance(v, tuple) and v[0].startswith("nn.Parameter(") for v in node.values())
+    return any(isinstance(v, tuple) and isinstance(v[0], Call) and v[0].func == Atom("nn.Parameter")
+               for v in node.values())
 
 
-def _render(key: str | None, node) -> list[str]:
-    """Unformatted lines constructing one module-tree entry, each leaf followed by its comment: a leaf module or
-    a ModuleList/ModuleDict (a Scope where it holds a parameter). :func:`codegen.render` lays them out."""
-    head = f'"{key}": ' if key is not None else ""
+def _construct(node) -> tuple[Node, str]:
+    """The expression constructing one module-tree entry and its comment: a leaf module, or an nn.Sequential or
+    ModuleList/ModuleDict (a Scope where it holds a parameter) with a trailing comma after each member, which
+    keeps it one member per line. :func:`codegen.render` lays it out."""
     if isinstance(node, tuple):  # leaf: (module expression, comment)
-        expr, comment = node
-        return [f"{head}{expr},{comment}"]
+        return node[0], node[1].strip()
     if isinstance(node, Chain):
-        items = [ln for v in node.values() for ln in (_render(None, v) if isinstance(v, Chain) else [f"{v[0]},{v[1]}"])]
-        return [f"{head}nn.Sequential(", *items, "),"]
-    if _holds_parameter(node):
-        (call, bracket), closing = ("Scope(", "{"), "}"
-        items = [_render(k, v) for k, v in node.items()]
-    elif _is_list(node):
-        (call, bracket), closing = ("nn.ModuleList(", "["), "]"
-        items = [_render(None, node[str(i)]) for i in range(len(node))]
+        members = [_construct(v) for v in node.values()]
+        return Call(Atom("nn.Sequential"), tuple(m for m, _ in members), (), tuple(c for _, c in members), True), ""
+    if _is_list(node):
+        members = [_construct(node[str(i)]) for i in range(len(node))]
+        display = List(tuple(m for m, _ in members), tuple(c for _, c in members), True)
     else:
-        (call, bracket), closing = ("nn.ModuleDict(", "{"), "}"
-        items = [_render(k, v) for k, v in node.items()]
-    return [f"{head}{call}", bracket, *(ln for it in items for ln in it), closing, "),"]
+        members = [(lit(k), *_construct(v)) for k, v in node.items()]
+        display = Dict(tuple((k, m) for k, m, _ in members), tuple(c for _, _, c in members), True)
+    func = "Scope" if _holds_parameter(node) else "nn.ModuleList" if _is_list(node) else "nn.ModuleDict"
+    return call(func, display), ""
 
 
 class Chain(dict):
@@ -231,9 +217,10 @@ class Chain(dict):
 
 
 # Activations that a chain holds as modules, as torchvision's blocks do (each reads a value nothing else reads)
-_ACTIVATION_MODULES = {"relu": "nn.ReLU(inplace=True)", "relu6": "nn.ReLU6(inplace=True)",
-                       "hardswish": "nn.Hardswish(inplace=True)", "hardsigmoid": "nn.Hardsigmoid(inplace=True)",
-                       "silu": "nn.SiLU(inplace=True)", "sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()"}
+_ACTIVATION_MODULES = {"relu": call("nn.ReLU", inplace=True), "relu6": call("nn.ReLU6", inplace=True),
+                       "hardswish": call("nn.Hardswish", inplace=True),
+                       "hardsigmoid": call("nn.Hardsigmoid", inplace=True), "silu": call("nn.SiLU", inplace=True),
+                       "sigmoid": call("nn.Sigmoid"), "tanh": call("nn.Tanh")}
 
 
 def _chains(graph: Graph, out: list, names: dict[str, str], tree: dict) -> None:
@@ -273,7 +260,7 @@ def _chains(graph: Graph, out: list, names: dict[str, str], tree: dict) -> None:
                 if path != f"{head}.{k}" or src is None or len(node.inputs) > 1 and node.op != BLOCK:
                     break
                 act = Act.of(node.attrs) if node.op == "activation" else None
-                if str(k) in inner and lay.call == f"\x00{path}\x00({names[src]})":
+                if str(k) in inner and lay.call == call(Ref(path), names[src]):
                     modules.append(inner[str(k)][0] if isinstance(inner[str(k)], tuple) else inner[str(k)])
                 elif k > 0 and not lay.module and act is not None and act.kind in _ACTIVATION_MODULES \
                         and act == Act(act.kind) and str(k) not in inner:
@@ -288,7 +275,7 @@ def _chains(graph: Graph, out: list, names: dict[str, str], tree: dict) -> None:
                     for _, lay, _, _ in members[:-1]:
                         lay.line = "none"
                     last = members[-1]
-                    last[1].call, last[1].line = f"\x00{head}\x00({names[members[0][3]]})", "shared"
+                    last[1].call, last[1].line = call(Ref(head), names[members[0][3]]), "shared"
                     last[2], last[3] = head, members[0][3]
                     live[at[0]:at[-1] + 1] = [last]
                     merged = True
@@ -312,7 +299,7 @@ def _leaves(tree: dict, prefix: str = ""):
             yield from _leaves(value, f"{prefix}{key}.")
 
 
-def _frozen_lines(graph: Graph) -> tuple[list[str], list[str]]:
+def _frozen_lines(graph: Graph) -> tuple[list[Stmt], list[str]]:
     """Module-level constants naming the frozen submodules and parameters, and the ``__init__`` lines that
     freeze them; the class's ``train`` keeps frozen submodules in inference mode."""
     prefixes = frozen_prefixes({n.name: not n.trainable for n in graph.nodes if n.params})
@@ -320,10 +307,10 @@ def _frozen_lines(graph: Graph) -> tuple[list[str], list[str]]:
     modules = [p for p in prefixes if p not in params]
     consts, init = [], []
     if modules:
-        consts.append(f"FROZEN = {literal(tuple(modules))}  # fixed weights, BatchNorm in inference mode")
+        consts.append(Stmt("", "FROZEN = ", lit(tuple(modules)), "# fixed weights, BatchNorm in inference mode"))
         init += ["        for name in FROZEN:", "            self.get_submodule(name).requires_grad_(False)"]
     if params:
-        consts.append(f"FROZEN_PARAMETERS = {literal(tuple(params))}")
+        consts.append(Stmt("", "FROZEN_PARAMETERS = ", lit(tuple(params))))
         init += ["        for name in FROZEN_PARAMETERS:", "            self.get_parameter(name).requires_grad_(False)"]
     return consts, init
 
@@ -338,16 +325,8 @@ TRAIN = '''
 '''
 
 
-def _module_lines(tree: dict) -> list[str]:
-    lines = []
-    for key, node in tree.items():
-        if isinstance(node, tuple):
-            expr, comment = node
-            lines.append(f"        self.{key} = {expr}{comment}")
-        else:
-            body = _render(None, node)
-            lines += [f"        self.{key} = {body[0]}", *body[1:-1], ")"]  # no trailing comma on the statement
-    return lines
+def _module_lines(tree: dict) -> list[Stmt]:
+    return [Stmt("        ", f"self.{key} = ", *_construct(node)) for key, node in tree.items()]
 
 
 # Ops whose backward pass does not read their own output, so a single consumer may overwrite it in place
@@ -412,28 +391,24 @@ def variables(graph: Graph, stem: str = "x", chains: dict[str, str] | None = Non
     return var
 
 
-_HOLE = re.compile("\x00([^\x00]*)\x00")
-_VAR = re.compile("\x01([^\x01]*)\x01")
-
-
 def _layers(graph: Graph, stem: str):
     """Emit every node once: [(node, TorchLayer)], the module tree and each value's variable. Emitters see
     placeholders for the path to their submodule and for the variables they read, filled in once the tree shows
     which containers are lists and which layers form an ``nn.Sequential`` (whose value is named after it)."""
     table, tree, inplace = emitters("torch"), {}, inplace_values(graph)
-    names = {v: f"\x01{v}\x01" for v in [i.name for i in graph.inputs] + [n.name for n in graph.nodes]}
+    names: dict[str, Node] = {v: Var(v) for v in [i.name for i in graph.inputs] + [n.name for n in graph.nodes]}
     for node in graph.nodes:
         if node.op == "parameter":
-            names[node.name] = f"\x00{node.name}\x00"
+            names[node.name] = Ref(node.name)
     out = []
     for node in graph.nodes:
         if node.op == BLOCK:
             path = node.attrs["path"]
-            lay = TorchLayer(f"\x00{path}\x00({', '.join(names[v] for v in node.inputs)})", node.attrs["module"])
+            lay = TorchLayer(call(Ref(path), *(names[v] for v in node.inputs)), node.attrs["module"])
         else:
             path = node.name
             ctx = EmitContext(graph, node, [names[v] for v in node.inputs], [graph.shape_of(v) for v in node.inputs],
-                              f"\x00{path}\x00", inplace=bool(node.inputs) and node.inputs[0] in inplace)
+                              Ref(path), inplace=bool(node.inputs) and node.inputs[0] in inplace)
             lay = table[node.op](ctx)
         if lay.module:
             *parents, leaf = path.split(".")
@@ -447,24 +422,24 @@ def _layers(graph: Graph, stem: str):
     kept, chains = [], {}
     for node, lay in out:
         if lay.line == "shared":  # the chain's value, computed from the chain's input
-            head, src = re.fullmatch(r"\x00([^\x00]*)\x00\(\x01([^\x01]*)\x01\)", lay.call).groups()
+            head, src = lay.call.func.path, lay.call.args[0].value
             chains[node.name] = head
             node = replace(node, inputs=(src,))
         if lay.line != "none":
             kept.append(node)
     var = variables(replace(graph, nodes=kept), stem, chains)
-    var.update((v, names[v]) for v in names if names[v].startswith("\x00"))  # parameters: self.<path>
-
-    def fill(text: str) -> str:
-        text = _VAR.sub(lambda m: var[m.group(1)], text)
-        return _HOLE.sub(lambda m: _access(m.group(1), tree), text)
+    def hole(node: Node) -> Node | None:
+        if isinstance(node, Var):
+            return Atom(var[node.value])
+        return _access(node.path, tree) if isinstance(node, Ref) else None
 
     for _, lay in out:  # a chain's members other than the last have no line of their own
-        lay.call, lay.inits = fill(lay.call) if lay.line != "none" else "", [fill(i) for i in lay.inits]
-    return out, tree, {v: fill(n) for v, n in var.items()}
+        lay.call = mapped(lay.call, hole) if lay.line != "none" else None
+        lay.inits = [mapped(i, hole) for i in lay.inits]
+    return out, tree, {v: str(mapped(names[v], hole)) for v in var}
 
 
-def _class_lines(graph: Graph, cls: str, stem: str = "x", whole: Graph | None = None) -> list[str]:
+def _class_lines(graph: Graph, cls: str, stem: str = "x", whole: Graph | None = None) -> list[str | Stmt]:
     """An ``nn.Module`` class computing ``graph``: submodules, initialisers, forward. The model's class (of
     ``whole``, the graph before block instances became nodes) also freezes what the spec freezes."""
     layers, tree, names = _layers(graph, stem)
@@ -473,9 +448,9 @@ def _class_lines(graph: Graph, cls: str, stem: str = "x", whole: Graph | None = 
     lines += _module_lines(tree)
     inits = [s for _, lay in layers for s in lay.inits]
     if inits:
-        lines += ["        with torch.no_grad():"] + [f"            {s}" for s in inits]
+        lines += ["        with torch.no_grad():"] + [Stmt("            ", "", s) for s in inits]
     lines += freeze
-    if any(line.startswith("FROZEN =") for line in consts):
+    if any(line.head == "FROZEN = " for line in consts):
         lines += TRAIN.rstrip("\n").splitlines()
     args = ", ".join(names[i.name] for i in graph.inputs)
     lines += ["", f"    def forward(self, {args}):"]
@@ -483,12 +458,12 @@ def _class_lines(graph: Graph, cls: str, stem: str = "x", whole: Graph | None = 
         if node.op == "parameter" or lay.line == "none":
             continue
         if lay.line == "shared":
-            lines.append(f"        {names[node.name]} = {lay.call}")
-        elif lay.call == names[node.name]:  # an identity (a linear activation) whose value stays where it is
+            lines.append(Stmt("        ", f"{names[node.name]} = ", lay.call))
+        elif lay.call == Atom(names[node.name]):  # an identity (a linear activation) whose value stays where it is
             lines.append(f"        {where(graph, node)} (identity)")
         else:
-            lines.append(f"        {names[node.name]} = {lay.call}  {where(graph, node)}")
-    lines.append(f"        return {', '.join(names[o] for o in graph.outputs)}")
+            lines.append(Stmt("        ", f"{names[node.name]} = ", lay.call, where(graph, node)))
+    lines.append(Stmt("        ", "return ", Atom(", ".join(names[o] for o in graph.outputs))))
     return lines
 
 
@@ -502,13 +477,7 @@ def _collapse(graph: Graph, taken: set[str]) -> tuple[Graph, list[list[str]]]:
         if not insts:
             continue
         names = class_names(list(dict.fromkeys(i.block for i in insts)), taken)
-        drafts = {}
-        UNWRAPPED[0] = True
-        try:
-            for inst in insts:
-                drafts[inst.prefix] = "\n".join(_class_lines(inst.graph, names[inst.block], "out")) + "\n"
-        finally:
-            UNWRAPPED[0] = False
+        drafts = {inst.prefix: _class_lines(inst.graph, names[inst.block], "out") for inst in insts}
         made = group_classes(insts, drafts, names, taken, ("def __init__(self):", "def __init__(self{params}):"),
                              lambda i: "    def forward(self, " + ", ".join(x.name for x in i.graph.inputs) + "):")
         sections += list({id(c): c.lines for c in made.values()}.values())
@@ -517,7 +486,7 @@ def _collapse(graph: Graph, taken: set[str]) -> tuple[Graph, list[list[str]]]:
     return replace(graph, nodes=_sequential(graph.nodes, graph.outputs)), sections
 
 
-def _sequential(nodes: list[Node], outputs: list[str]) -> list[Node]:
+def _sequential(nodes: list[GraphNode], outputs: list[str]) -> list[GraphNode]:
     """A chain of block instances ``p.0``, ``p.1``, ... that are all of ``p``, each reading only the previous
     one's output and nothing else reading it: one ``nn.Sequential`` named ``p``."""
     readers: dict[str, int] = {}
@@ -538,7 +507,7 @@ def _sequential(nodes: list[Node], outputs: list[str]) -> list[Node]:
         if len(chain[0].inputs) != 1 or any(b.inputs != (a.name,) or readers.get(a.name) != 1 or a.name in outputs
                                             for a, b in zip(chain, chain[1:])):
             continue
-        module = f"nn.Sequential({', '.join(n.attrs['module'] for n in chain)})"
+        module = call("nn.Sequential", *(n.attrs["module"] for n in chain))
         merged[chain[-1].name] = replace(chain[-1], inputs=chain[0].inputs, attrs={"path": head, "module": module},
                                          loc=chain[0].loc)
         for n in chain[:-1]:
@@ -564,7 +533,8 @@ def generate(graph: Graph, weights_file: str | None = None) -> str:
                   "    return model"], LOAD_WEIGHTS.strip("\n").splitlines(), READ_SAFETENSORS.strip("\n").splitlines()]
     imports = ["import numpy as np", "import torch", "from torch import nn"]
     imports += ["from torch.nn import functional as F"] if "F." in text else []
-    consts = [f"WEIGHTS = Path(__file__).with_name({literal(weights_file)})"] if weights_file else []
+    weights = method(call("Path", Atom("__file__")), "with_name", weights_file)
+    consts = [Stmt("", "WEIGHTS = ", weights)] if weights_file else []
     return module_source(header(graph, "PyTorch"), ["json", "pathlib"] if weights_file else ["json"], imports,
                          format_lines(consts + _frozen_lines(graph)[0]), sections)
 

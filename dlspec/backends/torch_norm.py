@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from .. import ir
 from ..ir.norm import norm_axes, normalized_shape, trailing
-from .codegen import kwargs, literal
 from .context import EmitContext
 from .registry import emitter
+from .source import call, method
 from .torch_emit import HELPERS, TorchLayer, construct
 
 
@@ -14,12 +14,12 @@ def _normalize(ctx: EmitContext, cls: str, **extra) -> TorchLayer:
     """``cls`` over the normalised axes: directly when they are the last ones, else between two permutes."""
     axes, rank = norm_axes(ctx.node.attrs, ctx.in_shape), len(ctx.in_shape) + 1
     shape = normalized_shape(ctx.node.attrs, ctx.in_shape)
-    module = f"nn.{cls}({kwargs(normalized_shape=shape[0] if len(shape) == 1 else shape, **extra)})"
+    module = call(f"nn.{cls}", normalized_shape=shape[0] if len(shape) == 1 else shape, **extra)
     if trailing(axes, rank):
-        return TorchLayer(f"{ctx.module}({ctx.x})", module)
+        return TorchLayer(call(ctx.module, ctx.x), module)
     perm = [0] + [a for a in range(1, rank) if a not in axes] + list(axes)
     inverse = [perm.index(a) for a in range(rank)]
-    return TorchLayer(f"{ctx.module}({ctx.x}.permute{literal(tuple(perm))}).permute{literal(tuple(inverse))}", module)
+    return TorchLayer(method(call(ctx.module, method(ctx.x, "permute", *perm)), "permute", *inverse), module)
 
 
 @emitter("torch", ir.norm.LayerNorm)
@@ -35,7 +35,7 @@ def _rmsnorm(ctx: EmitContext) -> TorchLayer:
 @emitter("torch", ir.norm.PReLU)
 def _prelu(ctx: EmitContext) -> TorchLayer:
     n = 1 if ctx.node.attrs["shared"] else ctx.in_shape[0]
-    return TorchLayer(f"{ctx.module}({ctx.x})", construct("nn.PReLU", num_parameters=n, init=0.25))
+    return TorchLayer(call(ctx.module, ctx.x), construct("nn.PReLU", num_parameters=n, init=0.25))
 
 
 def _output_size(ctx: EmitContext):
@@ -46,13 +46,13 @@ def _output_size(ctx: EmitContext):
 @emitter("torch", ir.norm.AdaptiveAvgPool)
 def _adaptive_avg(ctx: EmitContext) -> TorchLayer:
     nd = len(ctx.in_shape) - 1
-    return TorchLayer(f"F.adaptive_avg_pool{nd}d({ctx.x}, {kwargs(output_size=_output_size(ctx))})")
+    return TorchLayer(call(f"F.adaptive_avg_pool{nd}d", ctx.x, output_size=_output_size(ctx)))
 
 
 @emitter("torch", ir.norm.AdaptiveMaxPool)
 def _adaptive_max(ctx: EmitContext) -> TorchLayer:
     nd = len(ctx.in_shape) - 1
-    return TorchLayer(f"F.adaptive_max_pool{nd}d({ctx.x}, {kwargs(output_size=_output_size(ctx))})")
+    return TorchLayer(call(f"F.adaptive_max_pool{nd}d", ctx.x, output_size=_output_size(ctx)))
 
 
 HELPERS["StochasticDepth"] = '''
@@ -79,5 +79,5 @@ class StochasticDepth(nn.Module):
 def _stochastic_depth(ctx: EmitContext) -> TorchLayer:
     """A module, as in torchvision (one short line in forward, however many digits the rate has)."""
     a = ctx.node.attrs
-    return TorchLayer(f"{ctx.module}({ctx.x})", f"StochasticDepth({kwargs(p=a['rate'], mode=a['mode'])})",
+    return TorchLayer(call(ctx.module, ctx.x), call("StochasticDepth", p=a["rate"], mode=a["mode"]),
                       helpers=("StochasticDepth",))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from .. import ir
 from ..ir.swin import compact, windows
-from .codegen import kwargs
 from .context import EmitContext
 from .registry import emitter
+from .source import Attr, call
 from .torch_emit import HELPERS, TorchLayer, init_statement
 
 HELPERS["WindowAttention"] = '''
@@ -84,7 +84,7 @@ class WindowAttention(nn.Module):
 @emitter("torch", ir.swin.WindowAttention)
 def _window_attention(ctx: EmitContext) -> TorchLayer:
     g, shift = windows(ctx.node.attrs, ctx.in_shape), ctx.node.attrs["shift"]  # the module applies the shift rule
-    module = f"WindowAttention({kwargs(dim=g.c, heads=g.heads, window=compact(g.window), shift=compact(shift))})"
-    inits = [init_statement(p, f"{ctx.module}.{p.name}") for p in ctx.node.params if p.trainable]
-    return TorchLayer(f"{ctx.module}({ctx.x})", module, inits, helpers=("WindowAttention",))
+    module = call("WindowAttention", dim=g.c, heads=g.heads, window=compact(g.window), shift=compact(shift))
+    inits = [init_statement(p, Attr(ctx.module, p.name)) for p in ctx.node.params if p.trainable]
+    return TorchLayer(call(ctx.module, ctx.x), module, inits, helpers=("WindowAttention",))
 
