@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from .. import ir
 from ..ir.pad import pad_widths
-from .codegen import kwargs
 from .keras_emit import ANY, HELPERS, KerasContext, KerasLayer, declare
 from .registry import emitter
+from .source import call
 
 HELPERS["Pad"] = '''
 @keras.saving.register_keras_serializable(package="dlspec")
@@ -33,13 +33,13 @@ class Pad(keras.layers.Layer):
 def _pad(ctx: KerasContext) -> KerasLayer:
     widths = pad_widths(ctx.node.attrs, ctx.in_shape)
     if not widths:
-        return KerasLayer("", wants=ANY, alias=True)
+        return KerasLayer(None, wants=ANY, alias=True)
     pad_width = [[0, 0] for _ in range(len(ctx.in_shape) + 1)]
     for axis, b, a in widths:
         pad_width[ctx.axis(axis + 1)] = [b, a]
     value = ctx.node.attrs["value"]
-    args = kwargs(pad_width=pad_width, **({"value": value} if value else {}), name=ctx.node.name)
-    return KerasLayer(f"Pad({args})", wants=ANY, helpers=("Pad",))
+    layer = call("Pad", pad_width=pad_width, **({"value": value} if value else {}), name=ctx.node.name)
+    return KerasLayer(layer, wants=ANY, helpers=("Pad",))
 
 
 declare(_pad, ANY)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from .. import ir
 from ..ir.pad import pad_axes, pad_widths
-from .codegen import Raw, kwargs
 from .context import EmitContext
 from .registry import emitter
+from .source import Atom, Attr, BinOp, Lit, Neg, Paren, Subscript, call
 from .torch_emit import TorchLayer
 
 
@@ -16,9 +16,11 @@ def _after(ctx: EmitContext, axis: int, before: int, after: int):
     multiple = ctx.node.attrs["multiple"]
     if multiple == 1:
         return after
-    size = f"{ctx.x}.shape[{axis + 1}]" + (f" + {before + after}" if before + after else "")
-    rest = f"-{size} % {multiple}" if size.endswith("]") else f"-({size}) % {multiple}"
-    return Raw(f"{after} + {rest}" if after else rest)
+    size = Subscript(Attr(ctx.x, "shape"), (Atom(str(axis + 1)),))
+    if before + after:
+        size = Paren(BinOp("+", (size, Lit(before + after))))
+    rest = BinOp("%", (Neg(size), Lit(multiple)))
+    return BinOp("+", (Lit(after), rest)) if after else rest
 
 
 @emitter("torch", ir.pad.Pad)
@@ -33,4 +35,4 @@ def _pad(ctx: EmitContext) -> TorchLayer:
     # F.pad reads (before, after) pairs from the last axis backwards, down to the first axis it pads
     pad = tuple(w for axis in reversed(range(min(widths), len(ctx.in_shape))) for w in widths.get(axis, (0, 0)))
     value = attrs["value"]
-    return TorchLayer(f"F.pad({ctx.x}, {kwargs(pad=pad, **({'value': value} if value else {}))})")
+    return TorchLayer(call("F.pad", ctx.x, pad=pad, **({"value": value} if value else {})))
