@@ -64,8 +64,8 @@ def test_stages_import_only_to_their_left(stage):
     assert _stage_imports(stage) <= ALLOWED[stage]
 
 
-def test_ir_imports_no_framework():
-    for file in (PACKAGE / "ir").glob("*.py"):
+def test_ir_and_spec_import_no_framework():
+    for file in [*(PACKAGE / "ir").glob("*.py"), *(PACKAGE / "spec").glob("*.py")]:
         for node in ast.walk(ast.parse(file.read_text())):
             if isinstance(node, ast.Import):
                 assert not {a.name.split(".")[0] for a in node.names} & set(HEAVY), file
@@ -83,26 +83,44 @@ def test_every_op_has_a_spec_class_and_an_emitter_per_backend():
         assert set(table) <= set(OPS)
 
 
+def _definition(op):
+    return op if isinstance(op, type) else type(op)
+
+
 def test_every_op_documents_its_semantics():
     for name, op in OPS.items():
-        assert type(op).__doc__ and len(type(op).__doc__) > 30, name
+        doc = _definition(op).__doc__
+        assert doc and len(doc) > 30, name
 
 
 def test_registering_twice_is_an_error():
-    from dlspec.ir.ops import op
-    from dlspec.spec.layers import Dense
+    from typing import Literal
+
+    from dlspec.spec.layers import LayerBase, op
 
     with pytest.raises(ValueError, match="two torch emitters for op 'dense'"):
-        registry.emitter("torch", type(OPS["dense"]))(lambda ctx: None)
-    with pytest.raises(ValueError, match="two IR ops for layer type 'dense'"):
-        op(Dense)(type("Dense2", (), {}))
+        registry.emitter("torch", _definition(OPS["dense"]))(lambda ctx: None)
+
+    class Dense2(LayerBase):
+        """A second definition of dense."""
+
+        type: Literal["dense"] = "dense"
+
+    with pytest.raises(ValueError, match="two ops for layer type 'dense'"):
+        op(Dense2)
 
 
 def test_ops_and_emitters_are_keyed_by_definition_not_by_name():
-    """An op's name is written once, in its spec class's `type` literal: the IR op registers against the
-    spec class and every emitter against the IR op class, so no registration repeats the name."""
-    for name, ir_op in OPS.items():
-        assert ir_op.spec is LAYER_TYPES[name] and LAYER_TYPES[name].op is type(ir_op)
+    """An op's name is written once, in its definition's `type` literal: the definition (the spec class) is
+    what OPS holds and what every emitter registers against, so no registration repeats the name."""
+    from dlspec import ir, spec
+
+    for name, definition in OPS.items():
+        assert definition is LAYER_TYPES[name] or definition.spec is LAYER_TYPES[name], name
+    for backend in registry.BACKENDS:
+        registry.emitters(backend)
+        assert set(registry._EMITTERS[backend]) <= {_definition(op) for op in OPS.values()}
+    assert ir.ops.Dense is spec.layers.Dense
     calls = []
     for file in [*(PACKAGE / "ir").glob("*.py"), *(PACKAGE / "backends").glob("*.py")]:
         for node in ast.walk(ast.parse(file.read_text())):

@@ -3,8 +3,9 @@
 import importlib as _importlib
 import pkgutil as _pkgutil
 
+from ..spec.layers import OPS
+from ..spec.shapes import Act, ShapeError
 from .graph import Graph, Input, Node, Param, Shape, weight_name
-from .ops import OPS, Act, ShapeError
 
 # Every module of this package registers its ops when imported; none is listed by hand.
 for _info in _pkgutil.iter_modules(__path__):
