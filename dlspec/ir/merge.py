@@ -9,51 +9,13 @@ as many axes as the batched full shape, with size 1 where it meets the batch axi
 from __future__ import annotations
 
 from .. import spec
+from ..spec.merge import broadcast, show_shapes
 from .ops import Op, ShapeError, op
 
 
 def _at_least_two(inputs, what):
     if len(inputs) < 2:
         raise ShapeError(f"{what} needs two or more inputs", len(inputs), "inputs")
-
-
-def show_shapes(inputs, batched) -> str:
-    """'(N, 3, 4), (1, 4)': full shapes, with N for the batch axis."""
-    return ", ".join("(" + ", ".join(["N", *map(str, s)] if b else list(map(str, s)))
-                     + ("," if not b and len(s) == 1 else "") + ")" for s, b in zip(inputs, batched))
-
-
-def broadcast(inputs, batched, what) -> tuple[tuple[int, ...], bool]:
-    """Output shape (sample shape if batched, else full) and whether it is batched; numpy's rule."""
-    ranks = {len(s) for s, b in zip(inputs, batched) if b}
-    if len(ranks) > 1:
-        raise ShapeError("batched inputs must share one rank, so that their batch axes line up",
-                         show_shapes(inputs, batched), "inputs")
-    if not ranks:
-        full = [tuple(s) for s in inputs]
-        rank = max(len(s) for s in full)
-    else:
-        rank = ranks.pop() + 1
-        full = []
-        for s, b in zip(inputs, batched):
-            if b:
-                full.append((1,) + tuple(s))
-            elif len(s) > rank or (len(s) == rank and s[0] != 1):
-                raise ShapeError(f"a parameter broadcast against batched values of rank {rank} may have "
-                                 f"at most {rank} axes, with size 1 on the batch axis",
-                                 show_shapes(inputs, batched), "inputs")
-            else:
-                full.append(tuple(s))
-    out = []
-    for i in range(rank):
-        sizes = {s[len(s) - rank + i] for s in full if len(s) - rank + i >= 0} - {1}
-        if len(sizes) > 1:
-            raise ShapeError(f"shapes do not broadcast (numpy rule, right-aligned): axis {i} has sizes "
-                             f"{sorted(sizes)}", show_shapes(inputs, batched), "inputs")
-        out.append(sizes.pop() if sizes else 1)
-    if any(batched):
-        return tuple(out[1:]), True
-    return tuple(out), False
 
 
 class Broadcasting(Op):
