@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 
 from .. import spec
+from ..spec.vision import per_axis
 from .graph import Param, Shape
 from .ops import Op, ShapeError, op
-from .vision import per_axis
 
 
 def norm_axes(attrs: dict, shape: Shape) -> tuple[int, ...]:
