@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import Loc
-from ..spec.shapes import Param, Shape
+from ..spec.shapes import Param, Shape, numel
 
 
 @dataclass
@@ -88,7 +88,7 @@ class Graph:
         trainable = frozen = buffers = 0
         for n in self.nodes:
             for p in n.params:
-                size = _numel(p.shape)
+                size = numel(p.shape)
                 if not p.trainable:
                     buffers += size
                 elif n.trainable:
@@ -107,9 +107,3 @@ def weight_name(node: str, param: str) -> str:
     ``parameter`` node, whose one tensor is named ""."""
     return f"{node}.{param}" if param else node
 
-
-def _numel(shape: Shape) -> int:
-    out = 1
-    for d in shape:
-        out *= d
-    return out
