@@ -36,7 +36,7 @@ def test_generating_source_imports_no_framework():
 # Each stage may import only stages to its left (DESIGN.md section 2).
 ORDER = ["activations", "initializers", "errors", "files", "threads", "loader", "spec", "ir", "lower", "passes",
          "weights", "api", "backends", "summary", "parity", "schema", "cli"]
-ALLOWED = {"ir": {"errors", "activations", "initializers", "spec"}, "loader": {"errors", "files"},
+ALLOWED = {"ir": {"errors", "spec"}, "loader": {"errors", "files"},
            "files": {"errors"}, "threads": set(),
            "spec": {"errors", "loader", "activations", "initializers"},
            "lower": {"ir", "spec", "errors", "loader"}, "passes": {"errors", "ir"},
@@ -64,8 +64,8 @@ def test_stages_import_only_to_their_left(stage):
     assert _stage_imports(stage) <= ALLOWED[stage]
 
 
-def test_ir_imports_no_framework():
-    for file in (PACKAGE / "ir").glob("*.py"):
+def test_ir_and_spec_import_no_framework():
+    for file in [*(PACKAGE / "ir").glob("*.py"), *(PACKAGE / "spec").glob("*.py")]:
         for node in ast.walk(ast.parse(file.read_text())):
             if isinstance(node, ast.Import):
                 assert not {a.name.split(".")[0] for a in node.names} & set(HEAVY), file
@@ -84,33 +84,52 @@ def test_every_op_has_a_spec_class_and_an_emitter_per_backend():
 
 
 def test_every_op_documents_its_semantics():
-    for name, op in OPS.items():
-        assert type(op).__doc__ and len(type(op).__doc__) > 30, name
+    for name, definition in OPS.items():
+        assert definition.__doc__ and len(definition.__doc__) > 30, name
 
 
 def test_registering_twice_is_an_error():
-    from dlspec.ir.ops import op
-    from dlspec.spec.layers import Dense
+    from typing import Literal
+
+    from dlspec.spec.layers import LayerBase, op
 
     with pytest.raises(ValueError, match="two torch emitters for op 'dense'"):
-        registry.emitter("torch", type(OPS["dense"]))(lambda ctx: None)
-    with pytest.raises(ValueError, match="two IR ops for layer type 'dense'"):
-        op(Dense)(type("Dense2", (), {}))
+        registry.emitter("torch", OPS["dense"])(lambda ctx: None)
+
+    class Dense2(LayerBase):
+        """A second definition of dense."""
+
+        type: Literal["dense"] = "dense"
+
+    with pytest.raises(ValueError, match="two ops for layer type 'dense'"):
+        op(Dense2)
 
 
 def test_ops_and_emitters_are_keyed_by_definition_not_by_name():
-    """An op's name is written once, in its spec class's `type` literal: the IR op registers against the
-    spec class and every emitter against the IR op class, so no registration repeats the name."""
-    for name, ir_op in OPS.items():
-        assert ir_op.spec is LAYER_TYPES[name] and LAYER_TYPES[name].op is type(ir_op)
-    calls = []
-    for file in [*(PACKAGE / "ir").glob("*.py"), *(PACKAGE / "backends").glob("*.py")]:
+    """An op's name is written once, in its definition's `type` literal: the definition (the spec class) is
+    what OPS holds and what every emitter registers against, so no registration repeats the name."""
+    from dlspec import ir, spec
+
+    for name, definition in OPS.items():
+        assert definition is LAYER_TYPES[name] and definition.op_name == name
+        group = definition.__module__.rsplit(".", 1)[1]
+        assert getattr(getattr(ir, "ops" if group == "layers" else group), definition.__name__) is definition
+    for backend in registry.BACKENDS:
+        registry.emitters(backend)
+        assert set(registry._EMITTERS[backend]) <= set(OPS.values())
+    assert ir.tensor.Roll is spec.tensor.Roll
+    calls, decorated = [], 0
+    for file in [*(PACKAGE / "spec").glob("*.py"), *(PACKAGE / "ir").glob("*.py"),
+                 *(PACKAGE / "backends").glob("*.py")]:
         for node in ast.walk(ast.parse(file.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("op", "emitter"):
                 calls.append(node)
                 keys = node.args[-1:] if node.func.id == "op" else node.args[1:]
                 assert not any(isinstance(k, ast.Constant) for k in keys), (file.name, node.lineno)
-    assert len(calls) >= len(OPS) * 3
+            if isinstance(node, ast.ClassDef):
+                decorated += sum(isinstance(d, ast.Name) and d.id == "op" for d in node.decorator_list)
+    assert decorated == len(OPS)  # each op: one @op on its definition
+    assert sum(c.func.id == "emitter" for c in calls) >= len(OPS) * 2  # the scan sees the lowerings (some in loops)
 
 
 def test_reserved_names_cover_torch_module_attributes():

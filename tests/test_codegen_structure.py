@@ -240,7 +240,7 @@ def _recording(monkeypatch, seen: list):
         for op, fn in list(registry._EMITTERS[backend].items()):
             def recorded(ctx, fn=fn, backend=backend, op=op):
                 layer = fn(ctx)
-                seen.append((backend, op.name, ctx.node.name, copy.copy(layer)))  # as returned (writers fill it in)
+                seen.append((backend, op.op_name, ctx.node.name, copy.copy(layer)))  # as returned (writers fill it in)
                 return layer
 
             recorded.__dict__.update(fn.__dict__)

@@ -20,7 +20,7 @@ def emitter(backend: str, definition: type):
     def register(fn):
         table = _EMITTERS[backend]
         if definition in table:
-            raise ValueError(f"two {backend} emitters for op {definition.name!r}")
+            raise ValueError(f"two {backend} emitters for op {definition.op_name!r}")
         table[definition] = fn
         return fn
 
@@ -37,7 +37,7 @@ def emitters(backend: str) -> dict[str, Callable]:
     for info in pkgutil.iter_modules(here):
         if info.name.startswith(f"{backend}_"):
             importlib.import_module(f"{__package__}.{info.name}")
-    return {definition.name: fn for definition, fn in _EMITTERS[backend].items()}
+    return {definition.op_name: fn for definition, fn in _EMITTERS[backend].items()}
 
 
 def load(backend: str):

@@ -5,34 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import Loc
-from ..initializers import INITIALIZERS
-
-Shape = tuple[int, ...]  # one sample's shape: the batch axis is implicit
-
-@dataclass(frozen=True)
-class Param:
-    """A tensor a node owns: canonical ``<node>.<name>`` in the weights file (``<node>`` when name is "").
-
-    ``init`` names the initial distribution; ``fan_in``/``fan_out`` feed the scaled ones.
-    Buffers (``trainable=False``) are state such as BatchNorm's running statistics. ``value`` (row-major, with
-    ``init`` "fixed") is a computed constant buffer, such as Swin's relative position index.
-    """
-
-    name: str
-    shape: Shape
-    init: str
-    fan_in: int = 1
-    fan_out: int = 1
-    trainable: bool = True
-    value: tuple | None = None
-
-    def scale(self) -> tuple[str, float]:
-        """(distribution, limit, std or constant) of the initialiser (dlspec/initializers.py), from the fans;
-        ``init`` "constant:V" is a fixed value that no spec names (PReLU's 0.25)."""
-        if self.init.startswith("constant:"):
-            return "constant", float(self.init.split(":")[1])
-        entry = INITIALIZERS[self.init]
-        return entry.dist, entry.scale(self.fan_in, self.fan_out)
+from ..spec.shapes import Param, Shape, numel
 
 
 @dataclass
@@ -115,7 +88,7 @@ class Graph:
         trainable = frozen = buffers = 0
         for n in self.nodes:
             for p in n.params:
-                size = _numel(p.shape)
+                size = numel(p.shape)
                 if not p.trainable:
                     buffers += size
                 elif n.trainable:
@@ -134,9 +107,3 @@ def weight_name(node: str, param: str) -> str:
     ``parameter`` node, whose one tensor is named ""."""
     return f"{node}.{param}" if param else node
 
-
-def _numel(shape: Shape) -> int:
-    out = 1
-    for d in shape:
-        out *= d
-    return out

@@ -1,6 +1,8 @@
-"""Layer spec classes, one per layer ``type``. Each registers itself with :func:`layer`.
+"""Layer definitions, one class per layer ``type``: each registers itself with :func:`op` (or :func:`layer`).
 
-Attribute docstrings become descriptions in ``dlspec schema``. Every attribute whose
+A class is the op's whole definition: its typed attributes and their checks, its shape rule (``infer``),
+its canonical parameters with their initialisers (``params``) and, in its docstring, its exact semantics.
+Attribute and class docstrings become descriptions in ``dlspec schema``. Every attribute whose
 default differs between PyTorch and Keras is stated here, with dlspec's default.
 """
 
@@ -13,9 +15,11 @@ from pydantic import Field, model_validator
 from ..activations import ACTIVATIONS, ATTRIBUTES, attribute_owners
 from ..initializers import INITIALIZERS
 from .base import Strict, invalid
+from .shapes import Param, Shape, ShapeError, numel
 from .types import Bool, NodeName, Number, PositiveFloat, PositiveInt, Rate, UnitInterval
 
 LAYER_TYPES: dict[str, type] = {}
+OPS: dict[str, type] = {}  # the layer types that are IR ops (all but those the graph expands, such as split)
 
 ActivationName = Literal[tuple(ACTIVATIONS)]  # the activation registry, dlspec/activations.py
 Initializer = Literal[tuple(INITIALIZERS)]  # the initialiser registry, dlspec/initializers.py
@@ -32,13 +36,32 @@ class Regularizer(Strict):
 
 
 def layer(cls):
-    """Register a layer class under its ``type`` literal."""
-    LAYER_TYPES[cls.model_fields["type"].default] = cls
+    """Register a layer class under its ``type`` literal (a layer type that is not itself an op, such as
+    split, which the graph expands into ops; op definitions use :func:`op`)."""
+    name = cls.model_fields["type"].default
+    if any(base in LAYER_TYPES.values() for base in cls.__mro__[1:]):
+        raise ValueError(f"layer type {name!r} derives from another layer type; derive both from a common base")
+    LAYER_TYPES[name] = cls
+    return cls
+
+
+def op(cls):
+    """Register a layer class as an op: the definition that the IR's graph nodes, the passes and every
+    backend's lowering (``@emitter(backend, cls)``) look up. The op's name is the ``type`` literal, written
+    once; ``op_name`` (a class variable) holds it for the emitter registry and error texts."""
+    name = cls.model_fields["type"].default
+    if name in OPS:
+        raise ValueError(f"two ops for layer type {name!r}")
+    layer(cls)
+    OPS[name] = cls
+    cls.op_name = name
     return cls
 
 
 class LayerBase(Strict):
     """Fields common to every layer."""
+
+    op_name: ClassVar[str] = ""  # the `type` literal of a registered op (see `op`), for registries and messages
 
     name: NodeName | None = None
     """Node name, used for weights, generated code and errors. Default: `<type>_<n>`.
@@ -55,6 +78,29 @@ class LayerBase(Strict):
     def lower_attrs(self) -> dict:
         """Attributes as the IR op reads them."""
         return self.model_dump(exclude={"type", "name", "inputs", "trainable", "regularizer"})
+
+    # The op's rules, read by the passes through OPS. They take the lowered attributes (``lower_attrs``)
+    # and the input shapes (batch excluded); the default is one input, shape-preserving, no parameters.
+    arity: ClassVar[int | None] = 1
+    """Number of inputs (None: any)."""
+    takes_unbatched: ClassVar[bool] = False
+    """Whether inputs may lack the batch axis (parameters); such ops override ``infer_values``."""
+
+    @classmethod
+    def infer(cls, attrs: dict, inputs: list[Shape]) -> Shape:
+        """Output shape from input shapes, or :class:`ShapeError`."""
+        return inputs[0]
+
+    @classmethod
+    def infer_values(cls, attrs: dict, inputs: list[Shape], batched: list[bool]) -> tuple[Shape, bool]:
+        """Output shape and whether the output carries the batch axis. Shapes of unbatched inputs are
+        their full shapes. Ops with ``takes_unbatched`` override this; the rest see batched inputs only."""
+        return cls.infer(attrs, inputs), True
+
+    @classmethod
+    def params(cls, attrs: dict, inputs: list[Shape]) -> tuple[Param, ...]:
+        """Parameters and buffers, in canonical order."""
+        return ()
 
 
 class WeightedLayer(LayerBase):
@@ -77,18 +123,40 @@ class WeightedLayer(LayerBase):
         return attrs
 
 
-@layer
+def _features(inputs: list[Shape], what: str) -> int:
+    if not inputs[0]:
+        raise ShapeError(f"{what} needs at least one axis besides the batch", inputs[0])
+    return inputs[0][-1]
+
+
+@op
 class Dense(WeightedLayer):
-    """Fully connected layer over the last axis: y = x @ W.T + b, then the activation."""
+    """Fully connected layer over the last axis: y = act(x @ weight.T + bias), with weight (units, in_features)
+    and bias (units,)."""
 
     type: Literal["dense"] = "dense"
     units: PositiveInt
     """Number of output features."""
 
+    @classmethod
+    def infer(cls, attrs, inputs):
+        _features(inputs, "dense")
+        return inputs[0][:-1] + (attrs["units"],)
 
-@layer
+    @classmethod
+    def params(cls, attrs, inputs):
+        fan_in, units = _features(inputs, "dense"), attrs["units"]
+        out = (Param("weight", (units, fan_in), attrs["kernel_initializer"], fan_in, units),)
+        if attrs["use_bias"]:
+            out += (Param("bias", (units,), attrs["bias_initializer"], fan_in, units),)
+        return out
+
+
+@op
 class Activation(LayerBase):
-    """An elementwise activation (softmax: along one axis)."""
+    """An elementwise activation (softmax: along one axis), as torch defines it; each activation's exact meaning
+    is its entry in the registry, dlspec/activations.py (relu max(x, 0); softplus log(1 + exp(beta*x))/beta, x
+    above the threshold; softmax exp(x)/sum(exp(x)) along `axis`, batch is axis 0; ...)."""
 
     type: Literal["activation"] = "activation"
     activation: ActivationName
@@ -116,8 +184,17 @@ class Activation(LayerBase):
     def prefix(self) -> str:
         return self.activation
 
+    @classmethod
+    def infer(cls, attrs, inputs):
+        if attrs["activation"] == "softmax":
+            rank = len(inputs[0]) + 1
+            if not -rank <= attrs["axis"] < rank or attrs["axis"] % rank == 0:
+                raise ShapeError(f"axis must be a non-batch axis of a rank-{rank} tensor (batch included: "
+                                 f"1..{rank - 1} or -{rank - 1}..-1)", attrs["axis"], "axis")
+        return inputs[0]
 
-@layer
+
+@op
 class Dropout(LayerBase):
     """Training: zeroes each element with probability `rate`, scales the rest by 1/(1-rate). Inference: identity."""
 
@@ -126,9 +203,15 @@ class Dropout(LayerBase):
     """Probability of dropping an element."""
 
 
-@layer
+@op
 class BatchNorm(LayerBase):
-    """Batch normalisation over axis 1 (the channel axis in channels-first layout), with affine scale and shift."""
+    """Batch normalisation over axis 1 (the channel axis in channels-first layout), with affine scale and shift:
+    y = (x - mean) / sqrt(var + eps) * weight + bias, per channel.
+
+    Training uses batch statistics and updates running = (1-momentum)*running + momentum*batch,
+    with the unbiased batch variance for running_var. Inference uses the running statistics.
+    Parameters weight and bias (C,); buffers running_mean and running_var (C,).
+    """
 
     type: Literal["batchnorm"] = "batchnorm"
     eps: PositiveFloat = 1e-5
@@ -136,17 +219,37 @@ class BatchNorm(LayerBase):
     momentum: UnitInterval = 0.1
     """torch convention: running = (1 - momentum) * running + momentum * batch (Keras' momentum is 1 - this)."""
 
+    @classmethod
+    def infer(cls, attrs, inputs):
+        if not 1 <= len(inputs[0]) <= 4:
+            raise ShapeError("batchnorm takes samples of rank 1 to 4 ([C], [C, L], [C, H, W], [C, D, H, W])",
+                             inputs[0])
+        return inputs[0]
 
-@layer
+    @classmethod
+    def params(cls, attrs, inputs):
+        c = inputs[0][0]
+        return (Param("weight", (c,), "ones"), Param("bias", (c,), "zeros"),
+                Param("running_mean", (c,), "zeros", trainable=False),
+                Param("running_var", (c,), "ones", trainable=False))
+
+
+@op
 class Flatten(LayerBase):
-    """Flattens all axes after the batch, in channels-first (C, H, W) order."""
+    """Flattens all axes after the batch, in channels-first (C, H, W) order: (N, d1, ..., dk) -> (N, d1*...*dk),
+    row-major."""
 
     type: Literal["flatten"] = "flatten"
 
+    @classmethod
+    def infer(cls, attrs, inputs):
+        return (numel(inputs[0]),)
 
-@layer
+
+@op
 class Reshape(LayerBase):
-    """Reshapes each sample to `shape` (batch excluded), in channels-first element order."""
+    """Reshapes each sample to `shape` (batch excluded), in channels-first element order: (N, ...) -> (N, *shape),
+    row-major; a -1 entry is inferred."""
 
     type: Literal["reshape"] = "reshape"
     shape: list[Annotated[int, Field(strict=True)]] = Field(min_length=1)
@@ -157,4 +260,18 @@ class Reshape(LayerBase):
         if any(d == 0 or d < -1 for d in self.shape) or self.shape.count(-1) > 1:
             invalid("shape", "entries must be positive integers, with at most one -1")
         return self
+
+    @classmethod
+    def infer(cls, attrs, inputs):
+        total, target = numel(inputs[0]), list(attrs["shape"])
+        known = numel(d for d in target if d != -1)
+        if -1 in target:
+            if total % known:
+                raise ShapeError(f"cannot reshape {total} elements {tuple(inputs[0])} into {tuple(target)}",
+                                 target, "shape")
+            target[target.index(-1)] = total // known
+        if numel(target) != total:
+            raise ShapeError(f"cannot reshape {tuple(inputs[0])} ({total} elements) into {tuple(target)} "
+                             f"({numel(target)} elements)", target, "shape")
+        return tuple(target)
 
