@@ -81,9 +81,58 @@ def test_parity_command_fails_above_tolerance_and_plots(tmp_path):
     assert result.stdout.endswith("training parity: ok\n")
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     strict = subprocess.run([PYTHON, "-m", "dlspec", "parity", str(SPECS / "digits_cnn.yaml"), "--train",
-                             "--steps", "30", "--tol", "1e-12", "--plot", str(tmp_path / "c2.png")],
-                            capture_output=True, text=True)
+                             "--steps", "30", "--tol", "1e-12", "--noise-factor", "0", "--plot",
+                             str(tmp_path / "c2.png")], capture_output=True, text=True)
     assert strict.returncode == 1 and "FAIL" in strict.stdout
+
+
+ATTENTION = """\
+dlspec: 1
+name: attn
+inputs: {tokens: {shape: [12], dtype: int64}}
+layers:
+  - {name: embedding, type: embedding, vocabulary: 50, units: 16}
+  - {name: attn, type: attention, heads: 2}
+  - {name: add, type: add, inputs: [attn, embedding]}
+  - {name: norm, type: layernorm}
+  - {name: pool, type: sequence_mean}
+  - {name: logits, type: dense, units: 3}
+train: {loss: cross_entropy, optimizer: {type: adam, lr: 1.0e-2}, batch_size: 16}
+"""
+
+
+def test_training_parity_tells_float32_noise_from_a_different_rule(monkeypatch):
+    """An attention's key bias has a zero gradient in exact arithmetic (softmax drops a constant added to a
+    query's scores); Adam turns its float32 rounding into steps of about lr, so it drifts apart between the
+    frameworks as far as between torch and torch from weights one ulp apart, and passes as noise. Keras with
+    beta2 0.99 instead of torch's 0.999 (a leaked default) fails, noise rule or not."""
+    from dlspec.spec import train as spec
+    from dlspec.train import keras_loop
+
+    model = dlspec.loads(ATTENTION)
+    report = train_parity(model, steps=40, plot=False)
+    assert report.ok and report.max_rel_loss <= 1e-5, report.table()
+    assert report.max_weight_diff > 1e-4 and report.worst_tensor == "attn.in_proj_bias", report.table()
+    ours, noise = report.noisy["attn.in_proj_bias"]
+    assert 0.1 < ours / noise < 10 and report.failed == ()
+    assert "ok: float32 noise  (attn.in_proj_bias)" in report.table()
+    strict = train_parity(model, steps=40, plot=False, noise_factor=0)
+    assert not strict.ok and strict.noise is None and "FAIL  (attn.in_proj_bias)" in strict.table()
+
+    adam = keras_loop.OPTIMIZERS.table[spec.Adam]
+
+    def leaked(trainer, i, p, g, h):
+        config = trainer.o
+        trainer.o = config.model_copy(update={"betas": (0.9, 0.99)})
+        try:
+            adam.update(trainer, i, p, g, h)
+        finally:
+            trainer.o = config
+
+    monkeypatch.setitem(keras_loop.OPTIMIZERS.table, spec.Adam, keras_loop.Rule(adam.state, leaked))
+    wrong = train_parity(model, steps=40, plot=False)
+    assert not wrong.ok and "logits.weight" in wrong.failed, wrong.table()
+    assert wrong.table().endswith("training parity: FAILED")
 
 
 @pytest.mark.parametrize("text, make", [
