@@ -315,3 +315,23 @@ def test_roll_is_refused_with_located_errors(spec_file):
         with pytest.raises(dlspec.SpecError) as info:
             dlspec.load(spec_file(head + body, "bad.yaml"))
         assert str(info.value).replace(str(info.value.loc.file).rsplit("/", 1)[0] + "/", "") == message
+
+
+def test_torch_slices_say_where_they_end():
+    """A slice that runs to the end at the spec's size is written to the end (`x[:, 1::2]`, as one writes
+    it), so the module slices right at other sizes (swin's patch merging); a stop the spec gives that cuts
+    elements stays, as do the parts of a split."""
+    torch = pytest.importorskip("torch")
+    model = dlspec.loads("dlspec: 1\nname: m\ninputs: {x: {shape: [7, 6]}}\nlayers:\n"
+                         "  - {name: odd, type: slice, axis: 1, start: 1, step: 2}\n"
+                         "  - {name: cut, type: slice, axis: 2, stop: 4, step: 2, inputs: [x]}\n"
+                         "  - {name: past, type: slice, axis: 2, stop: 60, inputs: [x]}\n"
+                         "  - {name: parts, type: split, axis: 2, sections: 3, inputs: [x]}\n"
+                         "  - {name: cat, type: concat, axis: 2, inputs: [parts.0, parts.2]}\n"
+                         "outputs: [odd, cut, past, cat]\n")
+    source = dlspec.generate(model, "torch")
+    for line in ("= x[:, 1::2]  #", "= x[:, :, :3:2]  #", "= x[:, :, :]  #", "= x[:, :, :2]  #", "= x[:, :, 4:]  #"):
+        assert line in source, line
+    x = torch.randn(2, 9, 10)  # another size than the spec's
+    odd, cut, past, _ = dlspec.build(model, "torch")(x)
+    assert torch.equal(odd, x[:, 1::2]) and torch.equal(cut, x[:, :, :3:2]) and torch.equal(past, x)

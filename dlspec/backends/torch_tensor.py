@@ -37,7 +37,10 @@ def _index(axis: int, item: str) -> tuple[Atom, ...]:
 @emitter("torch", ir.tensor.Slice)
 def _slice(ctx: EmitContext) -> TorchLayer:
     axis, start, stop, step = slice_range(ctx.node.attrs, ctx.in_shape)
-    item = f"{start or ''}:{'' if stop == ctx.in_shape[axis] else stop}" + (f":{step}" if step != 1 else "")
+    size, written = ctx.in_shape[axis], ctx.node.attrs.get("stop")
+    # a slice that runs to the end says so (x[:, 1::2], as one writes it), so it stays right at other sizes
+    to_end = stop - 1 + step >= size and (written is None or written >= size)
+    item = f"{start or ''}:{'' if to_end else stop}" + (f":{step}" if step != 1 else "")
     return TorchLayer(Subscript(ctx.x, _index(axis, item)))
 
 
