@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 
+from . import ops_tensor, ops_vision  # noqa: F401  (their converters register themselves in CONVERTERS)
 from .graph import OnnxGraph
 from .layers import Layer, Refused
 from .ops import CONVERTERS

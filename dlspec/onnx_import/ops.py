@@ -287,6 +287,3 @@ def _lrn(node, ctx):
         raise Refused(f"an even size {size} (ONNX's window is one channel later than torch's, dlspec's lrn)")
     return [_layer(node, "lrn", {"size": size, "alpha": _short(a.get("alpha", 1e-4)),
                                  "beta": _short(a.get("beta", 0.75)), "k": _short(a.get("bias", 1.0))})]
-
-
-from . import ops_tensor, ops_vision  # noqa: E402, F401  (their converters register themselves)
