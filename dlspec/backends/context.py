@@ -18,7 +18,7 @@ class EmitContext:
     args: list
     in_shapes: list[Shape]
     module: object = None  # torch: the node reaching the node's submodule (self.layer1[0].conv1), a Ref placeholder
-    inplace: bool = False  # torch: the first input may be overwritten (see torch_emit.inplace_values)
+    inplace: bool = False  # torch: the first input may be overwritten (see torch_class.inplace_values)
 
     @property
     def x(self) -> str:

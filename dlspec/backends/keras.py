@@ -11,7 +11,7 @@ import weakref
 
 from ..ir import Graph, weight_name
 from .execsource import exec_source
-from .keras_emit import generate
+from .keras_generate import generate
 from .native import preload_triton
 
 __all__ = ["build", "count_params", "generate", "run"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..ir import Graph
 from .execsource import exec_source
 from .native import preload_triton
-from .torch_emit import generate
+from .torch_generate import generate
 
 __all__ = ["build", "count_params", "generate", "run"]
 

@@ -1,0 +1,98 @@
+"""The commands that run ONNX files: run (one input through onnxruntime), bench (throughput and latency) and
+compare (dlspec's ONNX beside torch eager and torch.compile)."""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import DataError, UsageError
+from . import print_json
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from ..deploy import check_model_file, feed, is_ort_error, ort_message, session
+    from ..files import Unreadable, check_regular, check_target
+
+    if args.output:
+        check_target(args.output)
+    check_model_file(args.model)
+    try:
+        check_regular(args.input)
+        x = np.load(args.input, allow_pickle=False)
+    except Unreadable as err:
+        raise DataError(f"{args.input}: cannot read the input array: {err}") from None
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"{args.input}: cannot read the input array: {' '.join(str(err).split())}") from None
+    import io
+
+    notice = io.StringIO()  # the CPU fallback notice is shown only when there is no error to show instead
+    sess = session(args.model, args.provider, notice=notice)
+    inputs = feed(sess, x, args.input, args.model)
+    sys.stderr.write(notice.getvalue())
+    try:
+        outputs = sess.run(None, inputs)
+    except Exception as err:
+        if not is_ort_error(err):
+            raise
+        raise DataError(f"{args.model}: onnxruntime failed on {args.input}: {ort_message(err)}") from None
+    for meta, value in zip(sess.get_outputs(), outputs):
+        print(f"{meta.name}: shape {list(value.shape)}, dtype {value.dtype}")
+    if args.output:
+        from ..files import write_atomic
+
+        buffer = io.BytesIO()
+        np.save(buffer, outputs[0])
+        print(f"wrote {write_atomic(args.output, buffer.getvalue())}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from ..deploy import bench, check_model_file
+
+    if args.cuda_graph and args.provider == "cpu":
+        raise UsageError(f"--cuda-graph needs --provider cuda. Received: --provider {args.provider}")
+    check_model_file(args.model)
+    options = {"enable_cuda_graph": "1"} if args.cuda_graph else None
+    from .. import threads
+
+    count, _ = threads.apply(args.threads, ())
+    threads_text = f", {count} CPU thread{'s' if count != 1 else ''}"
+
+    def progress(event, info):  # the first line comes before the runs, so a slow CPU run is never silent
+        if event == "start":
+            graph = ", replayed as a CUDA graph" if args.cuda_graph else ""
+            print(f"{args.model}: {info['provider']}, batch {info['batch']}, {info['iterations']} runs with IO "
+                  f"binding{graph}{threads_text}", file=sys.stderr if args.json else sys.stdout, flush=True)
+        else:
+            print(f"  {info['done']}/{info['total']} runs (with {args.warmup} warm-up), about "
+                  f"{info['left_s']:.0f} s left", file=sys.stderr, flush=True)
+
+    r = bench(args.model, args.batch, args.provider, iterations=args.iterations, warmup=args.warmup,
+              cuda_options=options, progress=progress)
+    if args.json:
+        print_json({"model": str(args.model), **r, "warmup": args.warmup, "threads": count,
+                     "cuda_graph": bool(args.cuda_graph)})
+        return 0
+    print(f"  throughput {r['throughput']:.1f} samples/s; latency p50 {r['p50_ms']:.2f} ms, "
+          f"p90 {r['p90_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from ..api import load
+    from ..compare import DEFAULT_PATHS, compare, table
+    from ..weights import load_weights
+
+    model = load(args.spec)
+    weights = load_weights(args.weights, model) if args.weights else None
+    paths = DEFAULT_PATHS if args.paths is None else tuple(p.strip() for p in args.paths.split(","))
+    timings = compare(model, weights, batch=args.batch, device=args.device, fp16=args.fp16,
+                      iterations=args.iterations, paths=paths)
+    precision = "fp16" if args.fp16 else "fp32"
+    print(f"{model.name}: batch {args.batch}, {precision}, {args.device}, {args.iterations} timed runs per path "
+          "after 10 warm-up runs, the same weights and input in every path")
+    print(table(timings))
+    return 0
+
