@@ -45,3 +45,29 @@ def test_whole_token_ids_in_a_float_array_are_accepted(tmp_path):
     data = prepare(dlspec.load(tmp_path / "spec.yaml"), str(tmp_path / "data.npz"))
     assert data.x_train.dtype == np.int64
     assert data.x_train.max() == 9945
+
+
+def _saved_module(path):
+    import torch
+
+    torch.save(torch.nn.Linear(2, 3), path)
+
+
+def _saved_numpy(path):
+    with open(path, "wb") as file:
+        np.save(file, np.zeros(3, np.float32))
+
+
+@pytest.mark.parametrize("write, why", [
+    (_saved_module, "it holds a pickled torch.nn.modules.linear.Linear, not only tensors; save the model's "
+                    "state_dict() with torch.save"),
+    (_saved_numpy, "not a file written by torch.save, or one holding objects other than tensors"),
+    (lambda path: path.write_bytes(b""), "EOFError: the file is empty or cut short"),
+])
+def test_unloadable_state_dicts_are_one_line(tmp_path, write, why):
+    from dlspec.importers import import_torchvision
+
+    write(tmp_path / "w.pth")
+    with pytest.raises(dlspec.DataError) as info:
+        import_torchvision(dlspec.load(SPECS / "mnist_mlp.yaml"), tmp_path / "w.pth")
+    assert str(info.value) == f"{tmp_path / 'w.pth'}: not a loadable torch state dict ({why})"
