@@ -71,3 +71,37 @@ def test_unloadable_state_dicts_are_one_line(tmp_path, write, why):
     with pytest.raises(dlspec.DataError) as info:
         import_torchvision(dlspec.load(SPECS / "mnist_mlp.yaml"), tmp_path / "w.pth")
     assert str(info.value) == f"{tmp_path / 'w.pth'}: not a loadable torch state dict ({why})"
+
+
+MLP_WITH_METRICS = """\
+dlspec: 1
+name: m
+inputs:
+  x: {shape: [4]}
+layers:
+  - {type: dense, units: 3}
+train:
+  loss: cross_entropy
+  optimizer: {type: adam}
+  metrics: %s
+"""
+
+
+@pytest.mark.parametrize("metrics, error", [
+    ("[acc]", "10:13: train.metrics[0]: must be one of 'accuracy'. Received: 'acc'"),
+    ("[accuracy, 5]", "10:23: train.metrics[1]: must be one of 'accuracy'. Received: 5"),
+    ("[{type: top_k, k: 0}]", "10:30: train.metrics[0].k: must be a positive integer. Received: 0"),
+    ("[{type: top_k, kk: 3}]", "10:27: train.metrics[0].kk: unknown key, did you mean 'k'? Received: 'kk'"),
+])
+def test_a_bad_metric_is_one_located_line(tmp_path, metrics, error):
+    (tmp_path / "m.yaml").write_text(MLP_WITH_METRICS % metrics)
+    with pytest.raises(dlspec.SpecError) as info:
+        dlspec.load(tmp_path / "m.yaml")
+    assert str(info.value) == f"{tmp_path / 'm.yaml'}:{error}"
+
+
+def test_good_metrics_still_validate(tmp_path):
+    from dlspec.spec.train import TopK
+
+    (tmp_path / "m.yaml").write_text(MLP_WITH_METRICS % "[accuracy, {type: top_k, k: 2}]")
+    assert dlspec.load(tmp_path / "m.yaml").spec.train.metrics == ["accuracy", TopK(k=2)]
