@@ -105,3 +105,16 @@ def test_good_metrics_still_validate(tmp_path):
 
     (tmp_path / "m.yaml").write_text(MLP_WITH_METRICS % "[accuracy, {type: top_k, k: 2}]")
     assert dlspec.load(tmp_path / "m.yaml").spec.train.metrics == ["accuracy", TopK(k=2)]
+
+
+@pytest.mark.parametrize("flag", [["--fp16"], ["--optimize"], ["--opset", "18"]])
+def test_onnx_only_build_options_are_refused_for_source_backends(tmp_path, flag):
+    import subprocess
+
+    from conftest import PYTHON
+
+    result = subprocess.run([PYTHON, "-m", "dlspec", "build", str(SPECS / "mnist_mlp.yaml"), "--backend", "keras",
+                             *flag, "-o", str(tmp_path / "out")], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: {flag[0]} applies to the onnx backend only. Received: --backend keras\n"
+    assert not (tmp_path / "out").exists()
