@@ -118,3 +118,37 @@ def test_onnx_only_build_options_are_refused_for_source_backends(tmp_path, flag)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"error: {flag[0]} applies to the onnx backend only. Received: --backend keras\n"
     assert not (tmp_path / "out").exists()
+
+
+TWO_INPUTS = """\
+dlspec: 1
+name: mi
+inputs:
+  a: {shape: [4]}
+  b: {shape: [4]}
+layers:
+  - {name: s, type: add, inputs: [a, b]}
+  - {name: logits, type: dense, units: 3}
+train:
+  loss: cross_entropy
+  optimizer: {type: sgd, lr: 0.1}
+  epochs: 1
+"""
+
+
+@pytest.mark.parametrize("command", [["train", "--backend", "torch", "--data", "DATA", "-o", "OUT"],
+                                     ["parity", "--train", "--steps", "2"]])
+def test_a_model_with_several_inputs_is_refused_for_training(tmp_path, command):
+    import subprocess
+
+    from conftest import PYTHON
+
+    (tmp_path / "mi.yaml").write_text(TWO_INPUTS)
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((8, 4), np.float32), y_train=np.zeros(8, np.int64))
+    args = [str(tmp_path / "d.npz") if a == "DATA" else str(tmp_path / "out") if a == "OUT" else a for a in command]
+    result = subprocess.run([PYTHON, "-m", "dlspec", args[0], str(tmp_path / "mi.yaml"), *args[1:]],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"error: {tmp_path / 'mi.yaml'}:5:3: inputs.b: training feeds one input, and this model "
+                             f"has 2 (a, b); this version cannot train it. Received: 'b'\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "mi.yaml"]
