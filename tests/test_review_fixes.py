@@ -152,3 +152,41 @@ def test_a_model_with_several_inputs_is_refused_for_training(tmp_path, command):
     assert result.stderr == (f"error: {tmp_path / 'mi.yaml'}:5:3: inputs.b: training feeds one input, and this model "
                              f"has 2 (a, b); this version cannot train it. Received: 'b'\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "mi.yaml"]
+
+
+TWO_OUTPUTS = """\
+dlspec: 1
+name: mo
+inputs:
+  x: {shape: [4]}
+layers:
+  - {name: h, type: dense, units: 8, activation: relu}
+  - {name: logits, type: dense, units: 3}
+  - {name: aux, type: dense, units: 2, inputs: [h]}
+outputs: [logits, aux]
+train:
+  loss: cross_entropy
+  optimizer: {type: adam, lr: 0.01, weight_decay: 0.01}
+  clip: {norm: 0.5}
+  batch_size: 8
+  epochs: 2
+"""
+
+
+def test_keras_trains_a_model_whose_second_output_has_no_gradient():
+    from dlspec.train import fit
+    from dlspec.train.data import Dataset
+
+    model = dlspec.loads(TWO_OUTPUTS)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 4)).astype(np.float32), rng.integers(0, 3, 16)
+    data = Dataset(x, y, x[:0], y[:0], "test")
+    start = dlspec.init_weights(model, 0)
+    runs = {b: fit(model, b, data, start, progress=False)[:2] for b in ("torch", "keras")}
+    (_, torch_weights), (history, keras_weights) = runs["torch"], runs["keras"]
+    assert len(history.step_loss) == 4
+    for name in ("aux.weight", "aux.bias"):  # no gradient: no step and no weight decay, as in torch
+        assert np.array_equal(keras_weights[name], start[name])
+        assert np.array_equal(torch_weights[name], start[name])
+    assert not np.array_equal(keras_weights["h.weight"], start["h.weight"])
+    assert max(float(np.abs(torch_weights[k] - keras_weights[k]).max()) for k in start) < 1e-6
