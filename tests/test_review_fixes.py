@@ -190,3 +190,19 @@ def test_keras_trains_a_model_whose_second_output_has_no_gradient():
         assert np.array_equal(torch_weights[name], start[name])
     assert not np.array_equal(keras_weights["h.weight"], start["h.weight"])
     assert max(float(np.abs(torch_weights[k] - keras_weights[k]).max()) for k in start) < 1e-6
+
+
+@pytest.mark.parametrize("text, rule", [
+    (f"dlspec: 1\nbase: {SPECS / 'digits_cnn.yaml'}\nname: fz\nfreeze_up_to: logits\n",
+     "all 9,978 parameters are frozen, so there is nothing to train."),
+    ("dlspec: 1\nname: npm\ninputs: {x: {shape: [10]}}\nlayers: [{type: activation, activation: tanh}]\n"
+     "train: {loss: cross_entropy, optimizer: {type: sgd, lr: 0.1}}\n",
+     "the model has no parameters, so there is nothing to train."),
+])
+def test_a_model_with_nothing_to_train_is_refused(tmp_path, text, rule):
+    from dlspec.train import prepare
+
+    (tmp_path / "s.yaml").write_text(text)
+    with pytest.raises(dlspec.SpecError) as info:
+        prepare(dlspec.load(tmp_path / "s.yaml"), "digits")
+    assert str(info.value) == f"{tmp_path / 's.yaml'}:1:1: train: {rule}"

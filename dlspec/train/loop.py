@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..api import Model
-from ..errors import SpecError, TrainingDiverged, UsageError
+from ..errors import Loc, SpecError, TrainingDiverged, UsageError
 from ..files import FileSet
 from ..weights import weights_bytes
 from . import data as data_mod
@@ -57,19 +57,24 @@ def classes_of(model: Model) -> int | None:
     return shape[-1] if len(shape) == 1 else None
 
 
-def check_one_input(model: Model) -> None:
-    """A located error for a model with several inputs: training feeds the first input only, and the model's
-    forward pass would fail for want of the others."""
+def check_trainable(model: Model) -> None:
+    """Located errors for a model training cannot handle: several inputs (training feeds the first input only,
+    and the forward pass would fail for want of the others), or no parameter left to train (torch's optimizers
+    refuse an empty parameter list)."""
     inputs = model.graph.inputs
     if len(inputs) > 1:
         names = ", ".join(inp.name for inp in inputs)
         raise SpecError(inputs[1].loc, f"inputs.{inputs[1].name}", f"training feeds one input, and this model has "
                         f"{len(inputs)} ({names}); this version cannot train it", inputs[1].name)
+    trainable, frozen, _ = model.graph.counts()
+    if not trainable:
+        what = f"all {frozen:,} parameters are frozen" if frozen else "the model has no parameters"
+        raise SpecError(Loc(model.path), "train", f"{what}, so there is nothing to train", has_received=False)
 
 
 def prepare(model: Model, source: str):
     """Read, check and split the data for the spec's train section."""
-    check_one_input(model)
+    check_trainable(model)
     cfg = model.spec.train
     arrays = data_mod.read(source)
     x, y = data_mod.check(model, arrays, source, classes_of(model), cfg.loss_spec().type)
@@ -217,7 +222,7 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
     ``engine``: amp, channels_last, compile, cuda_graph (torch) or replicas (keras); see check_options."""
     import numpy as np
 
-    check_one_input(model)
+    check_trainable(model)
     cfg = cfg or model.spec.train
     epochs = epochs or cfg.epochs
     outputs = FileSet(out, OUTPUTS) if out is not None else None  # targets checked before any work
