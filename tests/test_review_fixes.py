@@ -206,3 +206,22 @@ def test_a_model_with_nothing_to_train_is_refused(tmp_path, text, rule):
     with pytest.raises(dlspec.SpecError) as info:
         prepare(dlspec.load(tmp_path / "s.yaml"), "digits")
     assert str(info.value) == f"{tmp_path / 's.yaml'}:1:1: train: {rule}"
+
+
+@pytest.mark.parametrize("layers, train, rule", [
+    ("[{type: dense, units: 3}]", "loss: cross_entropy",
+     "train.loss: cross_entropy needs one vector of logits per sample, and output 'dense_1' has samples of shape "
+     "[6, 3]."),
+    ("[{type: flatten}, {type: dense, units: 3}]", "loss: mse\n  metrics: [accuracy]",
+     "train.metrics: accuracy and top_k need the cross_entropy loss (integer labels, one vector of logits per "
+     "sample). Received: 'mse'"),
+])
+def test_losses_and_metrics_that_need_a_classifier_are_checked_first(tmp_path, layers, train, rule):
+    from dlspec.train import prepare
+
+    (tmp_path / "s.yaml").write_text(f"dlspec: 1\nname: s\ninputs: {{x: {{shape: [6, 4]}}}}\nlayers: {layers}\n"
+                                     f"train:\n  {train}\n  optimizer: {{type: sgd, lr: 0.1}}\n")
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((8, 6, 4), np.float32), y_train=np.zeros(8))
+    with pytest.raises(dlspec.SpecError) as info:
+        prepare(dlspec.load(tmp_path / "s.yaml"), str(tmp_path / "d.npz"))
+    assert str(info.value) == f"{tmp_path / 's.yaml'}:1:1: {rule}"

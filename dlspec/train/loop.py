@@ -57,10 +57,20 @@ def classes_of(model: Model) -> int | None:
     return shape[-1] if len(shape) == 1 else None
 
 
-def check_trainable(model: Model) -> None:
+def check_trainable(model: Model, cfg=None) -> None:
     """Located errors for a model training cannot handle: several inputs (training feeds the first input only,
-    and the forward pass would fail for want of the others), or no parameter left to train (torch's optimizers
-    refuse an empty parameter list)."""
+    and the forward pass would fail for want of the others), no parameter left to train (torch's optimizers
+    refuse an empty parameter list), cross_entropy or metrics without one vector of logits per sample."""
+    cfg = cfg or model.spec.train
+    output = model.graph.outputs[0]
+    shape = list(model.graph.shape_of(output))
+    loss = cfg.loss_spec().type if cfg is not None else None
+    if loss == "cross_entropy" and classes_of(model) is None:
+        raise SpecError(Loc(model.path), "train.loss", f"cross_entropy needs one vector of logits per sample, and "
+                        f"output {output!r} has samples of shape {shape}", has_received=False)
+    if cfg is not None and cfg.metrics and loss != "cross_entropy":
+        raise SpecError(Loc(model.path), "train.metrics", "accuracy and top_k need the cross_entropy loss (integer "
+                        "labels, one vector of logits per sample)", loss)
     inputs = model.graph.inputs
     if len(inputs) > 1:
         names = ", ".join(inp.name for inp in inputs)
@@ -222,7 +232,7 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
     ``engine``: amp, channels_last, compile, cuda_graph (torch) or replicas (keras); see check_options."""
     import numpy as np
 
-    check_trainable(model)
+    check_trainable(model, cfg)
     cfg = cfg or model.spec.train
     epochs = epochs or cfg.epochs
     outputs = FileSet(out, OUTPUTS) if out is not None else None  # targets checked before any work
