@@ -225,3 +225,13 @@ def test_losses_and_metrics_that_need_a_classifier_are_checked_first(tmp_path, l
     with pytest.raises(dlspec.SpecError) as info:
         prepare(dlspec.load(tmp_path / "s.yaml"), str(tmp_path / "d.npz"))
     assert str(info.value) == f"{tmp_path / 's.yaml'}:1:1: {rule}"
+
+
+def test_a_list_one_entry_too_short_says_entry(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "dlspec: 1\nname: m\ninputs: {x: {shape: [4]}}\nlayers: [{type: dense, units: 3}]\n"
+        "train:\n  loss: cross_entropy\n  optimizer: {type: adam}\n  schedule: {type: multistep, milestones: []}\n")
+    with pytest.raises(dlspec.SpecError) as info:
+        dlspec.load(tmp_path / "s.yaml")
+    assert str(info.value) == (f"{tmp_path / 's.yaml'}:8:43: train.schedule.milestones: must have at least 1 entry. "
+                               "Received: []")
