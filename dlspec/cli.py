@@ -339,6 +339,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from . import threads
     from .api import load
     from .compare import DEFAULT_PATHS, compare, table
     from .weights import load_weights
@@ -346,11 +347,12 @@ def cmd_compare(args) -> int:
     model = load(args.spec)
     weights = load_weights(args.weights, model) if args.weights else None
     paths = DEFAULT_PATHS if args.paths is None else tuple(p.strip() for p in args.paths.split(","))
+    _, thread_phrase = threads.apply(args.threads, ("torch", "onnx"))  # torch's default spins on a busy machine
     timings = compare(model, weights, batch=args.batch, device=args.device, fp16=args.fp16,
                       iterations=args.iterations, paths=paths)
     precision = "fp16" if args.fp16 else "fp32"
-    print(f"{model.name}: batch {args.batch}, {precision}, {args.device}, {args.iterations} timed runs per path "
-          "after 10 warm-up runs, the same weights and input in every path")
+    print(f"{model.name}: batch {args.batch}, {precision}, {args.device}, {thread_phrase}, {args.iterations} timed "
+          "runs per path after 10 warm-up runs, the same weights and input in every path")
     print(table(timings))
     return 0
 
@@ -579,6 +581,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--paths", metavar="A,B", help="a comma-separated subset of: onnxruntime, torch, torch.compile, "
                    "torch.compile reduce-overhead, onnxruntime tensorrt (default all but tensorrt; the first is the "
                    "reference for max diff)")
+    threads_arg(s)
     s.set_defaults(fn=cmd_compare)
 
     s = add("train", "train with the spec's train section; writes weights and history")

@@ -235,3 +235,15 @@ def test_a_list_one_entry_too_short_says_entry(tmp_path):
         dlspec.load(tmp_path / "s.yaml")
     assert str(info.value) == (f"{tmp_path / 's.yaml'}:8:43: train.schedule.milestones: must have at least 1 entry. "
                                "Received: []")
+
+
+def test_compare_sets_and_prints_the_thread_count():
+    import subprocess
+
+    from conftest import PYTHON
+
+    result = subprocess.run([PYTHON, "-m", "dlspec", "compare", str(SPECS / "mnist_mlp.yaml"), "--paths",
+                             "onnxruntime,torch", "--iterations", "2", "--threads", "1"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == ("mnist_mlp: batch 1, fp32, cpu, 1 thread (--threads), 2 timed runs per "
+                                             "path after 10 warm-up runs, the same weights and input in every path")
