@@ -243,7 +243,20 @@ def test_compare_sets_and_prints_the_thread_count():
     from conftest import PYTHON
 
     result = subprocess.run([PYTHON, "-m", "dlspec", "compare", str(SPECS / "mnist_mlp.yaml"), "--paths",
-                             "onnxruntime,torch", "--iterations", "2", "--threads", "1"], capture_output=True, text=True)
+                             "onnxruntime,torch", "--iterations", "2", "--threads", "1"],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == ("mnist_mlp: batch 1, fp32, cpu, 1 thread (--threads), 2 timed runs per "
                                              "path after 10 warm-up runs, the same weights and input in every path")
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf"])
+def test_a_bad_progress_interval_is_a_usage_error(monkeypatch, value):
+    from dlspec.train.loop import Progress
+
+    monkeypatch.setenv("DLSPEC_PROGRESS_SECONDS", value)
+    with pytest.raises(dlspec.UsageError) as info:
+        Progress(1, 10)
+    assert str(info.value) == f"DLSPEC_PROGRESS_SECONDS must be a number of seconds, at least 0. Received: {value!r}"
+    monkeypatch.setenv("DLSPEC_PROGRESS_SECONDS", "2.5")
+    assert Progress(1, 10).interval == 2.5

@@ -91,6 +91,17 @@ def prepare(model: Model, source: str):
     return data_mod.split(x, y, cfg.validation_split, source)
 
 
+def _progress_seconds(text: str) -> float:
+    """The interval of the progress lines in a log, from DLSPEC_PROGRESS_SECONDS."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise UsageError(f"DLSPEC_PROGRESS_SECONDS must be a number of seconds, at least 0. Received: {text!r}")
+    return seconds
+
+
 class Progress:
     """Training progress. On a terminal: a tqdm bar per epoch with the live loss, the rate and the epoch's ETA,
     replaced by the epoch's line when it ends. Elsewhere (a log file, a pipe): one line every ``interval``
@@ -103,7 +114,8 @@ class Progress:
 
         self.epochs, self.steps, self.stream, self.enabled = epochs, steps, stream or sys.stderr, enabled
         self.tty = enabled and (self.stream.isatty() if tty is None else tty)
-        self.interval = float(os.environ.get("DLSPEC_PROGRESS_SECONDS", 30)) if interval is None else interval
+        self.interval = _progress_seconds(os.environ.get("DLSPEC_PROGRESS_SECONDS", "30")) if interval is None \
+            else interval
         self.clock, self.bar, self.shown = clock, None, 0
         self.run_start = self.epoch_start = self.last = clock()
 
