@@ -173,6 +173,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--paths", metavar="A,B", help="a comma-separated subset of: onnxruntime, torch, torch.compile, "
                    "torch.compile reduce-overhead, onnxruntime tensorrt (default all but tensorrt; the first is the "
                    "reference for max diff)")
+    threads_arg(s)
     s.set_defaults(fn=_command("runtime", "cmd_compare"))
 
     s = add("train", "train with the spec's train section; writes weights and history")

@@ -34,13 +34,28 @@ def _read_state_dict(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except Exception as err:  # torch raises many types for a bad or unsafe pickle
-        raise DataError(f"{path}: not a loadable torch state dict ({type(err).__name__}: {err})") from None
-    if isinstance(state, torch.nn.Module):
-        state = state.state_dict()
+        raise DataError(f"{path}: not a loadable torch state dict ({_load_failure(err)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DataError(f"{path}: expected a state dict mapping names to tensors, got {type(state).__name__}")
     return {name: tensor.detach().to(torch.float32).numpy().astype(np.float32, copy=True)
             for name, tensor in state.items()}
+
+
+def _load_failure(err: Exception) -> str:
+    """One line on why ``torch.load(weights_only=True)`` failed; torch's own text runs over several lines with
+    terminal escapes and advice to load unsafely."""
+    import re
+
+    text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(err)).split())
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (f"it holds a pickled {found.group(1)}, not only tensors; save the model's state_dict() "
+                f"with torch.save")
+    if "Weights only load failed" in text:
+        return "not a file written by torch.save, or one holding objects other than tensors"
+    if not text:
+        return f"{type(err).__name__}: the file is empty or cut short"
+    return f"{type(err).__name__}: {text[:200]}"
 
 
 def import_torchvision(model, path: str | os.PathLike) -> dict:

@@ -4,7 +4,7 @@ Frameworks default to one thread per core and spin while they wait for each othe
 processes keep busy, that is ruinous: on a 2-core machine running several jobs, torch trained the digits CNN
 30x slower with its default 2 threads than with 1. dlspec's default is the number of cores this process may
 use minus the load already on them (rounded down, at least 1): all the cores on an idle machine, 1 on a busy
-one. ``dlspec train``, ``parity`` and ``bench`` print the count in their header; ``--threads N`` sets it.
+one. ``dlspec train``, ``parity``, ``bench`` and ``compare`` print the count in their header; ``--threads N`` sets it.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ ALLOWED = {"ir": {"errors", "spec"}, "loader": {"errors", "files"},
            "weights": {"errors", "files", "ir"},
            "backends": {"activations", "initializers", "errors", "ir", "spec", "threads", "__version__"},
            "deploy": {"errors", "backends", "files", "threads"},
-           "train": {"api", "backends", "data", "errors", "files", "ir", "spec", "weights"}}
+           "train": {"api", "backends", "data", "errors", "files", "spec", "weights"}}
 
 
 def _stage_imports(stage: str) -> set[str]:

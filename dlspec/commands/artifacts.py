@@ -48,10 +48,12 @@ def cmd_build(args) -> int:
     from ..files import write_all
 
     model = load(args.spec)
-    if args.fp16 and args.backend != "onnx":
+    flag = next((f for f, on in (("--fp16", args.fp16), ("--optimize", args.optimize), ("--opset", args.opset))
+                 if on is not None and on is not False), None)
+    if flag and args.backend != "onnx":  # ignored without a word otherwise
         from ..errors import UsageError
 
-        raise UsageError(f"--fp16 applies to the onnx backend only. Received: --backend {args.backend}")
+        raise UsageError(f"{flag} applies to the onnx backend only. Received: --backend {args.backend}")
     files = build_files(model, args.backend, _weights(model, args), args.opset, args.fp16, args.optimize)
     # everything is computed, and every target checked, before anything is written
     for path in write_all({Path(args.output) / file: content for file, content in files.items()}):

@@ -81,6 +81,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from .. import threads
     from ..api import load
     from ..compare import DEFAULT_PATHS, compare, table
     from ..weights import load_weights
@@ -88,11 +89,12 @@ def cmd_compare(args) -> int:
     model = load(args.spec)
     weights = load_weights(args.weights, model) if args.weights else None
     paths = DEFAULT_PATHS if args.paths is None else tuple(p.strip() for p in args.paths.split(","))
+    _, thread_phrase = threads.apply(args.threads, ("torch", "onnx"))  # torch's default spins on a busy machine
     timings = compare(model, weights, batch=args.batch, device=args.device, fp16=args.fp16,
                       iterations=args.iterations, paths=paths)
     precision = "fp16" if args.fp16 else "fp32"
-    print(f"{model.name}: batch {args.batch}, {precision}, {args.device}, {args.iterations} timed runs per path "
-          "after 10 warm-up runs, the same weights and input in every path")
+    print(f"{model.name}: batch {args.batch}, {precision}, {args.device}, {thread_phrase}, {args.iterations} timed "
+          "runs per path after 10 warm-up runs, the same weights and input in every path")
     print(table(timings))
     return 0
 

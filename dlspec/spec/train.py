@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from .base import Strict, invalid
 from .types import Bool, PositiveFloat, PositiveInt, Rate
@@ -203,6 +203,12 @@ class TopK(Strict):
     """How many of the largest logits count."""
 
 
+# A mapping is a TopK, anything else the name `accuracy`: one error per bad entry, not one per union member.
+# The tags are labels that the error locator drops ("str", "dict").
+Metric = Annotated[Union[Annotated[Literal["accuracy"], Tag("str")], Annotated[TopK, Tag("dict")]],  # noqa: UP007
+                   Discriminator(lambda value: "dict" if isinstance(value, (dict, TopK)) else "str")]
+
+
 class Clip(Strict):
     """Gradient clipping before the optimizer step (exactly one of the two)."""
 
@@ -255,7 +261,7 @@ class Train(Strict):
     """Shuffle the training samples each epoch with dlspec's seeded permutation (false: file order)."""
     seed: Annotated[int, Field(strict=True, ge=0)] = 0
     """Seed of the initial weights, the batch order and dropout."""
-    metrics: list[Literal["accuracy"] | TopK] = []
+    metrics: list[Metric] = []
     """Metrics reported per epoch, on training batches and on validation data."""
     clip: Clip | None = None
     """Gradient clipping."""

@@ -79,8 +79,9 @@ def _rule(err: dict) -> tuple[str, bool]:
         shown = {k: f"{v:g}" if isinstance(v, float) else v for k, v in ctx.items()}
         return "must be " + bounds[kind].format(**shown), False
     if kind in ("too_short", "too_long"):
-        return f"must have {'at least' if kind == 'too_short' else 'at most'} " \
-               f"{ctx.get('min_length', ctx.get('max_length'))} entries", False
+        count = ctx.get("min_length", ctx.get("max_length"))
+        return f"must have {'at least' if kind == 'too_short' else 'at most'} {count} " \
+               f"{'entry' if count == 1 else 'entries'}", False
     return err["msg"][:1].lower() + err["msg"][1:], False
 
 

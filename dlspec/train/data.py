@@ -87,6 +87,8 @@ def check(model, arrays: dict, source: str, classes: int | None, loss: str):
                         f"{int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])})")
     if not np.all(np.isfinite(y)):
         raise DataError(f"{source}: y_train holds NaN or infinite values")
+    if inp.dtype == "int64":
+        _check_tokens(model, inp.name, x, source)
     x = x.astype(np.int64 if inp.dtype == "int64" else np.float32)
     if loss == "cross_entropy":
         if y.ndim != 1 or np.any(y != np.round(y)):
@@ -107,6 +109,27 @@ def check(model, arrays: dict, source: str, classes: int | None, loss: str):
                             f"{model.graph.outputs[0]!r} has shape {list(out)}")
         y = y.astype(np.float32)
     return x, y
+
+
+def _check_tokens(model, name: str, x, source: str):
+    """Token ids of an int64 input: whole numbers, within [0, vocabulary) of every embedding that reads them
+    (torch would fail mid-step, Keras would look up a wrong or clipped row)."""
+    import numpy as np
+
+    flat = x.reshape(len(x), -1)
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(flat) | (flat != np.round(flat))
+        if bad.any():
+            raise DataError(f"{source}: input {name!r} takes whole numbers (token ids); x_train has fractions or "
+                            f"non-finite values (first at sample {int(np.argwhere(bad)[0][0])})")
+    for node in model.graph.nodes:
+        if node.op == "embedding" and node.inputs[0] == name:
+            vocabulary = node.attrs["vocabulary"]
+            bad = (flat < 0) | (flat >= vocabulary)
+            if bad.any():
+                sample, position = (int(i) for i in np.argwhere(bad)[0])
+                raise DataError(f"{source}: token {int(flat[sample, position])} (sample {sample}) is out of range: "
+                                f"embedding {node.name!r} has a vocabulary of {vocabulary} (ids 0..{vocabulary - 1})")
 
 
 def split(x, y, fraction: float, source: str) -> Dataset:

@@ -77,17 +77,20 @@ class KerasTrainer:
         tf, clip = self.tf, self.cfg.clip
         if clip is None:
             return grads
-        grads = [tf.convert_to_tensor(g) for g in grads]
+        grads = [None if g is None else tf.convert_to_tensor(g) for g in grads]  # None: no gradient, as in torch
         if clip.value is not None:
-            return [tf.clip_by_value(g, -clip.value, clip.value) for g in grads]
-        total = tf.norm(tf.stack([tf.norm(g) for g in grads]))
+            return [None if g is None else tf.clip_by_value(g, -clip.value, clip.value) for g in grads]
+        total = tf.norm(tf.stack([tf.norm(g) for g in grads if g is not None]))
         coef = tf.minimum(clip.norm / (total + 1e-6), 1.0)
-        return [g * coef for g in grads]
+        return [None if g is None else g * coef for g in grads]
 
     def _update(self, grads, h):
-        """torch's update rules; ``h`` holds this step's scalars computed in Python as torch does."""
+        """torch's update rules; ``h`` holds this step's scalars computed in Python as torch does. A variable
+        without a gradient (it does not reach the loss: a second output's head) is left alone, as torch's
+        optimizers skip a parameter whose ``grad`` is None (no weight decay, no state)."""
         for i, (p, g) in enumerate(zip(self.vars, grads)):
-            self._update_one(i, p, g, h)
+            if g is not None:
+                self._update_one(i, p, g, h)
 
     def _update_one(self, i: int, p, g, h):
         # ``p``: variable i, or one replica's copy of it (its optimizer state then reads and writes that
@@ -166,16 +169,19 @@ class KerasTrainer:
             loss = self._loss(out, y[lo:hi]) * tf.cast(hi - lo, out.dtype) / tf.cast(n, out.dtype)
             first = tf.cast(tf.equal(r, 0), out.dtype)  # replica 0 alone adds the penalties: counted once
             objective = loss + first * self._penalty()
-        grads = [tf.convert_to_tensor(g) for g in tape.gradient(objective, self.vars)]
-        grads = self._clip(ctx.all_reduce("SUM", grads))  # clipping sees the global gradient
+        grads = [None if g is None else tf.convert_to_tensor(g) for g in tape.gradient(objective, self.vars)]
+        some = [i for i, g in enumerate(grads) if g is not None]  # the same on every replica
+        reduced = dict(zip(some, ctx.all_reduce("SUM", [grads[i] for i in some])))
+        grads = self._clip([reduced.get(i) for i in range(len(grads))])  # clipping sees the global gradient
         ctx.merge_call(lambda strategy, reduced: self._apply(strategy, reduced, h), args=(grads,))
         return loss, out
 
     def _apply(self, strategy, grads, h):
         # each replica applies the same reduced gradient to its own copies of the variables
         for i, (p, g) in enumerate(zip(self.vars, grads)):
-            strategy.extended.update(p.value, lambda copy, grad, i=i: self._update_one(i, copy, grad, h),
-                                     args=(g,), group=False)
+            if g is not None:
+                strategy.extended.update(p.value, lambda copy, grad, i=i: self._update_one(i, copy, grad, h),
+                                         args=(g,), group=False)
 
     def _eval_fn(self, x, y):
         out = self._forward(x, False)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..api import Model
-from ..errors import TrainingDiverged, UsageError
+from ..errors import Loc, SpecError, TrainingDiverged, UsageError
 from ..files import FileSet
 from ..weights import weights_bytes
 from . import data as data_mod
@@ -57,12 +57,49 @@ def classes_of(model: Model) -> int | None:
     return shape[-1] if len(shape) == 1 else None
 
 
+def check_trainable(model: Model, cfg=None) -> None:
+    """Located errors for a model training cannot handle: several inputs (training feeds the first input only,
+    and the forward pass would fail for want of the others), no parameter left to train (torch's optimizers
+    refuse an empty parameter list), cross_entropy or metrics without one vector of logits per sample."""
+    cfg = cfg or model.spec.train
+    output = model.graph.outputs[0]
+    shape = list(model.graph.shape_of(output))
+    loss = cfg.loss_spec().type if cfg is not None else None
+    if loss == "cross_entropy" and classes_of(model) is None:
+        raise SpecError(Loc(model.path), "train.loss", f"cross_entropy needs one vector of logits per sample, and "
+                        f"output {output!r} has samples of shape {shape}", has_received=False)
+    if cfg is not None and cfg.metrics and loss != "cross_entropy":
+        raise SpecError(Loc(model.path), "train.metrics", "accuracy and top_k need the cross_entropy loss (integer "
+                        "labels, one vector of logits per sample)", loss)
+    inputs = model.graph.inputs
+    if len(inputs) > 1:
+        names = ", ".join(inp.name for inp in inputs)
+        raise SpecError(inputs[1].loc, f"inputs.{inputs[1].name}", f"training feeds one input, and this model has "
+                        f"{len(inputs)} ({names}); this version cannot train it", inputs[1].name)
+    trainable, frozen, _ = model.graph.counts()
+    if not trainable:
+        what = f"all {frozen:,} parameters are frozen" if frozen else "the model has no parameters"
+        raise SpecError(Loc(model.path), "train", f"{what}, so there is nothing to train", has_received=False)
+
+
 def prepare(model: Model, source: str):
     """Read, check and split the data for the spec's train section."""
+    check_trainable(model)
     cfg = model.spec.train
     arrays = data_mod.read(source)
     x, y = data_mod.check(model, arrays, source, classes_of(model), cfg.loss_spec().type)
     return data_mod.split(x, y, cfg.validation_split, source)
+
+
+def _progress_seconds(text: str) -> float:
+    """The interval of the progress lines in a log, from DLSPEC_PROGRESS_SECONDS."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise UsageError(f"DLSPEC_PROGRESS_SECONDS must be a number of seconds, at least 0. Received: {text!r}")
+    return seconds
 
 
 class Progress:
@@ -77,7 +114,8 @@ class Progress:
 
         self.epochs, self.steps, self.stream, self.enabled = epochs, steps, stream or sys.stderr, enabled
         self.tty = enabled and (self.stream.isatty() if tty is None else tty)
-        self.interval = float(os.environ.get("DLSPEC_PROGRESS_SECONDS", 30)) if interval is None else interval
+        self.interval = _progress_seconds(os.environ.get("DLSPEC_PROGRESS_SECONDS", "30")) if interval is None \
+            else interval
         self.clock, self.bar, self.shown = clock, None, 0
         self.run_start = self.epoch_start = self.last = clock()
 
@@ -206,6 +244,7 @@ def fit(model: Model, backend: str, dataset, weights: dict, *, cfg=None, epochs:
     ``engine``: amp, channels_last, compile, cuda_graph (torch) or replicas (keras); see check_options."""
     import numpy as np
 
+    check_trainable(model, cfg)
     cfg = cfg or model.spec.train
     epochs = epochs or cfg.epochs
     outputs = FileSet(out, OUTPUTS) if out is not None else None  # targets checked before any work

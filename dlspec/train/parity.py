@@ -176,7 +176,7 @@ def one_ulp_apart(model: Model, weights: dict) -> dict:
     unmoved run as two frameworks' different rounding ends apart."""
     import numpy as np
 
-    from ..ir import weight_name
+    from ..weights import weight_name
 
     moved = dict(weights)
     for node in model.graph.nodes:
