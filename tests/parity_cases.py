@@ -133,8 +133,8 @@ TOKEN_CASES = [
 
 # Known gaps: case id -> (backend, the start of the error that backend raises instead of building).
 UNSUPPORTED: dict[str, tuple[str, str]] = {
-    "upsample_bilinear_corners": ("keras", "upsample_1: the keras backend has no bilinear upsampling with "
-                                           "align_corners=true"),
+    "upsample_bilinear_corners": ("keras", "layers[0].align_corners: the keras backend has no bilinear upsampling "
+                                           "with align_corners=true"),
 }
 
 CASES += [
@@ -149,7 +149,7 @@ CASES += [
     ("conv2d_stride_and_dilation", [3, 12, 12], [conv(dilation=2, stride=2, padding=1)]),
 ]
 UNSUPPORTED["conv2d_stride_and_dilation"] = (
-    "keras", "conv2d_1: the keras backend cannot combine stride > 1 with dilation > 1")
+    "keras", "layers[0].dilation: the keras backend cannot combine stride > 1 with dilation > 1")
 
 
 def _group_cases():

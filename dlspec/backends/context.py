@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UsageError, one_line, show
 from ..ir import Graph, Node, Shape
 
 
@@ -29,3 +30,10 @@ class EmitContext:
     def in_shape(self) -> Shape:
         """Shape of the first input."""
         return self.in_shapes[0]
+
+
+def refuse(node: Node, attr: str, rule: str, received) -> UsageError:
+    """A backend's refusal of what its framework cannot express, located like a spec error:
+    ``file:line:col: layers[3].dilation: the keras backend cannot ... Received: [2, 2]``."""
+    loc, path = node.where(attr)
+    return UsageError(one_line(f"{loc}: {path}: {rule}. Received: {show(received)}"))

@@ -10,7 +10,7 @@ layout inside the arithmetic layer, so [C, 1, 1] meets the channel axis, whereve
 from __future__ import annotations
 
 from .. import ir
-from ..ir.tensor import permutation, reduce_axes, roll_shifts, sample_axis, slice_range
+from ..ir.tensor import open_slice, permutation, reduce_axes, roll_shifts, sample_axis
 from .codegen import channels_last_perm
 from .keras_emit import (
     ANY,
@@ -295,8 +295,9 @@ def _dropped_layout(ctx: KerasContext, removed: set[int]) -> str:
 
 @emitter("keras", ir.tensor.Slice)
 def _slice(ctx: KerasContext) -> KerasLayer:
-    axis, start, stop, step = slice_range(ctx.node.attrs, ctx.in_shape)
-    layer = call("Index", axis=ctx.axis(axis + 1), start=start, stop=stop, step=step, name=ctx.node.name)
+    axis, start, stop, step = open_slice(ctx.node.attrs, ctx.in_shape)
+    layer = call("Index", axis=ctx.axis(axis + 1), start=start, stop=stop, step=step, name=ctx.node.name,
+                 defaults={"start": 0, "stop": None, "step": 1})
     return KerasLayer(layer, wants=ANY, helpers=("Index",))
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from .. import ir
-from ..errors import UsageError
 from ..ir import Act
 from ..ir.vision import conv_geometry, per_axis, pool_geometry, zero_pad_amounts
+from .context import refuse
 from .keras_emit import CHANNELS_LAST, HELPERS, KerasContext, KerasLayer, _init, _w, declare, fused
 from .registry import emitter
 from .source import call
@@ -105,8 +105,8 @@ def _conv(ctx: KerasContext) -> KerasLayer:
     geo = conv_geometry(a, ctx.in_shape[1:])
     depthwise = a["groups"] == ctx.in_shape[0] and a["groups"] > 1
     if max(geo.stride) > 1 and max(geo.dilation) > 1:
-        raise UsageError(f"{node.name}: the keras backend cannot combine stride > 1 with dilation > 1 "
-                         "(TensorFlow's convolutions reject it)")
+        raise refuse(node, "dilation", "the keras backend cannot combine stride > 1 with dilation > 1 (TensorFlow's "
+                     f"convolutions reject it; stride {list(geo.stride)})", a["dilation"])
     act, helpers, post = fused(Act.of(a["activation"]), nd + 2, CHANNELS_LAST)
     pre = []
     if a["padding"] == "same" and (set(geo.stride) == {1} or set(geo.dilation) == {1}):
@@ -215,8 +215,8 @@ def _zero_pad(ctx: KerasContext) -> KerasLayer:
 def _upsample(ctx: KerasContext) -> KerasLayer:
     a, nd = ctx.node.attrs, len(ctx.in_shape) - 1
     if a["mode"] == "bilinear" and a["align_corners"]:
-        raise UsageError(f"{ctx.node.name}: the keras backend has no bilinear upsampling with align_corners=true "
-                         "(Keras resizes with half-pixel centres only)")
+        raise refuse(ctx.node, "align_corners", "the keras backend has no bilinear upsampling with "
+                     "align_corners=true (Keras resizes with half-pixel centres only)", True)
     scale = per_axis(a["scale"], nd, "scale")
     if nd == 1:
         return KerasLayer(call("keras.layers.UpSampling1D", size=scale[0], name=ctx.node.name), wants=CHANNELS_LAST)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import ir
-from ..ir.tensor import permutation, reduce_axes, roll_shifts, sample_axis, slice_range
+from ..ir.tensor import open_slice, permutation, reduce_axes, roll_shifts, sample_axis
 from .context import EmitContext
 from .registry import emitter
 from .source import Atom, Subscript, call, method
@@ -36,11 +36,8 @@ def _index(axis: int, item: str) -> tuple[Atom, ...]:
 
 @emitter("torch", ir.tensor.Slice)
 def _slice(ctx: EmitContext) -> TorchLayer:
-    axis, start, stop, step = slice_range(ctx.node.attrs, ctx.in_shape)
-    size, written = ctx.in_shape[axis], ctx.node.attrs.get("stop")
-    # a slice that runs to the end says so (x[:, 1::2], as one writes it), so it stays right at other sizes
-    to_end = stop - 1 + step >= size and (written is None or written >= size)
-    item = f"{start or ''}:{'' if to_end else stop}" + (f":{step}" if step != 1 else "")
+    axis, start, stop, step = open_slice(ctx.node.attrs, ctx.in_shape)
+    item = f"{start or ''}:{'' if stop is None else stop}" + (f":{step}" if step != 1 else "")
     return TorchLayer(Subscript(ctx.x, _index(axis, item)))
 
 

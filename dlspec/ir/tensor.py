@@ -13,6 +13,7 @@ from ..spec.tensor import (
     Select,
     Slice,
     Transpose,
+    open_slice,
     permutation,
     reduce_axes,
     roll_shifts,
@@ -20,4 +21,4 @@ from ..spec.tensor import (
 )
 
 __all__ = ["MatMul", "Parameter", "Permute", "ReduceMax", "ReduceMean", "ReduceSum", "Roll", "Select", "Slice",
-           "Transpose", "permutation", "reduce_axes", "roll_shifts", "sample_axis", "slice_range"]
+           "Transpose", "permutation", "reduce_axes", "roll_shifts", "sample_axis", "slice_range", "open_slice"]

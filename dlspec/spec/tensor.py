@@ -47,6 +47,15 @@ def slice_range(attrs: dict, shape) -> tuple[int, int, int, int]:
     return axis, start, stop, step
 
 
+def open_slice(attrs: dict, shape) -> tuple[int, int, int | None, int]:
+    """:func:`slice_range` with ``stop`` None where the slice runs to the end and the spec cut nothing off there
+    (``x[1::2]``, as one writes it): generated code that says so slices right at other sizes too."""
+    axis, start, stop, step = slice_range(attrs, shape)
+    written = attrs.get("stop")
+    to_end = stop - 1 + step >= shape[axis] and (written is None or written >= shape[axis])
+    return axis, start, None if to_end else stop, step
+
+
 def permutation(attrs: dict, shape) -> tuple[int, ...]:
     """The new order of the sample axes, 0-based (``permute``'s dims, or ``transpose``'s swap)."""
     rank = len(shape)
