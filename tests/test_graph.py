@@ -53,8 +53,10 @@ def test_generated_torch_source_mirrors_the_hierarchy(spec_file):
     assert "def forward(self, left, right):" in source
     assert "        x = self.stem(left)  # spec.yaml:16\n" in source  # each layer's comment on its line of forward
     assert "        out = out + x  # spec.yaml:14\n" in source  # relu outputs are never overwritten in place
-    assert "        x = torch.cat([x, x_2], dim=1)  # spec.yaml:19\n" in source
-    assert "return x, x_2" in source
+    assert "        embedding = self.embedding(right)  # spec.yaml:18\n" in source
+    assert "        x = torch.cat([x, embedding], dim=1)  # spec.yaml:19\n" in source
+    assert "        logits = self.logits(x)  # spec.yaml:20\n" in source
+    assert "return logits, embedding" in source  # several outputs: each returned under its spec name
 
 
 def test_nodes_may_be_written_in_any_order(spec_file):

@@ -91,6 +91,8 @@ def variables(graph: Graph, stem: str = "x", chains: dict[str, str] | None = Non
             stem = top if free(top, i) or var[node.inputs[0]] == top else head.replace(".", "_")
         if node.op == "slice" and node.attrs.get("index") is not None:  # output k of split s: s_k
             stem = node.name.replace(".", "_")
+        if len(outputs) > 1 and node.name in outputs:  # return last_hidden_state, pooler_output: the spec's names
+            stem = node.name.replace(".", "_")
         first = var[node.inputs[0]]
         if (first == stem or first.startswith(stem + "_") and first[len(stem) + 1:].isdigit()) and free(first, i + 1) \
                 and node.inputs.count(node.inputs[0]) == 1 and node.inputs[0] not in outputs:
