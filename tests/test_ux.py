@@ -5,6 +5,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,7 +158,10 @@ def test_train_json_and_threads_header(tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert (data["model"], data["steps"], len(data["epochs"])) == ("digits_cnn", 45, 1)
-    assert data["files"]["weights"] == str(tmp_path / "run" / "weights.safetensors")
+    run = tmp_path / "run"
+    assert data["files"] == {"weights": str(run / "weights.safetensors"), "best": str(run / "best.safetensors"),
+                             "history": str(run / "history.json"), "native": str(run / "model.pt")}  # what it wrote
+    assert sorted(p.name for p in run.iterdir()) == sorted(Path(f).name for f in data["files"].values())
     assert result.stderr.splitlines()[0].endswith(", batch 32, 1 thread (--threads)")
 
 

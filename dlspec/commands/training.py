@@ -20,6 +20,11 @@ def _needs_train(model, spec: str, purpose: str) -> None:
                         has_received=False)
 
 
+# `train --json`: what this run wrote, by role ("native" is the framework's own file)
+_FILE_KEYS = {"weights.safetensors": "weights", "best.safetensors": "best", "history.json": "history",
+              "model.pt": "native", "model.keras": "native"}
+
+
 def cmd_train(args) -> int:
     from ..api import load
     from ..train import fit, prepare
@@ -62,9 +67,7 @@ def cmd_train(args) -> int:
     if main and args.json:
         print_json({"model": model.name, "backend": args.backend, "epochs": history.epochs,
                      "steps": len(history.step_loss), "stopped_early": history.stopped_early,
-                     "files": {k: str(out / f) for k, f in (("weights", "weights.safetensors"),
-                                                             ("best", "best.safetensors"),
-                                                             ("history", "history.json"))}})
+                     "files": {_FILE_KEYS.get(p.name, p.name): str(p) for p in history.files}})
     elif main:
         print(summary_line(history, out))
     return 0
