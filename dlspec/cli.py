@@ -73,8 +73,8 @@ def parser() -> argparse.ArgumentParser:
                        "cores not already busy, from the load average; printed in the header)")
 
     def add(name, help, **kwargs):
-        return sub.add_parser(name, help=help, description=kwargs.pop("description", help[:1].upper() + help[1:]),
-                              epilog=EPILOG, **kwargs)
+        first = help if help.startswith("dlspec") else help[:1].upper() + help[1:]  # the name stays lower case
+        return sub.add_parser(name, help=help, description=kwargs.pop("description", first), epilog=EPILOG, **kwargs)
 
     s = add("validate", "check spec files, reporting each (exit 2 if any is bad)")
     s.add_argument("specs", nargs="+", metavar="SPEC", help=SPEC_HELP + "; several may be given")

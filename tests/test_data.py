@@ -76,6 +76,9 @@ def test_unknown_dataset_is_a_data_error():
     with pytest.raises(dlspec.DataError) as info:
         load_dataset("x")
     assert str(info.value) == "unknown dataset 'x'; embedded datasets: digits"
+    with pytest.raises(dlspec.DataError) as info:
+        load_dataset("x.npy")
+    assert str(info.value) == "unknown dataset 'x.npy' (data files are .npz or .csv); embedded datasets: digits"
     with pytest.raises(dlspec.DataError, match="unknown dataset 'mnist'; embedded datasets: digits"):
         describe("mnist")
 

@@ -42,7 +42,7 @@ def cmd_train(args) -> int:
     weights = init_weights(model, model.spec.train.seed if args.seed is None else args.seed)
     if args.weights:
         weights, loaded, fresh = merge_weights(weights, load_weights(args.weights), str(args.weights))
-        print(f"initial weights: {len(loaded)} tensors from {args.weights}" +
+        print(f"initial weights: {len(loaded)} tensor{'s' if len(loaded) != 1 else ''} from {args.weights}" +
               (f"; drawn fresh (new or reshaped layers): {', '.join(fresh)}" if fresh else ""))
     from ..train.loop import check_options
 

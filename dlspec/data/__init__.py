@@ -34,7 +34,8 @@ _DESCRIPTIONS = {
 
 def _check(name: str) -> str:
     if name not in _FILES:
-        raise DataError(f"unknown dataset {name!r}; embedded datasets: {', '.join(DATASETS)}")
+        files = " (data files are .npz or .csv)" if "." in name else ""
+        raise DataError(f"unknown dataset {name!r}{files}; embedded datasets: {', '.join(DATASETS)}")
     return name
 
 
