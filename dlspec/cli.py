@@ -141,7 +141,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = add("run", "run an ONNX file on an input array with onnxruntime")
     s.add_argument("model", metavar="MODEL.onnx", help="an ONNX file (from dlspec build --backend onnx)")
-    s.add_argument("--input", required=True, metavar="X.npy", help="the input array, batch first (numpy .npy)")
+    s.add_argument("--input", required=True, metavar="X.npy", help="the input array, batch first (numpy .npy); "
+                   "for a model with several inputs, an .npz with one array per input name")
     s.add_argument("--provider", default="auto", choices=("auto", "cuda", "tensorrt", "cpu"),
                    help="onnxruntime execution provider (default auto: CUDA when available; tensorrt: fp16 engines "
                    "cached in $DLSPEC_TRT_CACHE or ~/.cache/dlspec/tensorrt, CUDA when TensorRT cannot start)")

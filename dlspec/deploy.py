@@ -189,17 +189,30 @@ def ort_message(err: BaseException) -> str:
 
 
 def feed(sess, x, source: str, model: str = "the model") -> dict:
-    """The input of a one-input session from an array read from ``source``, checked against the model's input
-    (dtype and shape; ``N`` is the free batch axis) and cast to its dtype. DataError names a mismatch."""
+    """The inputs of a session from what ``source`` held: one array for a one-input model (an .npy file), or
+    arrays named after every input (an .npz file), each checked against its input (dtype and shape; ``N`` is
+    the free batch axis) and cast to its dtype. DataError names a mismatch."""
     import numpy as np
 
     inputs = sess.get_inputs()
+    names = [meta.name for meta in inputs]
+    if hasattr(x, "files"):  # an .npz: one array per input, by name
+        if sorted(x.files) != sorted(names):
+            raise DataError(f"{source}: holds arrays {sorted(x.files)}, but {model} takes inputs {names} (one array "
+                            "per input, named after it)")
+        return {meta.name: _checked(meta, x[meta.name], f"{source}[{meta.name!r}]") for meta in inputs}
     if len(inputs) != 1:
-        raise DataError(f"{model}: the model takes {len(inputs)} inputs; --input gives one")
-    meta = inputs[0]
-    want = np.dtype(TYPES.get(meta.type, "float32"))
+        raise DataError(f"{model}: the model takes {len(inputs)} inputs ({', '.join(names)}); give them as one .npz "
+                        "file with an array per input name")
     if not isinstance(x, np.ndarray):
-        raise DataError(f"{source}: expected an .npy file holding one array; it holds {type(x).__name__}")
+        raise DataError(f"{source}: expected an .npy file holding one array")
+    return {inputs[0].name: _checked(inputs[0], x, source)}
+
+
+def _checked(meta, x, source: str):
+    import numpy as np
+
+    want = np.dtype(TYPES.get(meta.type, "float32"))
     if x.dtype.kind not in "biuf":
         raise DataError(f"{source}: the input array has dtype {x.dtype}; input {meta.name!r} takes {want} numbers")
     shape = [d if isinstance(d, int) else "N" for d in meta.shape]
@@ -208,7 +221,9 @@ def feed(sess, x, source: str, model: str = "the model") -> dict:
                         f"{shape}".replace("'N'", "N"))
     if want.kind == "i" and x.dtype.kind == "f" and not np.all(x == np.round(x)):
         raise DataError(f"{source}: input {meta.name!r} takes whole numbers (token ids); the array has fractions")
-    return {meta.name: x.astype(want)}
+    if want.kind == "i" and x.size and x.min() < 0:  # ONNX's Gather would read from the end where torch raises
+        raise DataError(f"{source}: input {meta.name!r} takes ids from 0 up; the array has {int(x.min())}")
+    return x.astype(want)
 
 
 def run(model, inputs: dict, provider: str = "auto"):

@@ -359,6 +359,44 @@ def test_run_names_an_unusable_input(tmp_path, onnx_file, array, message):
     assert not (tmp_path / "y.npy").exists()
 
 
+def test_run_reads_text_that_is_no_numpy_file_as_such(tmp_path, onnx_file):
+    (tmp_path / "x.npy").write_text("hello")
+    result = dlspec_cli("run", onnx_file, "--input", tmp_path / "x.npy")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: {tmp_path}/x.npy: cannot read the input array: not a numpy .npy or .npz file\n"
+
+
+def test_run_feeds_several_inputs_from_an_npz_and_checks_token_ids(tmp_path):
+    """A model with several inputs takes an .npz with one array per input name; a missing name, a single .npy
+    and negative token ids (ONNX's Gather would read from the end, where torch raises) are located errors."""
+    spec = tmp_path / "two.yaml"
+    spec.write_text("dlspec: 1\nname: two\ninputs:\n  tokens: {shape: [5], dtype: int64}\n  extra: {shape: [5, 4]}\n"
+                    "layers:\n  - {name: emb, type: embedding, vocabulary: 10, units: 4, inputs: [tokens]}\n"
+                    "  - {name: sum, type: add, inputs: [emb, extra]}\n")
+    assert dlspec_cli("build", spec, "--backend", "onnx", "-o", tmp_path).returncode == 0
+    model = tmp_path / "two.onnx"
+    rng = np.random.default_rng(0)
+    tokens, extra = rng.integers(0, 10, (3, 5)), rng.standard_normal((3, 5, 4)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", tokens=tokens, extra=extra)
+    result = dlspec_cli("run", model, "--input", tmp_path / "in.npz", "--provider", "cpu", "-o", tmp_path / "y.npy")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("sum: shape [3, 5, 4], dtype float32\n")
+    weights = dlspec.init_weights(dlspec.load(spec), 0)
+    assert np.allclose(np.load(tmp_path / "y.npy"), weights["emb.weight"][tokens] + extra, atol=1e-6)
+    np.savez(tmp_path / "some.npz", tokens=tokens)
+    np.save(tmp_path / "one.npy", tokens)
+    np.savez(tmp_path / "neg.npz", tokens=-tokens - 1, extra=extra)
+    for given, message in (
+            ("some.npz", "some.npz: holds arrays ['tokens'], but {m} takes inputs ['tokens', 'extra'] (one array per "
+                         "input, named after it)"),
+            ("one.npy", "{m}: the model takes 2 inputs (tokens, extra); give them as one .npz file with an array per "
+                        "input name"),
+            ("neg.npz", "neg.npz['tokens']: input 'tokens' takes ids from 0 up; the array has -10")):
+        result = dlspec_cli("run", model, "--input", tmp_path / given, "--provider", "cpu")
+        assert (result.returncode, result.stdout) == (2, ""), given
+        assert result.stderr.replace(f"{tmp_path}/", "") == "error: " + message.format(m="two.onnx") + "\n"
+
+
 def test_bench_refuses_a_batch_beyond_memory(onnx_file):
     result = dlspec_cli("bench", onnx_file, "--batch", "4000000000", "--provider", "cpu")
     assert (result.returncode, result.stdout) == (2, "")

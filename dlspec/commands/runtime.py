@@ -24,7 +24,8 @@ def cmd_run(args) -> int:
     except Unreadable as err:
         raise DataError(f"{args.input}: cannot read the input array: {err}") from None
     except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"{args.input}: cannot read the input array: {' '.join(str(err).split())}") from None
+        why = "not a numpy .npy or .npz file" if "pickle" in str(err) else " ".join(str(err).split())
+        raise DataError(f"{args.input}: cannot read the input array: {why}") from None
     import io
 
     notice = io.StringIO()  # the CPU fallback notice is shown only when there is no error to show instead
