@@ -185,6 +185,27 @@ def test_zoo_names_work_everywhere(tmp_path):
     assert dlspec_cli("validate", bad).stderr.startswith(f"error: {bad}:2:7: base: no such zoo spec")
 
 
+def test_a_cycle_of_bases_is_named_and_a_long_chain_is_refused(tmp_path):
+    """A base that leads back to a file of its own chain is a cycle, named file by file; a chain of more than 9
+    bases is refused (both located at the `base:` that breaks the rule)."""
+    (tmp_path / "self.yaml").write_text("dlspec: 1\nname: s\nbase: self.yaml\n")
+    (tmp_path / "a.yaml").write_text("dlspec: 1\nname: a\nbase: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("dlspec: 1\nname: b\nbase: a.yaml\n")
+    for i in range(1, 12):
+        (tmp_path / f"n{i}.yaml").write_text(f"dlspec: 1\nname: n{i}\nbase: n{i + 1}.yaml\n")
+    (tmp_path / "n12.yaml").write_text((SPECS / "mnist_mlp.yaml").read_text())
+    for spec, message in (("self.yaml", "self.yaml:3:7: base: bases form a cycle: self.yaml -> self.yaml. "
+                                        "Received: 'self.yaml'"),
+                          ("a.yaml", "b.yaml:3:7: base: bases form a cycle: a.yaml -> b.yaml -> a.yaml. "
+                                     "Received: 'a.yaml'"),
+                          ("n1.yaml", "n10.yaml:3:7: base: bases nest too deeply (at most 9 in a chain). "
+                                      "Received: 'n11.yaml'")):
+        with pytest.raises(dlspec.SpecError) as info:
+            dlspec.load(tmp_path / spec)
+        assert str(info.value) == f"{tmp_path}/{message}"
+    assert dlspec.load(tmp_path / "n3.yaml").graph.counts() == (235_146, 0, 0)  # 9 bases: n4 ... n12
+
+
 def test_the_zoo_ships_inside_the_package():
     from dlspec.loader import ZOO
 

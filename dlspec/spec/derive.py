@@ -25,8 +25,9 @@ def _graft(target: Document, source: Document, src: tuple, dst: tuple) -> None:
                 into[dst + path[len(src):]] = loc
 
 
-def resolve_base(doc: Document, depth: int = 0) -> Document:
-    """Merge ``doc`` into the spec its ``base:`` names (recursively); other documents pass through."""
+def resolve_base(doc: Document, chain: tuple[str, ...] = ()) -> Document:
+    """Merge ``doc`` into the spec its ``base:`` names (recursively); other documents pass through. ``chain``: the
+    files that named this one as their base, nearest last."""
     data = doc.data
     if not isinstance(data, dict) or "base" not in data:
         if isinstance(data, dict) and "replace" in data:
@@ -36,8 +37,8 @@ def resolve_base(doc: Document, depth: int = 0) -> Document:
     base_ref = data["base"]
     if not isinstance(base_ref, str):
         raise SpecError(doc.loc(("base",)), "base", "must be the path of a spec file", base_ref)
-    if depth > 8:
-        raise SpecError(doc.loc(("base",)), "base", "bases nest too deeply (a cycle?)", base_ref)
+    if len(chain) > 8:
+        raise SpecError(doc.loc(("base",)), "base", "bases nest too deeply (at most 9 in a chain)", base_ref)
     for key, kind, rule in (("replace", dict, "must be a mapping from layer names to layers"),
                             ("layers", list, "must be a list")):
         if not isinstance(data.get(key, kind()), kind):
@@ -49,7 +50,11 @@ def resolve_base(doc: Document, depth: int = 0) -> Document:
             raise SpecError(doc.loc(("base",)), "base", err.rule, base_ref) from None
     else:
         path = _find(doc, base_ref)
-    base = resolve_base(read(path), depth + 1)
+    files = (*chain, str(Path(doc.file).resolve()))
+    if str(Path(path).resolve()) in files:
+        names = [Path(f).name for f in files[files.index(str(Path(path).resolve())):]] + [Path(path).name]
+        raise SpecError(doc.loc(("base",)), "base", f"bases form a cycle: {' -> '.join(names)}", base_ref)
+    base = resolve_base(read(path), files)
     if not isinstance(base.data, dict) or not isinstance(base.data.get("layers", []), list):
         where = () if not isinstance(base.data, dict) else ("layers",)
         raise SpecError(base.loc(where), format_path(where), "a base spec must be a mapping whose `layers` is a list",
