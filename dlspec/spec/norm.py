@@ -60,19 +60,28 @@ def adaptive_output(attrs: dict, shape: Shape) -> tuple[int, ...]:
     return per_axis(attrs["output_size"], nd, "output_size")
 
 
-def _check_axes(model, field: str = "axes"):
-    axes = getattr(model, field)
-    if not axes:
-        invalid(field, "must list at least one axis")
-    if 0 in axes:
-        invalid(field, "must not contain the batch axis 0")
-    if len(set(axes)) != len(axes):
-        invalid(field, "must not repeat an axis")
-    return model
+class _OverAxes(LayerBase):
+    """What layernorm and rmsnorm share: `axes` (listed, no batch axis, no repeats) and a shape-preserving rule
+    that checks them against the input."""
+
+    @model_validator(mode="after")
+    def _axes(self):
+        if not self.axes:
+            invalid("axes", "must list at least one axis")
+        if 0 in self.axes:
+            invalid("axes", "must not contain the batch axis 0")
+        if len(set(self.axes)) != len(self.axes):
+            invalid("axes", "must not repeat an axis")
+        return self
+
+    @classmethod
+    def infer(cls, attrs, inputs):
+        norm_axes(attrs, inputs[0])
+        return inputs[0]
 
 
 @op
-class LayerNorm(LayerBase):
+class LayerNorm(_OverAxes):
     """Layer normalisation over `axes` (default the last), with affine scale and shift of the normalised shape:
     y = (x - mean) / sqrt(var + eps) * weight + bias, mean and biased variance taken over `axes` jointly; weight
     and bias have the normalised shape (the sizes of `axes` in axis order)."""
@@ -84,15 +93,6 @@ class LayerNorm(LayerBase):
     eps: PositiveFloat = 1e-5
     """Added to the variance (torch 1e-5, Keras 1e-3; dlspec's default 1e-5)."""
 
-    @model_validator(mode="after")
-    def _axes(self):
-        return _check_axes(self)
-
-    @classmethod
-    def infer(cls, attrs, inputs):
-        norm_axes(attrs, inputs[0])
-        return inputs[0]
-
     @classmethod
     def params(cls, attrs, inputs):
         shape = normalized_shape(attrs, inputs[0])
@@ -100,7 +100,7 @@ class LayerNorm(LayerBase):
 
 
 @op
-class RMSNorm(LayerBase):
+class RMSNorm(_OverAxes):
     """Root-mean-square normalisation over `axes`: y = x / sqrt(mean(x^2) + eps) * weight (no centring, no bias),
     the mean taken over `axes` jointly (torch's F.rms_norm); weight has the normalised shape."""
 
@@ -109,15 +109,6 @@ class RMSNorm(LayerBase):
     """Axes normalised together, counting the batch as axis 0; negatives count from the end."""
     eps: PositiveFloat = 1e-6
     """Added to the mean square (dlspec's default 1e-6; torch's nn.RMSNorm defaults to the dtype's epsilon)."""
-
-    @model_validator(mode="after")
-    def _axes(self):
-        return _check_axes(self)
-
-    @classmethod
-    def infer(cls, attrs, inputs):
-        norm_axes(attrs, inputs[0])
-        return inputs[0]
 
     @classmethod
     def params(cls, attrs, inputs):
