@@ -293,24 +293,31 @@ def split_depthwise_bias(model) -> int:
     return count
 
 
-def export(model, weights, half_ops=(), sum_to_add=False, mha=False, pad=0, split=False):
-    """dlspec's --fp16 --optimize export with ``half_ops`` removed from the float32 set."""
+def export(model, weights, half_ops=(), sum_to_add=False, mha=False, pad=0, split=False, skip=(), grouped=0):
+    """dlspec's --fp16 --optimize export with ``half_ops`` removed from the float32 set, the rewrites of
+    dlspec.backends.cuda_rewrites named in ``skip`` left out, and the levers measured here applied."""
     import dlspec
-    from dlspec.backends import fp16
+    from dlspec.backends import cuda_rewrites, fp16
 
-    saved = set(fp16.FP32_OPS)
+    saved, rewrites = set(fp16.FP32_OPS), {name: getattr(cuda_rewrites, name) for name in skip}
     fp16.FP32_OPS.difference_update(half_ops)
+    for name in skip:
+        setattr(cuda_rewrites, name, lambda model: 0)
     try:
         proto = dlspec.build(model, "onnx", weights, fp16=True, optimize=True)
     finally:
         fp16.FP32_OPS.clear()
         fp16.FP32_OPS.update(saved)
+        for name, fn in rewrites.items():
+            setattr(cuda_rewrites, name, fn)
+    if grouped:
+        cuda_rewrites.depthwise_as_grouped(proto, grouped)
     if sum_to_add:
         for node in proto.graph.node:
             if node.op_type == "Sum" and len(node.input) == 2:
                 node.op_type = "Add"
     if mha:
-        from dlspec.backends.fp16 import fuse_attention
+        from dlspec.backends.cuda_rewrites import fuse_attention
 
         fuse_attention(proto)
     if split:
@@ -368,6 +375,18 @@ def cmd_variants(args) -> dict:
                     "nchw, fuse_conv_bias=0": {"options": {"prefer_nhwc": "0", "fuse_conv_bias": "0"}},
                     "stem 4, cudnn_conv_algo_search=HEURISTIC": {"pad": 4, "options": {
                         "cudnn_conv_algo_search": "HEURISTIC"}}}
+    if args.stem:
+        no_stem = {"skip": ("space_to_depth_stem",)}
+        variants = {"current (stem as 2x2 blocks)": {}, "stem as before": no_stem, "current, again": {},
+                    "stem as before, again": no_stem,
+                    "stem as before, HEURISTIC": {**no_stem, "options": {"cudnn_conv_algo_search": "HEURISTIC"}},
+                    "current, HEURISTIC": {"options": {"cudnn_conv_algo_search": "HEURISTIC"}}}
+    if args.grouped:
+        nobias = {"options": {"fuse_conv_bias": "0"}}
+        variants = {"current": {}, "depthwise as groups of 8": {"grouped": 8},
+                    "depthwise as groups of 16": {"grouped": 16}, "fuse_conv_bias=0": nobias,
+                    "groups of 8, fuse_conv_bias=0": {"grouped": 8, **nobias},
+                    "groups of 32": {"grouped": 32}, "current, again": {}}
     if args.transformers:
         variants["all16+add+ort_transformers"] = {"half_ops": {"Erf", "Softmax"} | reductions, "sum_to_add": True,
                                                   "transformers": True}
@@ -377,7 +396,7 @@ def cmd_variants(args) -> dict:
         row = {}
         try:
             proto = export(model, weights, v.get("half_ops", ()), v.get("sum_to_add", False), v.get("mha", False),
-                           v.get("pad", 0), v.get("split", False))
+                           v.get("pad", 0), v.get("split", False), v.get("skip", ()), v.get("grouped", 0))
             if v.get("transformers"):
                 proto, row["fused"] = transformer_optimize(proto, args.model)
             work = Path(tempfile.mkdtemp())
@@ -440,6 +459,8 @@ def main() -> None:
     parser.add_argument("--json", help="file name under $OUT (default: the command's)")
     parser.add_argument("--depthwise", action="store_true", help="the depthwise-convolution variants")
     parser.add_argument("--cnn", action="store_true", help="the convolutional variants (provider options)")
+    parser.add_argument("--stem", action="store_true", help="the stem as 2x2 pixel blocks against as before")
+    parser.add_argument("--grouped", action="store_true", help="depthwise convolutions as groups of 8, 16, 32")
     parser.add_argument("--saved-graph", action="store_true", help="also time session start from a saved graph")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)

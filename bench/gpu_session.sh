@@ -6,6 +6,8 @@
 #   bash bench/gpu_session.sh levers3  depthwise convolutions: bias fused by cuDNN or a separate Add
 #   bash bench/gpu_session.sh train    training against the hand-written loop, profiled
 #   bash bench/gpu_session.sh verify   the GPU tests and dlspec compare at batch 256 on the final export
+#   bash bench/gpu_session.sh stem     (fourth session) the stem as 2x2 blocks, depthwise convolutions as groups
+#   bash bench/gpu_session.sh compile  (fourth session) training through torch.compile against the loop, the same
 # Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 out=${OUT:-gpu-logs}
@@ -45,5 +47,13 @@ case "${1:-}" in
       timeout 120 python3 -m dlspec compare "specs/$m.yaml" --device cuda --fp16 --batch "${BATCH:-256}" \
         --iterations 30 --paths "onnxruntime,torch.compile" 2>&1 | grep -v "^dlspec compare:" | tee -a "$out/compare.log"
     done ;;
-  *) sed -n '2,7p' "$0"; exit 2 ;;
+  stem)
+    timeout 170 python3 bench/gpu_levers.py variants resnet50 --stem --json variants_stem.json 2>&1 \
+      | grep -v Warning | tee "$out/variants.log"
+    timeout 240 python3 bench/gpu_levers.py variants convnext_tiny mobilenet_v3_large efficientnet_b0 --grouped \
+      --json variants_grouped.json 2>&1 | grep -v Warning | tee -a "$out/variants.log" ;;
+  compile)
+    timeout "${LIMIT:-400}" python3 bench/train_gpu.py --compile --steady 2>&1 | grep -v Warning \
+      | tee "$out/train_compile.log" ;;
+  *) sed -n '2,9p' "$0"; exit 2 ;;
 esac

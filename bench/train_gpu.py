@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--steady", action="store_true", help="only the steady state (with --compile, fit would "
+                        "compile the model again in each of its five calls)")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
     spec = (f"dlspec: 1\nbase: {args.model}.yaml\nname: {args.model}_train\ntrain:\n  loss: cross_entropy\n"
@@ -75,6 +77,10 @@ def main() -> None:
         torch.cuda.synchronize()
         return time.perf_counter() - start
 
+    if args.steady:
+        print(f"{args.model} training, bf16 autocast + channels_last{', torch.compile' if args.compile else ''}, "
+              f"batch {args.batch}, {torch.cuda.get_device_name()}, torch {torch.__version__}")
+        return steady_steps(model, weights, data, hand, args)
     hand(5)  # warm-up: cudnn autotuning (and compilation)
     ours(5)
     t_ours, t_hand = [], []
@@ -116,8 +122,12 @@ def steady_steps(model, weights, data, hand, args, steps: int = 6) -> None:
             losses.append(trainer.step(trainer.take(x, index[i]), trainer.take(y, index[i]), 0.1)[0])
         return trainer.scalars(losses)
 
-    ours(5)
-    hand(5)
+    for side, fn in (("dlspec", ours), ("hand", hand)):  # warm-up: cudnn autotuning (and compilation)
+        start = time.perf_counter()
+        fn(5)
+        torch.cuda.synchronize()
+        print(f"  {side} warm-up (5 steps{', compilation included' if args.compile else ''}): "
+              f"{time.perf_counter() - start:.1f} s", flush=True)
     rounds = {"dlspec": [], "hand": []}
     for _ in range(3):
         for side, fn in (("dlspec", ours), ("hand", hand)):

@@ -151,7 +151,7 @@ def test_deployment_export_rewrites_for_onnxruntime_cuda(name):
 def test_patchify_is_the_convolution():
     """A kernel-equals-stride convolution on a few-channel input, as Reshape/Transpose/MatMul: the same numbers;
     odd patch grids, no bias, and convolutions that do not qualify (padding, channels) are left alone."""
-    from dlspec.backends.fp16 import patchify
+    from dlspec.backends.cuda_rewrites import patchify
 
     for layers, rewritten in (([{"type": "conv2d", "filters": 6, "kernel": 3, "stride": 3}], 1),
                               ([{"type": "conv2d", "filters": 6, "kernel": 3, "stride": 3, "use_bias": False}],

@@ -26,10 +26,11 @@ def build(graph: Graph, weights: dict | None = None, opset: int | None = None, f
 
         model = fold_batchnorm(model)
     if fp16:
-        from .fp16 import for_onnxruntime_cuda, to_fp16
+        from .cuda_rewrites import for_onnxruntime_cuda
+        from .fp16 import to_fp16
 
         model = to_fp16(model)
-        if optimize:  # the deployment export: onnxruntime CUDA's fused kernels (dlspec.backends.fp16)
+        if optimize:  # the deployment export: onnxruntime CUDA's fused kernels (dlspec.backends.cuda_rewrites)
             for_onnxruntime_cuda(model)
     if optimize or fp16:
         from .onnx_emit import infer_value_info
