@@ -6,7 +6,8 @@
 #   bash bench/gpu_session.sh levers3  depthwise convolutions: bias fused by cuDNN or a separate Add
 #   bash bench/gpu_session.sh train    training against the hand-written loop, profiled
 #   bash bench/gpu_session.sh verify   the GPU tests and dlspec compare at batch 256 on the final export
-#   bash bench/gpu_session.sh stem     (fourth session) the stem as 2x2 blocks, depthwise convolutions as groups
+#   bash bench/gpu_session.sh stem     (fourth session) the stem as 2x2 pixel blocks against as before
+#   bash bench/gpu_session.sh grouped  (fourth session) depthwise convolutions as groups of 8, 16, 32
 #   bash bench/gpu_session.sh compile  (fourth session) training through torch.compile against the loop, the same
 # Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
@@ -48,12 +49,13 @@ case "${1:-}" in
         --iterations 30 --paths "onnxruntime,torch.compile" 2>&1 | grep -v "^dlspec compare:" | tee -a "$out/compare.log"
     done ;;
   stem)
-    timeout 170 python3 bench/gpu_levers.py variants resnet50 --stem --json variants_stem.json 2>&1 \
-      | grep -v Warning | tee "$out/variants.log"
-    timeout 240 python3 bench/gpu_levers.py variants convnext_tiny mobilenet_v3_large efficientnet_b0 --grouped \
-      --json variants_grouped.json 2>&1 | grep -v Warning | tee -a "$out/variants.log" ;;
+    timeout 280 python3 bench/gpu_levers.py variants resnet50 mobilenet_v3_large efficientnet_b0 --stem \
+      --json variants_stem.json 2>&1 | grep -v Warning | tee "$out/variants_stem.log" ;;
+  grouped)
+    timeout 280 python3 bench/gpu_levers.py variants convnext_tiny mobilenet_v3_large efficientnet_b0 --grouped \
+      --json variants_grouped.json 2>&1 | grep -v Warning | tee "$out/variants_grouped.log" ;;
   compile)
     timeout "${LIMIT:-400}" python3 bench/train_gpu.py --compile --steady 2>&1 | grep -v Warning \
       | tee "$out/train_compile.log" ;;
-  *) sed -n '2,9p' "$0"; exit 2 ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac
