@@ -161,3 +161,28 @@ def test_outputs_that_onnxruntime_allocates_come_back_too(mlp, monkeypatch):
     reference = session(proto, "cpu").run(None, {"x": x})[0]
     predicted = Predictor(proto, 3, "cpu").predict({"x": x})[0]
     assert predicted.shape == (10, 10) and np.max(np.abs(predicted - reference)) <= 1e-6
+
+
+def test_cli_run_in_batches_ends_on_ctrl_c_in_one_line(tmp_path):
+    """The line naming the batch comes before the first run; Ctrl-C then writes nothing and exits 130."""
+    import signal
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("dlspec: 1\nname: tiny\ninputs:\n  x: {shape: [2]}\nlayers:\n  - {type: dense, units: 2}\n")
+    assert subprocess.run([PYTHON, "-m", "dlspec", "build", spec, "--backend", "onnx", "-o", tmp_path]).returncode == 0
+    np.save(tmp_path / "x.npy", np.zeros((2_000_000, 2), np.float32))  # two million runs of one sample
+    proc = subprocess.Popen([PYTHON, "-m", "dlspec", "run", str(tmp_path / "tiny.onnx"), "--input",
+                             str(tmp_path / "x.npy"), "--provider", "cpu", "--batch", "1", "-o",
+                             str(tmp_path / "y.npy")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        first = proc.stdout.readline()
+        assert first == (f"{tmp_path / 'tiny.onnx'}: CPUExecutionProvider, batch 1, 2000000 runs with IO binding for "
+                         "2000000 samples, without a CUDA graph\n")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out, err) == (130, "", "interrupted; nothing was written\n")
+    assert not (tmp_path / "y.npy").exists()
