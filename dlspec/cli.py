@@ -146,6 +146,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--provider", default="auto", choices=("auto", "cuda", "tensorrt", "cpu"),
                    help="onnxruntime execution provider (default auto: CUDA when available; tensorrt: fp16 engines "
                    "cached in $DLSPEC_TRT_CACHE or ~/.cache/dlspec/tensorrt, CUDA when TensorRT cannot start)")
+    s.add_argument("--batch", type=COUNT, metavar="N", help="run the samples N at a time through buffers bound once "
+                   "(IO binding; the last run padded with zero samples, its outputs trimmed): the same outputs")
+    s.add_argument("--cuda-graph", action="store_true", help="with --batch on CUDA: let onnxruntime capture the run "
+                   "as a CUDA graph and replay it (fewer launches: lower latency at small batches)")
     s.add_argument("-o", "--output", metavar="Y.npy", help="write the first output here")
     s.set_defaults(fn=_command("runtime", "cmd_run"))
 
@@ -172,8 +176,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--fp16", action="store_true", help="half precision in every path (cuda only)")
     s.add_argument("--iterations", type=COUNT, default=50, help="timed runs per path (default 50)")
     s.add_argument("--paths", metavar="A,B", help="a comma-separated subset of: onnxruntime, torch, torch.compile, "
-                   "torch.compile reduce-overhead, onnxruntime tensorrt (default all but tensorrt; the first is the "
-                   "reference for max diff)")
+                   "torch.compile reduce-overhead, and on cuda onnxruntime tensorrt and onnxruntime cuda-graph (IO "
+                   "binding, replayed as a CUDA graph). Default on cpu: the first four; on cuda: onnxruntime, "
+                   "onnxruntime cuda-graph, torch, torch.compile, torch.compile reduce-overhead. The first is the "
+                   "reference for max diff")
     threads_arg(s)
     s.set_defaults(fn=_command("runtime", "cmd_compare"))
 

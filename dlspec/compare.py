@@ -3,6 +3,13 @@
 What a user who wants speed would pick instead of dlspec's deployment path, measured in one process with the
 same weights and the same input. Every path is checked against the first one's output before it is timed, so a
 fast wrong answer cannot win.
+
+The onnxruntime paths run through :class:`dlspec.deploy.Predictor`: inputs and outputs bound once on the device
+(IO binding). ``onnxruntime cuda-graph`` adds onnxruntime's ``enable_cuda_graph``: the warm-up runs let it
+capture the run, and the timed runs replay it, as ``torch.compile reduce-overhead`` replays torch's. On
+``--device cuda`` the default paths are onnxruntime, onnxruntime cuda-graph, torch, torch.compile and
+torch.compile reduce-overhead; on the CPU the same without the CUDA graph. ``onnxruntime tensorrt`` (TensorRT
+builds engines for minutes, and is rarely installed) runs on request; both need ``--device cuda``.
 """
 
 from __future__ import annotations
@@ -14,8 +21,16 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 
-PATHS = ("onnxruntime", "torch", "torch.compile", "torch.compile reduce-overhead", "onnxruntime tensorrt")
-DEFAULT_PATHS = PATHS[:4]  # TensorRT on request: it builds engines for minutes, and is rarely installed
+PATHS = ("onnxruntime", "torch", "torch.compile", "torch.compile reduce-overhead", "onnxruntime tensorrt",
+         "onnxruntime cuda-graph")
+DEFAULT_PATHS = PATHS[:4]  # on the CPU; TensorRT on request: it builds engines for minutes, and is rarely installed
+CUDA_PATHS = ("onnxruntime", "onnxruntime cuda-graph", "torch", "torch.compile", "torch.compile reduce-overhead")
+CUDA_ONLY = ("onnxruntime tensorrt", "onnxruntime cuda-graph")
+
+
+def default_paths(device: str) -> tuple:
+    """The paths compared when none are named: on cuda with onnxruntime's CUDA graph, on the CPU without."""
+    return CUDA_PATHS if device == "cuda" else DEFAULT_PATHS
 
 
 @dataclass
@@ -68,32 +83,33 @@ def _inputs(model, batch: int, seed: int) -> list:
     return out
 
 
-def _onnx_step(model, weights, inputs, device: str, fp16: bool, provider: str = "cuda", notice=None):
-    """A function running dlspec's ONNX once with IO binding (data stays on the device), and its outputs;
-    ``provider="tensorrt"``: TensorRT when it can start, else CUDA after a one-line ``notice``."""
+def _onnx_step(model, weights, inputs, device: str, fp16: bool, provider: str = "cuda", notice=None,
+               cuda_graph: bool = False):
+    """A function running dlspec's ONNX once through a :class:`dlspec.deploy.Predictor` (inputs and outputs bound
+    on the device), the function that waits for it, and its outputs; ``provider="tensorrt"``: TensorRT when it can
+    start, else CUDA after a one-line ``notice``; ``cuda_graph``: replayed as a CUDA graph after the first run."""
     import numpy as np
 
     from .api import build
-    from .deploy import _ort, session
+    from .deploy import ON_DEVICE, Predictor, _ort
 
-    ort = _ort()
+    cuda_missing = UsageError("onnxruntime could not start its CUDA provider (install dlspec[gpu]). Received: "
+                              "--device cuda")
+    if device == "cuda" and "CUDAExecutionProvider" not in _ort().get_available_providers():
+        raise cuda_missing
     proto = build(model, "onnx", weights, fp16=fp16, optimize=True)
-    sess = session(proto, provider if device == "cuda" else "cpu", notice=notice if provider == "tensorrt" else None)
-    if device == "cuda" and sess.get_providers()[0] not in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
-        raise UsageError("onnxruntime could not start its CUDA provider (install dlspec[gpu]). Received: --device "
-                         "cuda")
-    binding = sess.io_binding()
-    for inp, x in zip(sess.get_inputs(), inputs):
-        binding.bind_ortvalue_input(inp.name, ort.OrtValue.ortvalue_from_numpy(x, device, 0))
-    for out in sess.get_outputs():
-        binding.bind_output(out.name, device)
+    predictor = Predictor(proto, len(inputs[0]), provider if device == "cuda" else "cpu", cuda_graph=cuda_graph,
+                          notice=notice if provider == "tensorrt" else None)
+    sess, binding = predictor.session, predictor.binding
+    if device == "cuda" and sess.get_providers()[0] not in ON_DEVICE:
+        raise cuda_missing
+    predictor.load({inp.name: x for inp, x in zip(sess.get_inputs(), inputs)})
 
     def step():
         sess.run_with_iobinding(binding)
 
-    step()
-    binding.synchronize_outputs()
-    results = [np.asarray(v.numpy(), dtype=np.float32) for v in binding.get_outputs()]
+    predictor.run()
+    results = [np.asarray(y, dtype=np.float32) for y in predictor.outputs()]
     return step, binding.synchronize_outputs, results
 
 
@@ -146,9 +162,10 @@ def _torch_step(fn, args, device: str):
 
 
 def compare(model, weights=None, *, batch: int = 1, device: str = "cpu", fp16: bool = False,
-            iterations: int = 50, warmup: int = 10, seed: int = 0, paths=DEFAULT_PATHS,
+            iterations: int = 50, warmup: int = 10, seed: int = 0, paths=None,
             notice=sys.stderr) -> list[Timing]:
-    """Time each of ``paths`` on the same weights and input; the first path is the reference for ``max_diff``.
+    """Time each of ``paths`` (default: :func:`default_paths` for ``device``) on the same weights and input; the
+    first path is the reference for ``max_diff``.
 
     ``fp16``: half precision in every path (onnxruntime: dlspec's --fp16 export; torch: ``model.half()``); on CUDA,
     image models run channels-last in torch, the layout torch users pick for speed.
@@ -157,13 +174,8 @@ def compare(model, weights=None, *, batch: int = 1, device: str = "cpu", fp16: b
 
     from .weights import init_weights
 
-    unknown = [p for p in paths if p not in PATHS]
-    if unknown:
-        raise UsageError(f"unknown path {unknown[0]!r}; choose from {', '.join(PATHS)}")
-    if device not in ("cpu", "cuda"):
-        raise UsageError(f"--device must be cpu or cuda. Received: {device}")
-    if fp16 and device != "cuda":
-        raise UsageError("--fp16 needs --device cuda (half precision on the CPU is not what anyone deploys)")
+    paths = default_paths(device) if paths is None else paths
+    _check_paths(paths, device, fp16)
     weights = weights if weights is not None else init_weights(model, 0)
     inputs = _inputs(model, batch, seed)
     timings, reference = [], None
@@ -171,10 +183,9 @@ def compare(model, weights=None, *, batch: int = 1, device: str = "cpu", fp16: b
         if notice is not None:
             print(f"dlspec compare: {path} ...", file=notice, flush=True)
         if path.startswith("onnxruntime"):
-            if path.endswith("tensorrt") and device != "cuda":
-                raise UsageError("the path onnxruntime tensorrt needs --device cuda. Received: --device cpu")
             step, sync, outs = _onnx_step(model, weights, inputs, device, fp16,
-                                          "tensorrt" if path.endswith("tensorrt") else "cuda", notice)
+                                          "tensorrt" if path.endswith("tensorrt") else "cuda", notice,
+                                          cuda_graph=path.endswith("cuda-graph"))
         else:
             import torch
 
@@ -187,6 +198,20 @@ def compare(model, weights=None, *, batch: int = 1, device: str = "cpu", fp16: b
         figures = _percentiles(time_steps(step, sync, iterations, warmup), batch)
         timings.append(Timing(path, batch, max_diff=diff, **figures))
     return timings
+
+
+def _check_paths(paths, device: str, fp16: bool) -> None:
+    """Refuse, before any path runs, an unknown path, device, fp16 off CUDA, and a CUDA-only path off CUDA."""
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown:
+        raise UsageError(f"unknown path {unknown[0]!r}; choose from {', '.join(PATHS)}")
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"--device must be cpu or cuda. Received: {device}")
+    if fp16 and device != "cuda":
+        raise UsageError("--fp16 needs --device cuda (half precision on the CPU is not what anyone deploys)")
+    for path in paths:
+        if path in CUDA_ONLY and device != "cuda":
+            raise UsageError(f"the path {path} needs --device cuda. Received: --device {device}")
 
 
 def table(timings: list[Timing], baseline: str = "torch") -> str:

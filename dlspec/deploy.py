@@ -232,64 +232,201 @@ def run(model, inputs: dict, provider: str = "auto"):
     return sess.run(None, inputs)
 
 
-def bench(model, batch: int, provider: str = "auto", iterations: int = 50, warmup: int = 10, seed: int = 0,
-          cuda_options: dict | None = None, profile=None, progress=None) -> dict:
-    """Throughput and latency percentiles with IO binding (inputs and outputs stay on the device).
+ON_DEVICE = ("CUDAExecutionProvider", "TensorrtExecutionProvider")  # a session whose buffers live on the GPU
 
-    ``progress(event, info)``, if given, hears ``"start"`` (provider, batch, runs) once the session is made,
-    and ``"run"`` (done, total, seconds left) when runs are slow: after a first run of over 2 s, then
-    every 20 s, so a long benchmark on the CPU is never silent."""
-    import numpy as np
 
+def check_cuda_graph_provider(provider: str) -> None:
+    """Refuse ``--cuda-graph`` with ``--provider cpu`` (checked before any file is read)."""
+    if provider == "cpu":
+        raise UsageError(f"--cuda-graph needs --provider cuda. Received: --provider {provider}")
+
+
+def check_cuda_graph(provider: str, sess=None) -> None:
+    """Refuse a CUDA graph where CUDA cannot run it: ``--provider cpu``, an onnxruntime without its CUDA provider,
+    or (given the session) a CUDA provider that onnxruntime lists but could not start."""
+    check_cuda_graph_provider(provider)
     ort = _ort()
-    graph = (cuda_options or {}).get("enable_cuda_graph") == "1"
-    if graph and (provider == "cpu" or "CUDAExecutionProvider" not in ort.get_available_providers()):
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
         raise UsageError(f"--cuda-graph needs CUDA, and onnxruntime {ort.__version__} has no CUDAExecutionProvider "
-                         f"here (providers: {', '.join(ort.get_available_providers())}; dlspec[gpu] installs "
-                         f"onnxruntime-gpu). Received: --cuda-graph --provider {provider}")
-    import io
-
-    notice = io.StringIO()  # the CPU fallback notice, shown once the model and the batch are known to be good
-    sess = session(model, provider, cuda_options=cuda_options, profile=profile, notice=None if graph else notice)
-    on_cuda = sess.get_providers()[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-    if graph and not on_cuda:
+                         f"here (providers: {', '.join(available)}; dlspec[gpu] installs onnxruntime-gpu). "
+                         f"Received: --cuda-graph --provider {provider}")
+    if sess is not None and sess.get_providers()[0] not in ON_DEVICE:
         raise UsageError("--cuda-graph needs CUDA, and onnxruntime lists CUDAExecutionProvider but could not start "
                          f"it (CUDA or cuDNN libraries missing or mismatched). Received: --cuda-graph --provider "
                          f"{provider}")
-    device = "cuda" if on_cuda else "cpu"
-    _check_batch_memory(sess, batch)
-    sys.stderr.write(notice.getvalue())
+
+
+def output_buffers(sess, batch: int, cuda_graph: bool) -> dict:
+    """Each output's shape at ``batch`` and numpy dtype, or None where onnxruntime allocates it at each run (a
+    shape that does not follow from the batch, or a type outside TYPES). A CUDA graph replays fixed buffers, so
+    with ``cuda_graph`` such an output is a UsageError."""
+    import numpy as np
+
+    buffers = {}
+    for out in sess.get_outputs():
+        shape = [batch if isinstance(d, str) else d for d in out.shape]
+        fixed = all(isinstance(d, int) for d in shape) and out.type in TYPES
+        if cuda_graph and not fixed:
+            raise UsageError(f"a CUDA graph replays fixed buffers, so every output's shape must follow from the "
+                             f"batch. Received: output {out.name!r} of shape {out.shape}")
+        buffers[out.name] = (shape, np.dtype(TYPES[out.type])) if fixed else None
+    return buffers
+
+
+class Predictor:
+    """Runs an ONNX model (a path, bytes or ModelProto) on batches of exactly ``batch`` samples with IO binding.
+
+    Inputs and outputs are bound once to buffers of fixed shape on the session's device (CUDA when its first
+    provider is CUDA or TensorRT, else the CPU); a call copies the arrays in, runs, and copies the outputs out.
+    ``cuda_graph=True`` adds onnxruntime's ``enable_cuda_graph``: onnxruntime captures the run on the first call
+    and replays it (a graph needs those fixed addresses); it needs CUDA, and outputs whose shapes follow from the
+    batch. ``provider``, ``notice``, ``cuda_options`` and ``profile`` are :func:`session`'s (with a CUDA graph,
+    no CPU fallback notice: that case is refused). A batch whose inputs would not fit in half of the machine's
+    memory is a UsageError."""
+
+    def __init__(self, model, batch: int, provider: str = "auto", cuda_graph: bool = False, notice=sys.stderr,
+                 cuda_options: dict | None = None, profile=None):
+        options = {**(cuda_options or {}), **({"enable_cuda_graph": "1"} if cuda_graph else {})}
+        self.cuda_graph = options.get("enable_cuda_graph") == "1"
+        if self.cuda_graph:
+            check_cuda_graph(provider)
+        self.session = session(model, provider, notice=None if self.cuda_graph else notice,
+                               cuda_options=options or None, profile=profile)
+        if self.cuda_graph:
+            check_cuda_graph(provider, self.session)
+        self.batch, self.name = batch, str(model) if isinstance(model, (str, os.PathLike)) else "the model"
+        self.device = "cuda" if self.session.get_providers()[0] in ON_DEVICE else "cpu"
+        _check_batch_memory(self.session, batch)
+        self.binding = self.session.io_binding()
+        self.inputs = {inp.name: self._bind_input(inp) for inp in self.session.get_inputs()}
+        for name, buffer in output_buffers(self.session, batch, self.cuda_graph).items():
+            if buffer is None:
+                self.binding.bind_output(name, self.device)
+            else:
+                self.binding.bind_ortvalue_output(name, _ort().OrtValue.ortvalue_from_shape_and_type(
+                    *buffer, self.device, 0))
+
+    def _bind_input(self, inp):
+        import numpy as np
+
+        shape = [self.batch if not isinstance(d, int) else d for d in inp.shape]
+        dtype = np.dtype(TYPES.get(inp.type, "float32"))
+        value = _ort().OrtValue.ortvalue_from_shape_and_type(shape, dtype, self.device, 0)
+        self.binding.bind_ortvalue_input(inp.name, value)
+        return value, dtype
+
+    def load(self, inputs: dict) -> None:
+        """Copy named arrays of exactly ``batch`` samples into the bound inputs, cast to each input's type."""
+        import numpy as np
+
+        if sorted(inputs) != sorted(self.inputs):
+            raise DataError(f"the model takes inputs {list(self.inputs)}. Received: {sorted(inputs)}")
+        for name, x in inputs.items():
+            value, dtype = self.inputs[name]
+            x, want = np.asarray(x), value.shape()
+            if x.ndim and x.shape[0] != self.batch and list(x.shape[1:]) == want[1:]:
+                raise DataError(f"input {name!r}: this Predictor runs batches of exactly {self.batch} samples. "
+                                f"Received: {x.shape[0]} samples (shape {list(x.shape)})")
+            if list(x.shape) != want:
+                raise DataError(f"input {name!r} takes shape {want}. Received: shape {list(x.shape)}")
+            value.update_inplace(np.ascontiguousarray(x, dtype))
+
+    def run(self) -> None:
+        """One run on the bound inputs, waiting for the outputs; onnxruntime's errors become a DataError."""
+        try:
+            self.session.run_with_iobinding(self.binding)
+            self.binding.synchronize_outputs()
+        except Exception as err:
+            if not is_ort_error(err):
+                raise
+            raise DataError(f"{self.name}: onnxruntime failed at batch {self.batch}: {ort_message(err)}") from None
+
+    def outputs(self) -> list:
+        """The outputs of the last run as numpy arrays (copies: the next run reuses the buffers)."""
+        import numpy as np
+
+        return [np.array(value.numpy()) for value in self.binding.get_outputs()]
+
+    def __call__(self, inputs: dict) -> list:
+        """The outputs, in the session's order, for named arrays of exactly ``batch`` samples."""
+        self.load(inputs)
+        self.run()
+        return self.outputs()
+
+    @staticmethod
+    def samples(inputs: dict) -> int:
+        """The number of samples in named arrays (batch first); DataError when they differ."""
+        import numpy as np
+
+        shapes = {name: np.shape(x) for name, x in inputs.items()}
+        counts = {shape[0] if shape else None for shape in shapes.values()}
+        if len(counts) > 1 or None in counts:
+            raise DataError("the inputs must hold the same number of samples, batch first. Received: " +
+                            ", ".join(f"{name!r}: shape {list(shape)}" for name, shape in shapes.items()))
+        return counts.pop() if counts else 0
+
+    def predict(self, inputs: dict) -> list:
+        """The outputs for named arrays of any number of samples: in runs of ``batch``, the last padded with zero
+        samples and its outputs trimmed, then concatenated. The padding changes no real sample's outputs: dlspec's
+        exports have no operation across samples at inference (BatchNorm uses its running statistics) and 0 is a
+        valid token id; the arrays are those that a run on all samples at once would return."""
+        import numpy as np
+
+        arrays = {name: np.asarray(x) for name, x in inputs.items()}
+        n = self.samples(arrays)
+        parts = []
+        for start in range(0, max(n, 1), self.batch):  # no samples: one padded run gives the outputs' shapes
+            chunk = {name: _padded(x[start:start + self.batch], self.batch) for name, x in arrays.items()}
+            parts.append([y[:n - start] for y in self(chunk)])
+        return [np.concatenate(ys) for ys in zip(*parts)]
+
+
+def _padded(x, batch: int):
+    """``x`` with zero samples appended up to ``batch``."""
+    import numpy as np
+
+    if len(x) == batch:
+        return x
+    return np.concatenate([x, np.zeros((batch - len(x), *x.shape[1:]), x.dtype)])
+
+
+def random_feed(sess, batch: int, seed: int = 0) -> dict:
+    """Random inputs of ``batch`` samples for a session: standard-normal floats, or int64 0 and 1."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
-    binding = sess.io_binding()
+    feeds = {}
     for inp in sess.get_inputs():
         shape = [batch if not isinstance(d, int) else d for d in inp.shape]
         dtype = np.dtype(TYPES.get(inp.type, "float32"))
         data = rng.integers(0, 2, shape) if dtype == np.int64 else rng.standard_normal(shape, dtype=np.float32)
-        data = data.astype(dtype, copy=False)
-        binding.bind_ortvalue_input(inp.name, ort.OrtValue.ortvalue_from_numpy(data, device, 0))
-    for out in sess.get_outputs():
-        shape = [batch if isinstance(d, str) else d for d in out.shape]
-        if all(isinstance(d, int) for d in shape) and out.type in TYPES:  # fixed addresses, as CUDA graphs need
-            value = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.dtype(TYPES[out.type]), device, 0)
-            binding.bind_ortvalue_output(out.name, value)
-        elif graph:
-            raise UsageError(f"a CUDA graph replays fixed buffers, so every output's shape must follow from the "
-                             f"batch. Received: output {out.name!r} of shape {out.shape}")
-        else:
-            binding.bind_output(out.name, device)
+        feeds[inp.name] = data.astype(dtype, copy=False)
+    return feeds
+
+
+def bench(model, batch: int, provider: str = "auto", iterations: int = 50, warmup: int = 10, seed: int = 0,
+          cuda_options: dict | None = None, profile=None, progress=None) -> dict:
+    """Throughput and latency percentiles with IO binding (inputs and outputs stay on the device), through a
+    :class:`Predictor` (``cuda_options={"enable_cuda_graph": "1"}``: replayed as a CUDA graph).
+
+    ``progress(event, info)``, if given, hears ``"start"`` (provider, batch, runs) once the session is made,
+    and ``"run"`` (done, total, seconds left) when runs are slow: after a first run of over 2 s, then
+    every 20 s, so a long benchmark on the CPU is never silent."""
+    import io
+
+    notice = io.StringIO()  # the CPU fallback notice, shown once the model and the batch are known to be good
+    predictor = Predictor(model, batch, provider, notice=notice, cuda_options=cuda_options, profile=profile)
+    sys.stderr.write(notice.getvalue())
+    sess = predictor.session
+    predictor.load(random_feed(sess, batch, seed))
     if progress:
         progress("start", {"provider": sess.get_providers()[0], "batch": batch, "warmup": warmup,
                            "iterations": iterations})
     times, total, began, told = [], warmup + iterations, time.perf_counter(), None
     for i in range(total):
         start = time.perf_counter()
-        try:
-            sess.run_with_iobinding(binding)
-            binding.synchronize_outputs()
-        except Exception as err:
-            if not is_ort_error(err):
-                raise
-            raise DataError(f"{model}: onnxruntime failed at batch {batch}: {ort_message(err)}") from None
+        predictor.run()
         now = time.perf_counter()
         if i >= warmup:
             times.append(now - start)

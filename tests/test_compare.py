@@ -31,7 +31,56 @@ def test_cli_refuses_fp16_on_the_cpu_and_unknown_paths():
     result = subprocess.run(run + ["--paths", "onnxruntime,tensorrt"], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.endswith("error: unknown path 'tensorrt'; choose from onnxruntime, torch, torch.compile, "
-                                  "torch.compile reduce-overhead, onnxruntime tensorrt\n")
+                                  "torch.compile reduce-overhead, onnxruntime tensorrt, onnxruntime cuda-graph\n")
+    result = subprocess.run(run + ["--paths", "onnxruntime,onnxruntime cuda-graph"], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (2, "")  # refused before any path runs
+    assert result.stderr == ("error: the path onnxruntime cuda-graph needs --device cuda. Received: --device cpu\n")
+
+
+def test_default_paths_add_the_cuda_graph_on_cuda_only():
+    from dlspec.compare import DEFAULT_PATHS, default_paths
+
+    assert default_paths("cpu") == DEFAULT_PATHS == ("onnxruntime", "torch", "torch.compile",
+                                                     "torch.compile reduce-overhead")
+    assert default_paths("cuda") == ("onnxruntime", "onnxruntime cuda-graph", "torch", "torch.compile",
+                                     "torch.compile reduce-overhead")
+    model = dlspec.load(SPECS / "mnist_mlp.yaml")
+    for path in ("onnxruntime cuda-graph", "onnxruntime tensorrt"):
+        with pytest.raises(dlspec.UsageError) as info:
+            compare(model, paths=("onnxruntime", path), notice=None)
+        assert str(info.value) == f"the path {path} needs --device cuda. Received: --device cpu"
+
+
+def test_cli_default_paths_follow_the_device(monkeypatch, capsys):
+    from dlspec import cli
+    from dlspec.compare import Timing
+
+    asked = []
+
+    def fake(model, weights, *, paths, device, **_):
+        asked.append((device, paths))
+        return [Timing(p, 1, 100.0, 1.0, 1.0, 1.0, 0.0) for p in paths]
+
+    monkeypatch.setattr("dlspec.compare.compare", fake)
+    for device in ("cpu", "cuda"):
+        assert cli.main(["compare", str(SPECS / "mnist_mlp.yaml"), "--device", device]) == 0
+    assert asked == [("cpu", ("onnxruntime", "torch", "torch.compile", "torch.compile reduce-overhead")),
+                     ("cuda", ("onnxruntime", "onnxruntime cuda-graph", "torch", "torch.compile",
+                               "torch.compile reduce-overhead"))]
+    rows = [line.split()[0:2] for line in capsys.readouterr().out.splitlines() if line.startswith("onnxruntime")]
+    assert rows == [["onnxruntime", "100.0"], ["onnxruntime", "100.0"], ["onnxruntime", "cuda-graph"]]
+
+
+def test_cli_on_cuda_without_cuda_says_so_in_one_line():
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    result = subprocess.run([PYTHON, "-m", "dlspec", "compare", str(SPECS / "mnist_mlp.yaml"), "--device", "cuda",
+                             "--paths", "onnxruntime cuda-graph"], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("dlspec compare: onnxruntime cuda-graph ...\nerror: onnxruntime could not start its CUDA "
+                             "provider (install dlspec[gpu]). Received: --device cuda\n")
 
 
 @pytest.mark.parametrize("flag", ["--batch=0", "--iterations=-1"])

@@ -1,5 +1,6 @@
-"""The commands that run ONNX files: run (one input through onnxruntime), bench (throughput and latency) and
-compare (dlspec's ONNX beside torch eager and torch.compile)."""
+"""The commands that run ONNX files: run (an input through onnxruntime, at once or in fixed batches with IO binding
+and optionally a CUDA graph), bench (throughput and latency) and compare (dlspec's ONNX beside torch eager and
+torch.compile)."""
 
 from __future__ import annotations
 
@@ -10,34 +11,30 @@ from . import print_json
 
 
 def cmd_run(args) -> int:
+    import io
+
     import numpy as np
 
-    from ..deploy import check_model_file, feed, is_ort_error, ort_message, session
-    from ..files import Unreadable, check_regular, check_target
+    from ..deploy import check_cuda_graph_provider, check_model_file, feed, session
+    from ..files import check_target
 
+    if args.cuda_graph and args.batch is None:
+        raise UsageError("--cuda-graph needs --batch N: a CUDA graph replays one fixed shape. Received: --cuda-graph "
+                         "without --batch")
+    if args.cuda_graph:
+        check_cuda_graph_provider(args.provider)
     if args.output:
         check_target(args.output)
     check_model_file(args.model)
-    try:
-        check_regular(args.input)
-        x = np.load(args.input, allow_pickle=False)
-    except Unreadable as err:
-        raise DataError(f"{args.input}: cannot read the input array: {err}") from None
-    except (OSError, ValueError, EOFError) as err:
-        why = "not a numpy .npy or .npz file" if "pickle" in str(err) else " ".join(str(err).split())
-        raise DataError(f"{args.input}: cannot read the input array: {why}") from None
-    import io
-
+    x = _load_input(args.input)
     notice = io.StringIO()  # the CPU fallback notice is shown only when there is no error to show instead
-    sess = session(args.model, args.provider, notice=notice)
-    inputs = feed(sess, x, args.input, args.model)
-    sys.stderr.write(notice.getvalue())
-    try:
-        outputs = sess.run(None, inputs)
-    except Exception as err:
-        if not is_ort_error(err):
-            raise
-        raise DataError(f"{args.model}: onnxruntime failed on {args.input}: {ort_message(err)}") from None
+    if args.batch is None:
+        sess = session(args.model, args.provider, notice=notice)
+        inputs = feed(sess, x, args.input, args.model)
+        sys.stderr.write(notice.getvalue())
+        outputs = _run_once(sess, inputs, args)
+    else:
+        sess, outputs = _run_in_batches(x, args, notice)
     for meta, value in zip(sess.get_outputs(), outputs):
         print(f"{meta.name}: shape {list(value.shape)}, dtype {value.dtype}")
     if args.output:
@@ -49,11 +46,61 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from ..deploy import bench, check_model_file
+def _load_input(path: str):
+    """The array (or .npz archive) in ``path``; DataError when it is unreadable or no numpy file."""
+    import numpy as np
 
-    if args.cuda_graph and args.provider == "cpu":
-        raise UsageError(f"--cuda-graph needs --provider cuda. Received: --provider {args.provider}")
+    from ..files import Unreadable, check_regular
+
+    try:
+        check_regular(path)
+        return np.load(path, allow_pickle=False)
+    except Unreadable as err:
+        raise DataError(f"{path}: cannot read the input array: {err}") from None
+    except (OSError, ValueError, EOFError) as err:
+        why = "not a numpy .npy or .npz file" if "pickle" in str(err) else " ".join(str(err).split())
+        raise DataError(f"{path}: cannot read the input array: {why}") from None
+
+
+def _run_once(sess, inputs: dict, args) -> list:
+    """All samples in one run, as dlspec run does without --batch."""
+    from ..deploy import is_ort_error, ort_message
+
+    try:
+        return sess.run(None, inputs)
+    except Exception as err:
+        if not is_ort_error(err):
+            raise
+        raise DataError(f"{args.model}: onnxruntime failed on {args.input}: {ort_message(err)}") from None
+
+
+def _run_in_batches(x, args, notice):
+    """--batch N: the samples through a Predictor in runs of N (the last padded with zero samples, its outputs
+    trimmed), after one line naming the provider, the batch, the runs and whether they replay a CUDA graph."""
+    import math
+
+    from ..deploy import Predictor, feed
+
+    predictor = Predictor(args.model, args.batch, args.provider, cuda_graph=args.cuda_graph, notice=notice)
+    inputs = feed(predictor.session, x, args.input, args.model)
+    sys.stderr.write(notice.getvalue())
+    n = predictor.samples(inputs)
+    runs = max(1, math.ceil(n / args.batch))
+    pad = runs * args.batch - n
+    last = "the last " if runs > 1 else ""
+    padded = f" ({last}padded with {pad} zero sample{'s' if pad != 1 else ''})" if pad else ""
+    graph = "replayed as a CUDA graph" if args.cuda_graph else "without a CUDA graph"
+    print(f"{args.model}: {predictor.session.get_providers()[0]}, batch {args.batch}, {runs} run"
+          f"{'s' if runs != 1 else ''} with IO binding for {n} sample{'s' if n != 1 else ''}{padded}, {graph}",
+          flush=True)
+    return predictor.session, predictor.predict(inputs)
+
+
+def cmd_bench(args) -> int:
+    from ..deploy import bench, check_cuda_graph_provider, check_model_file
+
+    if args.cuda_graph:
+        check_cuda_graph_provider(args.provider)
     check_model_file(args.model)
     options = {"enable_cuda_graph": "1"} if args.cuda_graph else None
     from .. import threads
@@ -84,12 +131,12 @@ def cmd_bench(args) -> int:
 def cmd_compare(args) -> int:
     from .. import threads
     from ..api import load
-    from ..compare import DEFAULT_PATHS, compare, table
+    from ..compare import compare, default_paths, table
     from ..weights import load_weights
 
     model = load(args.spec)
     weights = load_weights(args.weights, model) if args.weights else None
-    paths = DEFAULT_PATHS if args.paths is None else tuple(p.strip() for p in args.paths.split(","))
+    paths = default_paths(args.device) if args.paths is None else tuple(p.strip() for p in args.paths.split(","))
     _, thread_phrase = threads.apply(args.threads, ("torch", "onnx"))  # torch's default spins on a busy machine
     timings = compare(model, weights, batch=args.batch, device=args.device, fp16=args.fp16,
                       iterations=args.iterations, paths=paths)
