@@ -34,14 +34,33 @@ def cuda_defaults(half: bool) -> dict:
     return {"use_tf32": "0"}
 
 
+def _proto(model):
+    """A ModelProto for a ModelProto, bytes or path (without external data); an empty one for what onnx cannot
+    read, whose error onnxruntime then reports in its own words."""
+    import onnx
+
+    if hasattr(model, "graph"):
+        return model
+    try:
+        return onnx.load_model_from_string(model) if isinstance(model, bytes) else \
+            onnx.load(str(model), load_external_data=False)
+    except Exception:  # protobuf's DecodeError and friends: not a model
+        return onnx.ModelProto()
+
+
 def computes_in_half(model) -> bool:
     """Whether a ModelProto, bytes or path holds float16 weights (an export with --fp16)."""
     import onnx
 
-    if not hasattr(model, "graph"):
-        model = onnx.load_model_from_string(model) if isinstance(model, bytes) else \
-            onnx.load(str(model), load_external_data=False)
-    return any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    return any(t.data_type == onnx.TensorProto.FLOAT16 for t in _proto(model).graph.initializer)
+
+
+def batch_dims(model) -> set:
+    """The names of the model inputs' symbolic first dimensions (dlspec's exports call it ``batch``)."""
+    proto = _proto(model)
+    constants = {t.name for t in proto.graph.initializer}
+    return {i.type.tensor_type.shape.dim[0].dim_param for i in proto.graph.input if i.name not in constants
+            and i.type.tensor_type.shape.dim and i.type.tensor_type.shape.dim[0].dim_param}
 
 
 def trt_cache_dir() -> str:
@@ -115,10 +134,13 @@ def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = 
 
 
 def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict | None = None, profile=None,
-            trt_cache: str | None = None):
+            trt_cache: str | None = None, batch: int | None = None):
     """An InferenceSession for a ModelProto, bytes or path; CUDA when present (else CPU, with a notice);
     ``provider="tensorrt"``: TensorRT in fp16 with an engine cache when it can start, else CUDA with a one-line
-    notice. ``cuda_options``: extra CUDA provider options; ``profile``: a file prefix for onnxruntime's profile."""
+    notice. ``cuda_options``: extra CUDA provider options; ``profile``: a file prefix for onnxruntime's profile.
+    ``batch``: the inputs' symbolic batch dimension fixed to this size, so onnxruntime folds the shape arithmetic
+    that reads it (Shape, Gather, Expand of a class token): onnxruntime runs such int64 nodes on the CPU, and a CUDA
+    graph needs every node on the device (ViT-B/16 could not be captured without it)."""
     ort = _ort()
     options = ort.SessionOptions()
     options.log_severity_level = 4
@@ -132,6 +154,8 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
         if isinstance(model, os.PathLike) else model
     if isinstance(source, str):
         check_model_file(source)
+    for name in sorted(batch_dims(model)) if batch else ():
+        options.add_free_dimension_override_by_name(name, batch)
     providers = providers_for(provider, notice, cuda_options, model, trt_cache)
     first = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
     if first == "TensorrtExecutionProvider":
@@ -144,6 +168,9 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
         with contextlib.redirect_stdout(said):
             sess = ort.InferenceSession(source, options, providers=providers)
     except Exception as err:
+        if is_ort_error(err) and "graph capture" in str(err):
+            raise UsageError("onnxruntime cannot replay this model as a CUDA graph: it placed some of its nodes on "
+                             f"the CPU ({ort_message(err)}). Received: --cuda-graph") from None
         if not isinstance(source, str) or not is_ort_error(err):
             raise
         raise DataError(f"{source}: onnxruntime cannot load it as an ONNX model: {ort_message(err)}") from None
@@ -188,10 +215,11 @@ def ort_message(err: BaseException) -> str:
     return re.sub(r"^Load model from .* failed:\s*", "", text)
 
 
-def feed(sess, x, source: str, model: str = "the model") -> dict:
+def feed(sess, x, source: str, model: str = "the model", free_batch: bool = False) -> dict:
     """The inputs of a session from what ``source`` held: one array for a one-input model (an .npy file), or
     arrays named after every input (an .npz file), each checked against its input (dtype and shape; ``N`` is
-    the free batch axis) and cast to its dtype. DataError names a mismatch."""
+    the free batch axis; ``free_batch``: the first axis is free even where the session fixed it) and cast to its
+    dtype. DataError names a mismatch."""
     import numpy as np
 
     inputs = sess.get_inputs()
@@ -200,22 +228,22 @@ def feed(sess, x, source: str, model: str = "the model") -> dict:
         if sorted(x.files) != sorted(names):
             raise DataError(f"{source}: holds arrays {sorted(x.files)}, but {model} takes inputs {names} (one array "
                             "per input, named after it)")
-        return {meta.name: _checked(meta, x[meta.name], f"{source}[{meta.name!r}]") for meta in inputs}
+        return {meta.name: _checked(meta, x[meta.name], f"{source}[{meta.name!r}]", free_batch) for meta in inputs}
     if len(inputs) != 1:
         raise DataError(f"{model}: the model takes {len(inputs)} inputs ({', '.join(names)}); give them as one .npz "
                         "file with an array per input name")
     if not isinstance(x, np.ndarray):
         raise DataError(f"{source}: expected an .npy file holding one array")
-    return {inputs[0].name: _checked(inputs[0], x, source)}
+    return {inputs[0].name: _checked(inputs[0], x, source, free_batch)}
 
 
-def _checked(meta, x, source: str):
+def _checked(meta, x, source: str, free_batch: bool = False):
     import numpy as np
 
     want = np.dtype(TYPES.get(meta.type, "float32"))
     if x.dtype.kind not in "biuf":
         raise DataError(f"{source}: the input array has dtype {x.dtype}; input {meta.name!r} takes {want} numbers")
-    shape = [d if isinstance(d, int) else "N" for d in meta.shape]
+    shape = [d if isinstance(d, int) and not (free_batch and i == 0) else "N" for i, d in enumerate(meta.shape)]
     if x.ndim != len(shape) or any(d != "N" and d != n for d, n in zip(shape, x.shape)):
         raise DataError(f"{source}: the input array has shape {list(x.shape)}, but input {meta.name!r} takes "
                         f"{shape}".replace("'N'", "N"))
@@ -292,7 +320,7 @@ class Predictor:
         if self.cuda_graph:
             check_cuda_graph(provider)
         self.session = session(model, provider, notice=None if self.cuda_graph else notice,
-                               cuda_options=options or None, profile=profile)
+                               cuda_options=options or None, profile=profile, batch=batch)
         if self.cuda_graph:
             check_cuda_graph(provider, self.session)
         self.batch, self.name = batch, str(model) if isinstance(model, (str, os.PathLike)) else "the model"

@@ -206,3 +206,46 @@ def test_cuda_graph_replays_with_new_inputs_on_the_gpu():
     timings = compare(model, batch=4, device="cuda", iterations=5, warmup=2,
                       paths=("onnxruntime", "onnxruntime cuda-graph"), notice=None)
     assert timings[1].path == "onnxruntime cuda-graph" and timings[1].max_diff <= 1e-5
+
+
+CLASS_TOKEN = {"dlspec": 1, "name": "tok", "inputs": {"x": {"shape": [4, 6]}},
+               "layers": [{"name": "cls", "type": "parameter", "shape": [1, 1, 6], "initializer": "normal"},
+                          {"name": "seq", "type": "concat", "axis": 1, "inputs": ["cls", "x"]},
+                          {"name": "out", "type": "dense", "units": 3}]}
+
+
+def test_a_fixed_batch_folds_the_shape_arithmetic(tmp_path):
+    """The Predictor fixes the batch dimension, so onnxruntime folds the Shape/Gather/Expand that broadcast a class
+    token over the batch: onnxruntime runs such int64 nodes on the CPU, and a CUDA graph needs all on the device."""
+    import onnx
+
+    model = dlspec.from_dict(CLASS_TOKEN)
+    proto = dlspec.build(model, "onnx", dlspec.init_weights(model, 0))
+    assert {"Shape", "Expand"} <= {n.op_type for n in proto.graph.node}
+    counts = {}
+    for batch in (None, 3):
+        path = tmp_path / f"optimized_{batch}.onnx"
+        options = onnxruntime.SessionOptions()
+        options.optimized_model_filepath = str(path)
+        for name in dlspec.deploy.batch_dims(proto) if batch else ():
+            options.add_free_dimension_override_by_name(name, batch)
+        onnxruntime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        counts[batch] = sum(n.op_type in ("Shape", "Expand") for n in onnx.load(str(path)).graph.node)
+    assert counts == {None: 2, 3: 0}
+    predictor = Predictor(proto, 3, "cpu")
+    assert predictor.session.get_inputs()[0].shape == [3, 4, 6]
+    x = np.random.default_rng(0).random((5, 4, 6), dtype=np.float32)
+    reference = session(proto, "cpu").run(None, {"x": x})[0]
+    assert np.max(np.abs(predictor.predict({"x": x})[0] - reference)) <= 1e-6
+
+
+@pytest.mark.skipif(NO_CUDA, reason="onnxruntime has no CUDA here (run on the GPU machine)")
+def test_vit_is_captured_as_a_cuda_graph():
+    """ViT-B/16's class token is broadcast by shape arithmetic; with the batch fixed it folds away and the whole
+    model replays as one CUDA graph (before: onnxruntime refused, some nodes being on the CPU)."""
+    model = dlspec.load(SPECS / "vit_b_16.yaml")
+    proto = dlspec.build(model, "onnx", dlspec.init_weights(model, 0), fp16=True, optimize=True)
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    reference = session(proto, "cuda").run(None, {"image": x})[0]
+    y = Predictor(proto, 2, "cuda", cuda_graph=True).predict({"image": x})[0]
+    assert np.max(np.abs(y - reference)) <= 1e-3 * max(1.0, float(np.max(np.abs(reference))))

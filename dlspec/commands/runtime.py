@@ -82,7 +82,7 @@ def _run_in_batches(x, args, notice):
     from ..deploy import Predictor, feed
 
     predictor = Predictor(args.model, args.batch, args.provider, cuda_graph=args.cuda_graph, notice=notice)
-    inputs = feed(predictor.session, x, args.input, args.model)
+    inputs = feed(predictor.session, x, args.input, args.model, free_batch=True)
     sys.stderr.write(notice.getvalue())
     n = predictor.samples(inputs)
     runs = max(1, math.ceil(n / args.batch))
