@@ -309,9 +309,9 @@ class Predictor:
     provider is CUDA or TensorRT, else the CPU); a call copies the arrays in, runs, and copies the outputs out.
     ``cuda_graph=True`` adds onnxruntime's ``enable_cuda_graph``: onnxruntime captures the run on the first call
     and replays it (a graph needs those fixed addresses); it needs CUDA, and outputs whose shapes follow from the
-    batch. ``provider``, ``notice``, ``cuda_options`` and ``profile`` are :func:`session`'s (with a CUDA graph,
-    no CPU fallback notice: that case is refused). A batch whose inputs would not fit in half of the machine's
-    memory is a UsageError."""
+    batch; the session then has the batch dimension fixed (see :func:`session`'s ``batch``). ``provider``,
+    ``notice``, ``cuda_options`` and ``profile`` are :func:`session`'s (with a CUDA graph, no CPU fallback notice:
+    that case is refused). A batch whose inputs would not fit in half of the machine's memory is a UsageError."""
 
     def __init__(self, model, batch: int, provider: str = "auto", cuda_graph: bool = False, notice=sys.stderr,
                  cuda_options: dict | None = None, profile=None):
@@ -320,7 +320,8 @@ class Predictor:
         if self.cuda_graph:
             check_cuda_graph(provider)
         self.session = session(model, provider, notice=None if self.cuda_graph else notice,
-                               cuda_options=options or None, profile=profile, batch=batch)
+                               cuda_options=options or None, profile=profile,
+                               batch=batch if self.cuda_graph else None)
         if self.cuda_graph:
             check_cuda_graph(provider, self.session)
         self.batch, self.name = batch, str(model) if isinstance(model, (str, os.PathLike)) else "the model"
