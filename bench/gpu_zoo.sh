@@ -18,9 +18,9 @@ case "${1:-}" in
   compare)
     for m in ${MODELS:-resnet50 vit_b_16 convnext_tiny mobilenet_v3_large efficientnet_b0 bert_small}; do
       timeout 240 python3 -m dlspec compare "specs/$m.yaml" --device cuda --fp16 --batch "${BATCH:-256}" \
-        --iterations 30 --paths "onnxruntime,torch,torch.compile" 2>&1 | grep -v "^dlspec compare:" | tee -a "$out/compare.log"
+        --iterations 30 --paths "onnxruntime,onnxruntime cuda-graph,torch,torch.compile" 2>&1 | grep -v "^dlspec compare:" | tee -a "$out/compare.log"
       timeout 200 python3 -m dlspec compare "specs/$m.yaml" --device cuda --fp16 --batch 1 --iterations 200 \
-        --paths "onnxruntime,torch,torch.compile reduce-overhead" 2>&1 | grep -v "^dlspec compare:" | tee -a "$out/compare.log"
+        --paths "onnxruntime,onnxruntime cuda-graph,torch,torch.compile reduce-overhead" 2>&1 | grep -v "^dlspec compare:" | tee -a "$out/compare.log"
     done ;;
   *) sed -n '2,6p' "$0"; exit 2 ;;
 esac
