@@ -9,6 +9,8 @@
 #   bash bench/gpu_session.sh stem     (fourth session) the stem as 2x2 pixel blocks against as before
 #   bash bench/gpu_session.sh grouped  (fourth session) depthwise convolutions as groups of 8, 16, 32
 #   bash bench/gpu_session.sh compile  (fourth session) training through torch.compile against the loop, the same
+#   bash bench/gpu_session.sh fixedbatch  (next) ViT-B/16 with the batch fixed in the session or free; its compiled
+#                                      training
 # Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 out=${OUT:-gpu-logs}
@@ -54,8 +56,13 @@ case "${1:-}" in
   grouped)
     timeout 280 python3 bench/gpu_levers.py variants convnext_tiny mobilenet_v3_large efficientnet_b0 --grouped \
       --json variants_grouped.json 2>&1 | grep -v Warning | tee "$out/variants_grouped.log" ;;
+  fixedbatch)  # for the next session: is ViT-B/16 slower with the batch fixed (as for CUDA graphs)?
+    timeout 300 python3 bench/gpu_levers.py variants vit_b_16 resnet50 bert_small --fixed-batch \
+      --json variants_fixed_batch.json 2>&1 | grep -v Warning | tee "$out/variants_fixed_batch.log"
+    timeout 200 python3 bench/train_gpu.py --model vit_b_16 --batch 128 --steps 10 --compile --steady 2>&1 \
+      | grep -v Warning | tee "$out/train_compile_vit.log" ;;
   compile)
     timeout "${LIMIT:-400}" python3 bench/train_gpu.py --compile --steady 2>&1 | grep -v Warning \
       | tee "$out/train_compile.log" ;;
-  *) sed -n '2,10p' "$0"; exit 2 ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
 esac
