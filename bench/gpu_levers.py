@@ -414,6 +414,7 @@ def cmd_variants(args) -> dict:
             row["ops"] = op_counts(work / "opt.onnx")
             check = ort_session(proto, options=v.get("options")) if v.get("fixed") else sess  # batch 2 here
             out = check.run(None, feeds)
+            del check  # a second session's idle threads would share the timed one's cores
             row["err"] = max(float(np.max(np.abs(o.astype(np.float32) - r)) / np.max(np.abs(r)))
                              for o, r in zip(out, ref))
             step, sync = ort_step(sess, big)
