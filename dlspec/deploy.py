@@ -169,8 +169,8 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
             sess = ort.InferenceSession(source, options, providers=providers)
     except Exception as err:
         if is_ort_error(err) and "graph capture" in str(err):
-            raise UsageError("onnxruntime cannot replay this model as a CUDA graph: it placed some of its nodes on "
-                             f"the CPU ({ort_message(err)}). Received: --cuda-graph") from None
+            raise CaptureRefused("onnxruntime cannot replay this model as a CUDA graph: it placed some of its nodes "
+                                 f"on the CPU ({ort_message(err)}). Received: --cuda-graph") from None
         if not isinstance(source, str) or not is_ort_error(err):
             raise
         raise DataError(f"{source}: onnxruntime cannot load it as an ONNX model: {ort_message(err)}") from None
@@ -189,6 +189,10 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
     else:
         sys.stdout.write(said.getvalue())
     return sess
+
+
+class CaptureRefused(UsageError):
+    """onnxruntime refused ``enable_cuda_graph`` because it placed some nodes on the CPU."""
 
 
 def check_model_file(path: str) -> None:
@@ -309,9 +313,10 @@ class Predictor:
     provider is CUDA or TensorRT, else the CPU); a call copies the arrays in, runs, and copies the outputs out.
     ``cuda_graph=True`` adds onnxruntime's ``enable_cuda_graph``: onnxruntime captures the run on the first call
     and replays it (a graph needs those fixed addresses); it needs CUDA, and outputs whose shapes follow from the
-    batch; the session then has the batch dimension fixed (see :func:`session`'s ``batch``). ``provider``,
-    ``notice``, ``cuda_options`` and ``profile`` are :func:`session`'s (with a CUDA graph, no CPU fallback notice:
-    that case is refused). A batch whose inputs would not fit in half of the machine's memory is a UsageError."""
+    batch; where onnxruntime refuses to capture the model as exported, the session is made again with the batch
+    dimension fixed (see :func:`session`'s ``batch``). ``provider``, ``notice``, ``cuda_options`` and ``profile``
+    are :func:`session`'s (with a CUDA graph, no CPU fallback notice: that case is refused). A batch whose inputs
+    would not fit in half of the machine's memory is a UsageError."""
 
     def __init__(self, model, batch: int, provider: str = "auto", cuda_graph: bool = False, notice=sys.stderr,
                  cuda_options: dict | None = None, profile=None):
@@ -319,9 +324,11 @@ class Predictor:
         self.cuda_graph = options.get("enable_cuda_graph") == "1"
         if self.cuda_graph:
             check_cuda_graph(provider)
-        self.session = session(model, provider, notice=None if self.cuda_graph else notice,
-                               cuda_options=options or None, profile=profile,
-                               batch=batch if self.cuda_graph else None)
+        try:
+            self.session = session(model, provider, notice=None if self.cuda_graph else notice,
+                                   cuda_options=options or None, profile=profile)
+        except CaptureRefused:  # shape arithmetic on the batch ran on the CPU: fix the batch so that it folds away
+            self.session = session(model, provider, notice=None, cuda_options=options, profile=profile, batch=batch)
         if self.cuda_graph:
             check_cuda_graph(provider, self.session)
         self.batch, self.name = batch, str(model) if isinstance(model, (str, os.PathLike)) else "the model"

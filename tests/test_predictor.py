@@ -254,3 +254,29 @@ def test_vit_is_captured_as_a_cuda_graph():
     reference = session(dlspec.build(model, "onnx", weights), "cpu").run(None, {"image": x})[0]
     y = Predictor(proto, 2, "cuda", cuda_graph=True).predict({"image": x})[0]
     assert np.max(np.abs(y - reference)) <= 2e-3 * float(np.max(np.abs(reference)))  # the fp16 bound
+
+
+def test_a_refused_capture_is_retried_with_the_batch_fixed(monkeypatch):
+    """Where onnxruntime refuses a CUDA graph (nodes on the CPU), the Predictor makes the session again with the
+    batch fixed, and only then; a second refusal reaches the user as its one line."""
+    from dlspec import deploy
+
+    model = dlspec.from_dict(CLASS_TOKEN)
+    proto = dlspec.build(model, "onnx", dlspec.init_weights(model, 0))
+    calls = []
+
+    def fake(model, provider, notice=None, cuda_options=None, profile=None, batch=None, refuse=2):
+        calls.append(batch)
+        if len(calls) < refuse:
+            raise deploy.CaptureRefused("onnxruntime cannot replay this model as a CUDA graph: ...")
+        return session(model, "cpu", batch=batch)
+
+    monkeypatch.setattr(deploy, "check_cuda_graph", lambda provider, sess=None: None)
+    monkeypatch.setattr(deploy, "session", fake)
+    predictor = Predictor(proto, 3, "cuda", cuda_graph=True)
+    assert calls == [None, 3] and predictor.session.get_inputs()[0].shape == [3, 4, 6]
+    calls.clear()
+    monkeypatch.setattr(deploy, "session", lambda *a, **k: fake(*a, **k, refuse=3))
+    with pytest.raises(deploy.CaptureRefused):
+        Predictor(proto, 3, "cuda", cuda_graph=True)
+    assert calls == [None, 3]
