@@ -8,7 +8,7 @@ from conftest import SPECS
 
 import dlspec
 from dlspec.backends import onnx as onnx_backend
-from dlspec.backends.cuda_rewrites import depthwise_as_grouped, space_to_depth_stem
+from dlspec.backends.cuda_rewrites import space_to_depth_stem
 from dlspec.parity import random_inputs, random_weights
 
 
@@ -68,16 +68,3 @@ def test_resnet_stem_becomes_a_4x4_convolution_on_12_channels():
 def test_stem_rewrite_leaves_other_convolutions(layers, shape):
     _, count, a, b = rewritten(layers, shape, space_to_depth_stem)
     assert count == 0 and np.array_equal(a, b)
-
-
-@pytest.mark.parametrize("width,count", [(8, 1), (16, 1), (32, 0)])
-def test_depthwise_as_groups_is_the_convolution(width, count):
-    """Depthwise convolutions as groups of ``width`` channels with zero weights off the diagonal: the same numbers;
-    channel counts that ``width`` does not divide are left alone."""
-    layers = [{"type": "conv2d", "filters": 16, "kernel": 3, "padding": 1},
-              {"type": "conv2d", "filters": 16, "kernel": 7, "padding": 3, "groups": 16}]
-    proto, made, a, b = rewritten(layers, [3, 12, 12], depthwise_as_grouped, width)
-    assert made == count
-    groups = [onnx.helper.get_attribute_value(a) for n in proto.graph.node for a in n.attribute if a.name == "group"]
-    assert groups[-1] == (16 // width if count else 16)
-    assert np.max(np.abs(a - b)) <= 1e-5 * max(1.0, float(np.max(np.abs(a))))

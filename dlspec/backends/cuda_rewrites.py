@@ -76,17 +76,13 @@ def patchify(model) -> int:
     from onnx import helper, numpy_helper
 
     graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    inputs = {i.name: i for i in graph.input}
-    casts = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Cast"}  # the fp16 interface casts
+    inits, sources = {t.name: t for t in graph.initializer}, _input_dims(graph)
     nodes, added, count = [], [], 0
     for node in graph.node:
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        source = inputs.get(casts.get(node.input[0], node.input[0])) if node.op_type == "Conv" else None
+        attrs = _attrs(node)
+        dims = sources.get(node.input[0], []) if node.op_type == "Conv" else []
         kernel, weight = attrs.get("kernel_shape"), inits.get(node.input[1]) if len(node.input) > 1 else None
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in source.type.tensor_type.shape.dim] \
-            if source is not None else []
-        if (source is None or weight is None or kernel is None or len(kernel) != 2 or len(dims) != 4
+        if (weight is None or kernel is None or len(kernel) != 2 or len(dims) != 4
                 or list(attrs.get("strides", [1, 1])) != list(kernel) or any(attrs.get("pads", [0] * 4))
                 or any(d != 1 for d in attrs.get("dilations", [1, 1])) or attrs.get("group", 1) != 1
                 or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID")
@@ -125,14 +121,12 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _input_dims(graph, name):
-    """The static dims of the graph input that ``name`` is (directly or through the fp16 interface Cast)."""
-    inputs = {i.name: i for i in graph.input}
-    casts = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Cast"}
-    source = inputs.get(casts.get(name, name))
-    if source is None:
-        return None
-    return [d.dim_value if d.HasField("dim_value") else None for d in source.type.tensor_type.shape.dim]
+def _input_dims(graph) -> dict:
+    """The static dims (None where symbolic) of each graph input, also under the name of its fp16 interface Cast."""
+    dims = {i.name: [d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim]
+            for i in graph.input}
+    dims.update({n.output[0]: dims[n.input[0]] for n in graph.node if n.op_type == "Cast" and n.input[0] in dims})
+    return dims
 
 
 def _taps(kernel: int, begin: int, size: int, out: int):
@@ -141,7 +135,7 @@ def _taps(kernel: int, begin: int, size: int, out: int):
     first, last = -((begin + 1) // 2), (kernel - 1 - begin) // 2  # floor((t - begin) / 2) over the taps
     new_kernel = last - first + 1
     end = out - size // 2 + first + new_kernel - 1
-    return (first, new_kernel, end) if end >= 0 and -first >= 0 else None
+    return (first, new_kernel, end) if end >= 0 else None
 
 
 def space_to_depth_stem(model) -> int:
@@ -161,10 +155,10 @@ def space_to_depth_stem(model) -> int:
     from onnx import helper, numpy_helper
 
     graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
+    inits, sources = {t.name: t for t in graph.initializer}, _input_dims(graph)
     nodes, added, count = [], [], 0
     for node in graph.node:
-        plan = _stem_plan(graph, node, inits) if node.op_type == "Conv" else None
+        plan = _stem_plan(sources.get(node.input[0]), node, inits) if node.op_type == "Conv" else None
         if plan is None:
             nodes.append(node)
             continue
@@ -192,13 +186,13 @@ def space_to_depth_stem(model) -> int:
     return count
 
 
-def _stem_plan(graph, node, inits):
-    """((c, h, w), the blocks' weights, (begin, end) padding per axis) for a convolution that
-    ``space_to_depth_stem`` takes, else None."""
+def _stem_plan(dims, node, inits):
+    """((c, h, w), the blocks' weights, (begin, end) padding per axis) for a convolution on a model input of
+    ``dims`` that ``space_to_depth_stem`` takes, else None."""
     import numpy as np
     from onnx import numpy_helper
 
-    attrs, dims = _attrs(node), _input_dims(graph, node.input[0])
+    attrs = _attrs(node)
     weight = inits.get(node.input[1]) if len(node.input) > 1 else None
     kernel, pads = attrs.get("kernel_shape"), list(attrs.get("pads", [0, 0, 0, 0]))
     if (weight is None or dims is None or len(dims) != 4 or None in dims[1:] or kernel is None or len(kernel) != 2
@@ -224,37 +218,6 @@ def _stem_plan(graph, node, inits):
                         blocks[:, :, ry, rx, qy, qx] = array[:, :, ty, tx]
     weight = blocks.reshape(array.shape[0], 4 * c, ky, kx)
     return (c, h, w), weight, (-fy, axes[0][2]), (-fx, axes[1][2])
-
-
-def depthwise_as_grouped(model, width: int = 8) -> int:
-    """Depthwise convolutions (one group per channel) as grouped ones of ``width`` channels per group whose
-    weights are zero off the diagonal, in place: every added product is 0 times a finite number, so the sums
-    are the same. Measured as a lever for cuDNN's kernel choice in NHWC half precision (ConvNeXt's 7x7
-    depthwise convolutions ran on an FFMA kernel). Returns the number of convolutions rewritten."""
-    import numpy as np
-    from onnx import numpy_helper
-
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    added, count = [], 0
-    for node in graph.node:
-        weight = inits.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
-        group = _attrs(node).get("group", 1)
-        if weight is None or group == 1 or group != weight.dims[0] or weight.dims[1] != 1 or group % width:
-            continue
-        array = numpy_helper.to_array(weight)
-        grouped = np.zeros((array.shape[0], width, *array.shape[2:]), array.dtype)
-        grouped[np.arange(group), np.arange(group) % width] = array[:, 0]
-        name = node.name or node.output[0]
-        added.append(numpy_helper.from_array(grouped, f"{name}/grouped_weight"))
-        node.input[1] = f"{name}/grouped_weight"
-        for a in node.attribute:
-            if a.name == "group":
-                a.i = group // width
-        count += 1
-    if count:
-        replace_nodes(graph, list(graph.node), added)
-    return count
 
 
 def for_onnxruntime_cuda(model) -> dict:
