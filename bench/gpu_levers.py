@@ -429,6 +429,11 @@ def cmd_variants(args) -> dict:
         fixed = {"fixed": True}
         variants = {"current (batch free)": {}, "batch fixed in the session": fixed, "current, again": {},
                     "batch fixed, again": fixed}
+    if args.fusions:
+        off = ("fuse_skip_layernorm",), ("merge_projections",)
+        variants = {"current (SkipLayerNorm, qkv as one)": {}, "without SkipLayerNorm": {"skip": off[0]},
+                    "without the qkv merge": {"skip": off[1]}, "as before (neither)": {"skip": off[0] + off[1]},
+                    "current, again": {}, "as before, again": {"skip": off[0] + off[1]}}
     if args.transformers:
         variants["all16+add+ort_transformers"] = {"half_ops": {"Erf", "Softmax"} | reductions, "sum_to_add": True,
                                                   "transformers": True}
@@ -458,7 +463,12 @@ def cmd_variants(args) -> dict:
             base = base or row["throughput"]
             row["ratio"] = row["throughput"] / base
             kernels = cupti_kernels(step, sync, 3)
-            row["classes"] = summarise(kernels, 3, row["ms"])["classes"]
+            summary = summarise(kernels, 3, row["ms"])
+            row["classes"], row["kernels_per_run"] = summary["classes"], summary["kernels_per_run"]
+            if args.graph:
+                row["graph_p50_ms"] = graph_p50_ms(proto, big, args.iterations)
+                print(f"   as a CUDA graph: p50 {row['graph_p50_ms']:.3f} ms, {row['kernels_per_run']:.0f} kernels "
+                      "per run", flush=True)
             print(f"{args.model:<14} {name:<28} {row['throughput']:10.0f}/s {row['ratio']:6.2f}x  err "
                   f"{row['err']:.1e}  session {row['session_s']:.1f}s  "
                   + ", ".join(f"{k} {v:.1f}" for k, v in list(row["classes"].items())[:6]), flush=True)
@@ -470,6 +480,20 @@ def cmd_variants(args) -> dict:
         if name == "current" and args.saved_graph:
             rows["saved_graph"] = saved_graph(proto)
     return {"model": args.model, "batch": args.batch, "variants": rows}
+
+
+def graph_p50_ms(proto, inputs: list, iterations: int) -> float:
+    """Median latency of one replay of ``proto`` as a CUDA graph (dlspec.deploy.Predictor, as ``dlspec run
+    --cuda-graph`` and compare's ``onnxruntime cuda-graph`` path run it)."""
+    from dlspec.compare import time_steps
+    from dlspec.deploy import Predictor
+
+    predictor = Predictor(proto, len(inputs[0]), "cuda", cuda_graph=True)
+    predictor.load({inp.name: x for inp, x in zip(predictor.session.get_inputs(), inputs)})
+    predictor.run()
+    sess, binding = predictor.session, predictor.binding
+    times = time_steps(lambda: sess.run_with_iobinding(binding), binding.synchronize_outputs, iterations, 10)
+    return statistics.median(times) * 1e3
 
 
 def saved_graph(proto) -> dict:
@@ -508,6 +532,9 @@ def main() -> None:
     parser.add_argument("--grouped", action="store_true", help="depthwise convolutions as groups of 8, 16, 32")
     parser.add_argument("--fixed-batch", action="store_true", help="the batch dimension free against fixed in "
                         "the session (vit_b_16 gave 7,279 img/s fixed against 8,929 free in another run)")
+    parser.add_argument("--fusions", action="store_true", help="SkipLayerNormalization and the merged q/k/v "
+                        "projection (--fp16 --optimize) each left out")
+    parser.add_argument("--graph", action="store_true", help="also each variant's p50 as a CUDA graph")
     parser.add_argument("--saved-graph", action="store_true", help="also time session start from a saved graph")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,10 @@
 #   bash bench/gpu_session.sh stem     (fourth session) the stem as 2x2 pixel blocks against as before
 #   bash bench/gpu_session.sh grouped  (fourth session) depthwise convolutions as groups of 8, 16, 32
 #   bash bench/gpu_session.sh compile  (fourth session) training through torch.compile against the loop, the same
-#   bash bench/gpu_session.sh fixedbatch  (next) ViT-B/16 with the batch fixed in the session or free; its compiled
-#                                      training
+#   bash bench/gpu_session.sh fusions  (fifth session) SkipLayerNorm and the merged q/k/v projection, left out one
+#                                      at a time (vit_b_16, bert_small; batch 256, and batch 1 as CUDA graphs)
+#   bash bench/gpu_session.sh fixedbatch  (fifth session) ViT-B/16 with the batch fixed in the session or
+#                                      free; its compiled training
 # Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 out=${OUT:-gpu-logs}
@@ -61,8 +63,21 @@ case "${1:-}" in
       --json variants_fixed_batch.json 2>&1 | grep -v Warning | tee "$out/variants_fixed_batch.log"
     timeout 200 python3 bench/train_gpu.py --model vit_b_16 --batch 128 --steps 10 --compile --steady 2>&1 \
       | grep -v Warning | tee "$out/train_compile_vit.log" ;;
+  fusions)  # (fifth session) SkipLayerNormalization and one q/k/v MatMul, each left out; then the zoo's transformers
+    timeout 200 python3 bench/gpu_levers.py variants vit_b_16 bert_small --fusions --json variants_fusions.json 2>&1 \
+      | grep -v Warning | tee "$out/variants_fusions.log"
+    timeout 200 python3 bench/gpu_levers.py variants vit_b_16 bert_small --fusions --batch 1 --iterations 200 --graph \
+      --json variants_fusions_b1.json 2>&1 | grep -v Warning | tee "$out/variants_fusions_b1.log"
+    for m in ${MODELS:-vit_b_16 bert_small}; do
+      timeout 150 python3 -m dlspec compare "specs/$m.yaml" --device cuda --fp16 --batch 256 --iterations 30 \
+        --paths "onnxruntime,onnxruntime cuda-graph,torch.compile" 2>&1 | grep -v "^dlspec compare:" \
+        | tee -a "$out/compare_fusions.log"
+      timeout 150 python3 -m dlspec compare "specs/$m.yaml" --device cuda --fp16 --batch 1 --iterations 200 \
+        --paths "onnxruntime cuda-graph,torch.compile reduce-overhead" 2>&1 | grep -v "^dlspec compare:" \
+        | tee -a "$out/compare_fusions.log"
+    done ;;
   compile)
     timeout "${LIMIT:-400}" python3 bench/train_gpu.py --compile --steady 2>&1 | grep -v Warning \
       | tee "$out/train_compile.log" ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

@@ -8,7 +8,7 @@ from conftest import SPECS
 
 import dlspec
 from dlspec.backends import onnx as onnx_backend
-from dlspec.backends.cuda_rewrites import space_to_depth_stem
+from dlspec.backends.cuda_rewrites import fuse_attention, fuse_skip_layernorm, merge_projections, space_to_depth_stem
 from dlspec.parity import random_inputs, random_weights
 
 
@@ -68,3 +68,60 @@ def test_resnet_stem_becomes_a_4x4_convolution_on_12_channels():
 def test_stem_rewrite_leaves_other_convolutions(layers, shape):
     _, count, a, b = rewritten(layers, shape, space_to_depth_stem)
     assert count == 0 and np.array_equal(a, b)
+
+
+RESIDUAL = [{"name": "proj", "type": "dense", "units": 8}, {"name": "drop", "type": "dropout", "rate": 0.1},
+            {"name": "res", "type": "add", "inputs": ["drop", "x"]}, {"name": "norm", "type": "layernorm"},
+            {"name": "ff", "type": "dense", "units": 8}, {"name": "res2", "type": "add", "inputs": ["ff", "res"]},
+            {"name": "out", "type": "layernorm"}]
+
+
+def test_skip_layernorm_is_the_residual_sum_and_norm():
+    """Residual sum + LayerNorm as SkipLayerNormalization, the projection's bias taken in; where the sum is read
+    again (pre-norm), the operator's fourth output carries it: the same numbers in float32."""
+    proto, count, a, b = rewritten(RESIDUAL, [5, 8], fuse_skip_layernorm)
+    fused = [n for n in proto.graph.node if n.op_type == "SkipLayerNormalization"]
+    assert count == 2 and [n.name for n in fused] == ["norm", "out"]
+    assert [len(n.input) for n in fused] == [5, 5] and fused[0].input[4] == "proj.bias"
+    assert list(fused[0].output) == ["norm", "", "", "res"] and list(fused[1].output) == ["out"]
+    assert {n.op_type for n in proto.graph.node} == {"MatMul", "SkipLayerNormalization"}
+    assert np.max(np.abs(a - b)) <= 1e-5 * max(1.0, float(np.max(np.abs(a))))
+
+
+def test_skip_layernorm_leaves_rank_4_sums():
+    """SkipLayerNormalization takes 2-D or 3-D values only: a residual over (N, 4, 5, 8) keeps its operators."""
+    _, count, a, b = rewritten(RESIDUAL, [4, 5, 8], fuse_skip_layernorm)
+    assert count == 0 and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("name,fused,shared", [("text_transformer", 4, 0), ("bert_small", 4, 0)])
+def test_skip_layernorm_in_post_norm_encoders(name, fused, shared):
+    model = dlspec.load(SPECS / f"{name}.yaml")
+    proto = dlspec.build(model, "onnx", random_weights(model, 0))
+    changed = onnx.ModelProto()
+    changed.CopyFrom(proto)
+    assert fuse_skip_layernorm(changed) == fused
+    skips = [n for n in changed.graph.node if n.op_type == "SkipLayerNormalization"]
+    assert sum(len(n.output) == 4 for n in skips) == shared
+    x = random_inputs(model, 2, 0)
+    a, b = onnx_backend.run(proto, x)[0], onnx_backend.run(changed, x)[0]
+    assert np.max(np.abs(a - b)) <= 1e-5 * max(1.0, float(np.max(np.abs(a))))
+
+
+def test_attention_projections_as_one_matrix_product():
+    """q, k and v projections of each fused attention as one MatMul, a Split and MultiHeadAttention's bias."""
+    model = dlspec.load(SPECS / "text_transformer.yaml")
+    proto = dlspec.build(model, "onnx", random_weights(model, 0))
+    changed = onnx.ModelProto()
+    changed.CopyFrom(proto)
+    assert fuse_attention(changed) == 2 and merge_projections(changed) == 2
+    onnx.checker.check_model(changed, full_check=True)
+    mha = [n for n in changed.graph.node if n.op_type == "MultiHeadAttention"]
+    inits = {t.name: t for t in changed.graph.initializer}
+    assert [list(inits[n.input[3]].dims) for n in mha] == [[192], [192]]
+    matmuls = [[n.op_type for n in p.graph.node].count("MatMul") for p in (proto, changed)]
+    # per layer: q, k, v, q k^T, weights times v, out and two feed-forward; then qkv, out and two feed-forward
+    assert matmuls == [2 * 8, 2 * 4]
+    x = random_inputs(model, 2, 0)
+    a, b = onnx_backend.run(proto, x)[0], onnx_backend.run(changed, x)[0]
+    assert np.max(np.abs(a - b)) <= 1e-5 * max(1.0, float(np.max(np.abs(a))))

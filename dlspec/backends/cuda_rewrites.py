@@ -47,8 +47,7 @@ def fuse_attention(model):
     if fused:
         keep = [replace.get(n.name, n) for n in model.graph.node if n.name not in drop]
         replace_nodes(model.graph, keep)
-        if not any(o.domain == "com.microsoft" for o in model.opset_import):
-            model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+        _use_microsoft_domain(model)
     return fused
 
 
@@ -220,10 +219,175 @@ def _stem_plan(dims, node, inits):
     return (c, h, w), weight, (-fy, axes[0][2]), (-fx, axes[1][2])
 
 
+def _consumers(graph) -> dict:
+    """For each value, the nodes that read it; graph outputs count as one reader each (None)."""
+    readers = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    for out in graph.output:
+        readers.setdefault(out.name, []).append(None)
+    return readers
+
+
+def _through_identity(name, by_output, readers):
+    """The value behind a chain of single-reader Identity nodes (dropout in inference), and those nodes."""
+    passed = []
+    while name in by_output and by_output[name].op_type == "Identity" and len(readers.get(name, [])) == 1:
+        passed.append(by_output[name])
+        name = by_output[name].input[0]
+    return name, passed
+
+
+def fuse_skip_layernorm(model) -> int:
+    """A residual sum followed by LayerNormalization over its last axis as onnxruntime's
+    ``com.microsoft.SkipLayerNormalization``, in place: y = LayerNorm(a + b + bias), and the sum itself where
+    other nodes read it (the pre-norm residual stream of ViT). ``bias`` is the 1-D bias of a projection whose
+    Add feeds only the sum (looked for through dropout's Identity). The same function; onnxruntime adds in float32
+    and rounds once where the separate Adds rounded to float16 twice. One kernel instead of three: ViT-B/16 ran 60
+    bias Adds, 24 residual Adds and 25 LayerNorms as separate kernels (docs/performance.md). Only sums of two
+    values of the same rank-2 or rank-3 shape qualify (the operator's rule). Returns the number fused."""
+    from onnx import helper, numpy_helper, shape_inference
+
+    graph = model.graph
+    shapes = _value_shapes(shape_inference.infer_shapes(model, strict_mode=False).graph)
+    inits = {t.name: t for t in graph.initializer}
+    by_output = {o: n for n in graph.node for o in n.output}
+    readers = _consumers(graph)
+    drop, replace = set(), {}
+    for norm in graph.node:
+        attrs = _attrs(norm)
+        total, between = _through_identity(norm.input[0], by_output, readers) if norm.op_type == \
+            "LayerNormalization" else (None, [])
+        add = by_output.get(total)
+        if (add is None or add.op_type not in ("Add", "Sum") or len(add.input) != 2 or len(norm.input) < 2
+                or norm.input[1] not in inits):
+            continue
+        rank = len(shapes.get(total) or [])
+        if attrs.get("axis", -1) not in (-1, rank - 1) or rank not in (2, 3) or id(add) in replace or id(add) in drop:
+            continue
+        a, b = add.input
+        if (a in inits or b in inits or None in (shapes.get(a) or [None]) or shapes.get(a) != shapes.get(b)
+                or shapes.get(a) != shapes.get(total)):
+            continue
+        width = int(numpy_helper.to_array(inits[norm.input[1]]).size)
+        source, bias, absorbed = _biased(a, by_output, readers, inits, width)
+        if bias is None:
+            (source, bias, absorbed), b = _biased(b, by_output, readers, inits, width), a
+        inputs = [source, b, *norm.input[1:3]] + ([bias] if bias else [])
+        if len(norm.input) < 3:
+            inputs.insert(3, "")
+        shared = [r for r in readers.get(total, []) if r is not norm and r not in between]
+        outputs = [norm.output[0]] + (["", "", total] if shared else [])
+        # at the sum's place: its inputs exist there and every reader of the sum comes later
+        replace[id(add)] = helper.make_node("SkipLayerNormalization", inputs, outputs, name=norm.name,
+                                            domain="com.microsoft", epsilon=float(attrs.get("epsilon", 1e-5)))
+        drop |= {id(norm)} | {id(n) for n in between + absorbed}
+    if replace:
+        nodes = [replace.get(id(n), n) for n in graph.node if id(n) not in drop]
+        replace_nodes(graph, nodes)
+        _use_microsoft_domain(model)
+    return len(replace)
+
+
+def _biased(name, by_output, readers, inits, width):
+    """(the value, bias initializer name, nodes absorbed) where ``name`` is ``value + bias`` for a 1-D bias of
+    ``width`` read by nothing else, else (name, None, [])."""
+    from onnx import numpy_helper
+
+    if len(readers.get(name, [])) != 1:
+        return name, None, []
+    inner, between = _through_identity(name, by_output, readers)
+    add = by_output.get(inner)
+    if add is None or add.op_type != "Add" or len(readers.get(inner, [])) != 1:
+        return name, None, []
+    for value, bias in (add.input, reversed(add.input)):
+        if bias in inits and value not in inits and numpy_helper.to_array(inits[bias]).shape == (width,):
+            return value, bias, [add] + between
+    return name, None, []
+
+
+def _value_shapes(graph) -> dict:
+    """Each value's dims from shape inference (symbolic names where not static), or None where unknown."""
+    shapes = {}
+    for info in list(graph.value_info) + list(graph.input) + list(graph.output):
+        if info.type.tensor_type.HasField("shape"):
+            shapes[info.name] = [d.dim_value if d.HasField("dim_value") else d.dim_param or None
+                                 for d in info.type.tensor_type.shape.dim]
+    return shapes
+
+
+def merge_projections(model) -> int:
+    """The three input projections of each fused attention (q, k and v: MatMul then bias Add, from the same input)
+    as one MatMul with the weights side by side, a Split, and the biases handed to ``MultiHeadAttention``, in
+    place: the same sums. At batch 1 ViT-B/16's 197 tokens made three small matrix products of which each filled
+    a fraction of the GPU, plus three bias kernels. Returns the number of attention layers changed."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    by_output = {o: n for n in graph.node for o in n.output}
+    readers = _consumers(graph)
+    drop, before, added, count = set(), {}, [], 0
+    for mha in graph.node:
+        if mha.op_type != "MultiHeadAttention" or len(mha.input) != 3:
+            continue
+        parts = [_projection(v, by_output, readers, inits) for v in mha.input]
+        if None in parts or len({p[0].input[0] for p in parts}) != 1:
+            continue
+        name = mha.name[: -len("/mha")] if mha.name.endswith("/mha") else mha.name
+        weights = [numpy_helper.to_array(inits[m.input[1]]) for m, _, _ in parts]
+        biases = [numpy_helper.to_array(inits[b]) for _, _, b in parts]
+        sizes = [w.shape[1] for w in weights]
+        added += [numpy_helper.from_array(np.concatenate(weights, axis=1), f"{name}/qkv_weight"),
+                  numpy_helper.from_array(np.concatenate(biases), f"{name}/qkv_bias"),
+                  numpy_helper.from_array(np.array(sizes, np.int64), f"{name}/qkv_sizes")]
+        split = [f"{name}/{p}_unbiased" for p in "qkv"]
+        before[id(mha)] = [
+            helper.make_node("MatMul", [parts[0][0].input[0], f"{name}/qkv_weight"], [f"{name}/qkv"],
+                             name=f"{name}/qkv"),
+            helper.make_node("Split", [f"{name}/qkv", f"{name}/qkv_sizes"], split, name=f"{name}/qkv_split",
+                             axis=-1)]
+        del mha.input[:]
+        mha.input.extend(split + [f"{name}/qkv_bias"])
+        drop |= {id(n) for matmul, add, _ in parts for n in (matmul, add)}
+        count += 1
+    if count:
+        nodes = [m for n in graph.node if id(n) not in drop for m in before.get(id(n), []) + [n]]
+        replace_nodes(graph, nodes, added)
+    return count
+
+
+def _projection(name, by_output, readers, inits):
+    """(MatMul, Add, bias name) where ``name`` is MatMul(x, W) + b with a 2-D W and 1-D b, each read once."""
+    from onnx import numpy_helper
+
+    add = by_output.get(name)
+    if add is None or add.op_type != "Add" or len(readers.get(name, [])) != 1:
+        return None
+    for value, bias in (add.input, reversed(add.input)):
+        matmul = by_output.get(value)
+        if (matmul is not None and matmul.op_type == "MatMul" and matmul.input[1] in inits and bias in inits
+                and len(readers.get(value, [])) == 1 and len(inits[matmul.input[1]].dims) == 2
+                and numpy_helper.to_array(inits[bias]).shape == (inits[matmul.input[1]].dims[1],)):
+            return matmul, add, bias
+    return None
+
+
+def _use_microsoft_domain(model) -> None:
+    from onnx import helper
+
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+
+
 def for_onnxruntime_cuda(model) -> dict:
     """The rewrites of --fp16 --optimize for onnxruntime's CUDA provider, in place: ``sum_to_add``, ``patchify``,
-    ``space_to_depth_stem`` and ``fuse_attention`` (a ``com.microsoft`` operator: the file then needs onnxruntime,
-    which every dlspec deployment path uses). Returns how many of each were made."""
+    ``space_to_depth_stem``, ``fuse_skip_layernorm``, ``fuse_attention`` and ``merge_projections`` (the fused
+    ones are ``com.microsoft`` operators: the file then needs onnxruntime, which every dlspec deployment path
+    uses; its CPU provider runs them too). Returns how many of each were made."""
     return {"add": sum_to_add(model), "patchify": patchify(model), "stem": space_to_depth_stem(model),
-            "attention": fuse_attention(model)}
+            "skip_layernorm": fuse_skip_layernorm(model), "attention": fuse_attention(model),
+            "projections": merge_projections(model)}
 
