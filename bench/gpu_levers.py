@@ -100,7 +100,7 @@ def median_ms(step, sync, iterations: int = 20, warmup: int = 5) -> float:
 
 
 def ort_session(proto, *, profile_prefix=None, optimized_path=None, level=None, options=None, provider="cuda",
-                batch=None):
+                batch=None, matmul_add=False):
     from dlspec.deploy import _ort, batch_dims, providers_for
 
     ort = _ort()
@@ -115,7 +115,9 @@ def ort_session(proto, *, profile_prefix=None, optimized_path=None, level=None, 
     if level is not None:
         so.graph_optimization_level = level
     source = proto if isinstance(proto, (str, bytes)) else proto.SerializeToString()
-    return ort.InferenceSession(source, so, providers=providers_for(provider, None, options, proto))
+    # as dlspec.deploy.session does with a fixed batch, unless asked (matmul_add) to measure the fusion itself
+    disabled = {"disabled_optimizers": ["MatMulAddFusion"]} if batch and not matmul_add else {}
+    return ort.InferenceSession(source, so, providers=providers_for(provider, None, options, proto), **disabled)
 
 
 def ort_step(sess, inputs: list):
@@ -427,8 +429,10 @@ def cmd_variants(args) -> dict:
                     "groups of 32": {"grouped": 32}, "current, again": {}}
     if args.fixed_batch:
         fixed = {"fixed": True}
-        variants = {"current (batch free)": {}, "batch fixed in the session": fixed, "current, again": {},
-                    "batch fixed, again": fixed}
+        on = {"fixed": True, "matmul_add": True}
+        variants = {"current (batch free)": {}, "batch fixed in the session": fixed,
+                    "fixed, MatMulAddFusion on": on, "current, again": {}, "batch fixed, again": fixed,
+                    "fixed, MatMulAddFusion on, again": on}
     if args.fusions:
         off = ("fuse_skip_layernorm",), ("merge_projections",)
         variants = {"current (SkipLayerNorm, qkv as one)": {}, "without SkipLayerNorm": {"skip": off[0]},
@@ -449,7 +453,7 @@ def cmd_variants(args) -> dict:
             work = Path(tempfile.mkdtemp())
             start = time.perf_counter()
             sess = ort_session(proto, optimized_path=work / "opt.onnx", options=v.get("options"),
-                               batch=args.batch if v.get("fixed") else None)
+                               batch=args.batch if v.get("fixed") else None, matmul_add=v.get("matmul_add", False))
             row["session_s"] = time.perf_counter() - start
             row["ops"] = op_counts(work / "opt.onnx")
             check = ort_session(proto, options=v.get("options")) if v.get("fixed") else sess  # batch 2 here

@@ -140,7 +140,10 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
     notice. ``cuda_options``: extra CUDA provider options; ``profile``: a file prefix for onnxruntime's profile.
     ``batch``: the inputs' symbolic batch dimension fixed to this size, so onnxruntime folds the shape arithmetic
     that reads it (Shape, Gather, Expand of a class token): onnxruntime runs such int64 nodes on the CPU, and a CUDA
-    graph needs every node on the device (ViT-B/16 could not be captured without it)."""
+    graph needs every node on the device (ViT-B/16 could not be captured without it). With the batch fixed,
+    onnxruntime's MatMulAddFusion also turns 3-D MatMul+Add into Reshape/Gemm/Reshape, which took the bias from
+    ViT-B/16's BiasGelu and ran 0.83x as fast on the H200 (docs/performance.md): it is left off, so the session
+    runs the fusions of the free batch."""
     ort = _ort()
     options = ort.SessionOptions()
     options.log_severity_level = 4
@@ -156,6 +159,7 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
         check_model_file(source)
     for name in sorted(batch_dims(model)) if batch else ():
         options.add_free_dimension_override_by_name(name, batch)
+    disabled = {"disabled_optimizers": ["MatMulAddFusion"]} if batch else {}
     providers = providers_for(provider, notice, cuda_options, model, trt_cache)
     first = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
     if first == "TensorrtExecutionProvider":
@@ -166,7 +170,7 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
     said = io.StringIO()  # onnxruntime prints a block of "EP Error" lines when a provider fails, then retries
     try:
         with contextlib.redirect_stdout(said):
-            sess = ort.InferenceSession(source, options, providers=providers)
+            sess = ort.InferenceSession(source, options, providers=providers, **disabled)
     except Exception as err:
         if is_ort_error(err) and "graph capture" in str(err):
             raise CaptureRefused("onnxruntime cannot replay this model as a CUDA graph: it placed some of its nodes "
@@ -177,7 +181,8 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
     running = sess.get_providers()[0]
     if first == "TensorrtExecutionProvider" and running != first:
         # onnxruntime's own retry drops dlspec's CUDA options: start CUDA again with them
-        sess = ort.InferenceSession(source, options, providers=providers_for("cuda", None, cuda_options, model))
+        sess = ort.InferenceSession(source, options, providers=providers_for("cuda", None, cuda_options, model),
+                                    **disabled)
         if notice is not None:
             error = next((line for line in said.getvalue().splitlines() if line.startswith("EP Error")), "")
             reason = ort_message(error.removeprefix("EP Error").split(" when using ")[0].strip()) or \
