@@ -24,28 +24,14 @@ def _ort():
     return import_onnxruntime()
 
 
-def cuda_defaults(half: bool, depthwise: bool = False) -> dict:
+def cuda_defaults(half: bool) -> dict:
     """dlspec's CUDA provider options. float32 models: TF32 off, so float32 means float32 (onnxruntime
     enables TF32 by default). fp16 models: convolutions channels-last with the bias fused into cuDNN's
     kernel (1.4x the throughput of prefer_nhwc alone on an H100, docs/performance.md), and TF32 allowed, as
-    onnxruntime's cuDNN-frontend convolutions read use_tf32=0 as "no tensor cores", fp16 included.
-    ``depthwise`` (see :func:`mostly_depthwise`): the bias not fused, which moves depthwise convolutions off the
-    cuDNN frontend's FFMA kernel (ConvNeXt-T 1.11x on the H200) but slows ordinary ones (ResNet-50 0.68x,
-    MobileNetV3-L 0.64x, EfficientNet-B0 0.72x, whose convolutions are a fifth to a third depthwise)."""
+    onnxruntime's cuDNN-frontend convolutions read use_tf32=0 as "no tensor cores", fp16 included."""
     if half:
-        return {"use_tf32": "1", "prefer_nhwc": "1", "fuse_conv_bias": "0" if depthwise else "1"}
+        return {"use_tf32": "1", "prefer_nhwc": "1", "fuse_conv_bias": "1"}
     return {"use_tf32": "0"}
-
-
-def mostly_depthwise(model) -> bool:
-    """Whether more than half of a model's convolutions are depthwise (one group per channel, as in ConvNeXt: 18
-    of 21; the zoo's MobileNets, EfficientNets and ShuffleNet have at most 34 %)."""
-    proto = _proto(model)
-    shapes = {t.name: list(t.dims) for t in proto.graph.initializer}
-    convs = [n for n in proto.graph.node if n.op_type == "Conv" and len(n.input) > 1]
-    depthwise = sum(1 for n in convs if (shapes.get(n.input[1]) or [0, 0])[1] == 1
-                    and next((a.i for a in n.attribute if a.name == "group"), 1) == shapes[n.input[1]][0] > 1)
-    return depthwise * 2 > len(convs)
 
 
 def _proto(model):
@@ -120,7 +106,7 @@ def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = 
                   trt_cache: str | None = None) -> list:
     """Execution providers for ``tensorrt``, ``cuda``, ``cpu`` or ``auto``; says in one line when CUDA is missing,
     or when TensorRT cannot start (then CUDA, else the CPU, runs the model). ``cuda_options`` add to (or override)
-    ``cuda_defaults``, chosen by ``model``'s precision and convolutions; ``trt_cache``: TensorRT's engine folder."""
+    ``cuda_defaults``, chosen by ``model``'s precision; ``trt_cache``: TensorRT's engine folder."""
     ort = _ort()
     if provider not in PROVIDER_CHOICES:
         raise UsageError(f"--provider must be {', '.join(PROVIDER_CHOICES[:-1])} or {PROVIDER_CHOICES[-1]}. "
@@ -139,8 +125,7 @@ def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = 
         return providers_for("cuda", None, cuda_options, model)
     if "CUDAExecutionProvider" in available:
         half = model is not None and computes_in_half(model)  # read only when CUDA will run it
-        defaults = cuda_defaults(half, half and mostly_depthwise(model))
-        return [("CUDAExecutionProvider", {**defaults, **(cuda_options or {})}), "CPUExecutionProvider"]
+        return [("CUDAExecutionProvider", {**cuda_defaults(half), **(cuda_options or {})}), "CPUExecutionProvider"]
     if notice is not None:
         print(f"dlspec: CUDAExecutionProvider is not available in onnxruntime {ort.__version__} "
               f"(providers: {', '.join(available)}); running on CPU. Install dlspec[gpu] for onnxruntime-gpu.",

@@ -171,26 +171,3 @@ def test_patchify_is_the_convolution():
         x = random_inputs(model, 2, 0)
         a, b = onnx_backend.run(proto, x)[0], onnx_backend.run(rewritten_proto, x)[0]
         assert a.shape == b.shape and np.max(np.abs(a - b)) <= 1e-5 * max(1.0, float(np.max(np.abs(a))))
-
-
-@pytest.mark.parametrize("name,share", [("convnext_tiny", (18, 21)), ("mobilenet_v3_large", (15, 62)),
-                                        ("efficientnet_b0", (16, 81)), ("resnet18", (0, 20))])
-def test_bias_fusion_off_only_where_most_convolutions_are_depthwise(name, share, monkeypatch):
-    """cuDNN's frontend runs depthwise convolutions with a fused bias on an FFMA kernel (ConvNeXt-T 1.11x without
-    the fusion on the H200), while the fusion pays for ordinary ones (MobileNetV3-L 0.64x, EfficientNet-B0 0.72x
-    without it): the fp16 CUDA defaults turn it off for a model whose convolutions are mostly depthwise."""
-    import onnxruntime
-
-    from dlspec.deploy import mostly_depthwise, providers_for
-
-    model = dlspec.load(SPECS / f"{name}.yaml")
-    half = dlspec.build(model, "onnx", random_weights(model, 0), fp16=True, optimize=True)
-    convs = [n for n in half.graph.node if n.op_type == "Conv"]
-    groups = [next((a.i for a in n.attribute if a.name == "group"), 1) for n in convs]
-    assert (sum(g > 1 for g in groups), len(convs)) == share  # all grouped convolutions of these four are depthwise
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider",
-                                                                          "CPUExecutionProvider"])
-    options = providers_for("cuda", None, None, half)[0][1]
-    assert mostly_depthwise(half) is (name == "convnext_tiny")
-    assert options["fuse_conv_bias"] == ("0" if name == "convnext_tiny" else "1")
-    assert providers_for("cuda", None, {"fuse_conv_bias": "1"}, half)[0][1]["fuse_conv_bias"] == "1"
