@@ -255,10 +255,9 @@ def fuse_skip_layernorm(model) -> int:
     by_output = {o: n for n in graph.node for o in n.output}
     readers = _consumers(graph)
     drop, replace = set(), {}
-    for norm in graph.node:
+    for norm in [n for n in graph.node if n.op_type == "LayerNormalization"]:
         attrs = _attrs(norm)
-        total, between = _through_identity(norm.input[0], by_output, readers) if norm.op_type == \
-            "LayerNormalization" else (None, [])
+        total, between = _through_identity(norm.input[0], by_output, readers)
         add = by_output.get(total)
         if (add is None or add.op_type not in ("Add", "Sum") or len(add.input) != 2 or len(norm.input) < 2
                 or norm.input[1] not in inits):
