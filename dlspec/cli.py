@@ -105,7 +105,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default=".", metavar="DIR", help="output directory (default: .)")
     s.add_argument("--opset", type=int, help="ONNX opset (default 17)")
     s.add_argument("--optimize", action="store_true", help="onnx: fold BatchNorm into convolutions offline "
-                   "(inference graph that loads and runs faster)")
+                   "(inference graph that loads and runs faster); with --fp16, also rewrite it for onnxruntime's "
+                   "CUDA provider (fused attention and LayerNorm: the file then needs onnxruntime)")
     s.add_argument("--fp16", action="store_true", help="onnx: float16 weights and compute, float32 where accuracy "
                    "needs it (normalisation statistics, softmax, recurrences) and at the inputs and outputs")
     weights_args(s)
