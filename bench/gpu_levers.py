@@ -101,7 +101,7 @@ def median_ms(step, sync, iterations: int = 20, warmup: int = 5) -> float:
 
 def ort_session(proto, *, profile_prefix=None, optimized_path=None, level=None, options=None, provider="cuda",
                 batch=None, matmul_add=False):
-    from dlspec.deploy import _ort, batch_dims, providers_for
+    from dlspec.deploy import FIXED_BATCH_OFF, _ort, batch_dims, providers_for
 
     ort = _ort()
     so = ort.SessionOptions()
@@ -116,7 +116,7 @@ def ort_session(proto, *, profile_prefix=None, optimized_path=None, level=None, 
         so.graph_optimization_level = level
     source = proto if isinstance(proto, (str, bytes)) else proto.SerializeToString()
     # as dlspec.deploy.session does with a fixed batch, unless asked (matmul_add) to measure the fusion itself
-    disabled = {"disabled_optimizers": ["MatMulAddFusion"]} if batch and not matmul_add else {}
+    disabled = {"disabled_optimizers": FIXED_BATCH_OFF} if batch and not matmul_add else {}
     return ort.InferenceSession(source, so, providers=providers_for(provider, None, options, proto), **disabled)
 
 
@@ -535,7 +535,7 @@ def main() -> None:
     parser.add_argument("--stem", action="store_true", help="the stem as 2x2 pixel blocks against as before")
     parser.add_argument("--grouped", action="store_true", help="depthwise convolutions as groups of 8, 16, 32")
     parser.add_argument("--fixed-batch", action="store_true", help="the batch dimension free against fixed in "
-                        "the session (vit_b_16 gave 7,279 img/s fixed against 8,929 free in another run)")
+                        "the session, with onnxruntime's MatMulAddFusion off (as dlspec does) and on")
     parser.add_argument("--fusions", action="store_true", help="SkipLayerNormalization and the merged q/k/v "
                         "projection (--fp16 --optimize) each left out")
     parser.add_argument("--graph", action="store_true", help="also each variant's p50 as a CUDA graph")

@@ -133,6 +133,9 @@ def providers_for(provider: str, notice=sys.stderr, cuda_options: dict | None = 
     return ["CPUExecutionProvider"]
 
 
+FIXED_BATCH_OFF = ["MatMulAddFusion"]  # onnxruntime optimizers a fixed-batch session leaves off (see session)
+
+
 def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict | None = None, profile=None,
             trt_cache: str | None = None, batch: int | None = None):
     """An InferenceSession for a ModelProto, bytes or path; CUDA when present (else CPU, with a notice);
@@ -157,9 +160,11 @@ def session(model, provider: str = "auto", notice=sys.stderr, cuda_options: dict
         if isinstance(model, os.PathLike) else model
     if isinstance(source, str):
         check_model_file(source)
+    if batch:
+        model = _proto(model)  # read once, for the batch's name and the provider options
     for name in sorted(batch_dims(model)) if batch else ():
         options.add_free_dimension_override_by_name(name, batch)
-    disabled = {"disabled_optimizers": ["MatMulAddFusion"]} if batch else {}
+    disabled = {"disabled_optimizers": FIXED_BATCH_OFF} if batch else {}
     providers = providers_for(provider, notice, cuda_options, model, trt_cache)
     first = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
     if first == "TensorrtExecutionProvider":

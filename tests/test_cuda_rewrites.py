@@ -94,15 +94,16 @@ def test_skip_layernorm_leaves_rank_4_sums():
     assert count == 0 and np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("name,fused,shared", [("text_transformer", 4, 0), ("bert_small", 4, 0)])
-def test_skip_layernorm_in_post_norm_encoders(name, fused, shared):
+@pytest.mark.parametrize("name", ["text_transformer", "bert_small"])
+def test_skip_layernorm_in_post_norm_encoders(name):
+    """Post-norm: nothing else reads the sums, so the four fused operators have no sum output."""
     model = dlspec.load(SPECS / f"{name}.yaml")
     proto = dlspec.build(model, "onnx", random_weights(model, 0))
     changed = onnx.ModelProto()
     changed.CopyFrom(proto)
-    assert fuse_skip_layernorm(changed) == fused
+    assert fuse_skip_layernorm(changed) == 4
     skips = [n for n in changed.graph.node if n.op_type == "SkipLayerNormalization"]
-    assert sum(len(n.output) == 4 for n in skips) == shared
+    assert [len(n.output) for n in skips] == [1, 1, 1, 1]
     x = random_inputs(model, 2, 0)
     a, b = onnx_backend.run(proto, x)[0], onnx_backend.run(changed, x)[0]
     assert np.max(np.abs(a - b)) <= 1e-5 * max(1.0, float(np.max(np.abs(a))))

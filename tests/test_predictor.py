@@ -3,6 +3,7 @@
 tests/test_gpu.py runs them on the GPU machine."""
 
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -287,8 +288,6 @@ def test_fixed_batch_session_keeps_the_free_batch_fusions(tmp_path):
     (ViT-B/16 then ran 0.83x as fast on the H200): the fixed session runs the same operators as the free one."""
     import json
 
-    import dlspec
-    from dlspec.deploy import session
     from dlspec.parity import random_inputs, random_weights
 
     model = dlspec.load(SPECS / "text_transformer.yaml")
@@ -298,7 +297,7 @@ def test_fixed_batch_session_keeps_the_free_batch_fusions(tmp_path):
     for batch in (None, 2):
         sess = session(proto, "cpu", notice=None, profile=tmp_path / f"run{batch}", batch=batch)
         sess.run(None, feeds)
-        events = json.loads(open(sess.end_profiling()).read())
+        events = json.loads(Path(sess.end_profiling()).read_text())
         ops[batch] = sorted(e["args"]["op_name"] for e in events if e.get("cat") == "Node" and
                             e["name"].endswith("_kernel_time"))
     assert ops[2] == ops[None] and ops[2].count("Gemm") == 1 and ops[2].count("MatMul") == 8
