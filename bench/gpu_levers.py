@@ -408,6 +408,35 @@ def unpack_qkv(model, how: str) -> int:
     return count
 
 
+def relu_after_maxpool(model) -> int:
+    """Relu then MaxPool as MaxPool then Relu where the Relu's output is read only by the pool, in place: the
+    same values (max commutes with a monotone function, and the pool's -inf padding never wins a window with a
+    real value), with the Relu on a quarter of the elements (ResNet's stem: 112x112 -> 56x56). Returns the count."""
+    from dlspec.backends.fp16 import replace_nodes
+
+    graph = model.graph
+    readers = collections.Counter(i for n in graph.node for i in n.input)
+    by_output = {o: n for n in graph.node for o in n.output}
+    moved, count = set(), 0
+    for pool in [n for n in graph.node if n.op_type == "MaxPool" and len(n.output) == 1]:
+        relu = by_output.get(pool.input[0])
+        if relu is None or relu.op_type != "Relu" or readers[relu.output[0]] != 1:
+            continue
+        source, pooled = relu.input[0], pool.output[0]
+        pool.input[0], pool.output[0] = source, f"{pooled}/before_relu"
+        relu.input[0], relu.output[0] = pool.output[0], pooled
+        moved.add(id(relu))
+        count += 1
+    order = []
+    for node in graph.node:
+        if id(node) in moved:
+            continue
+        order.append(node)
+        order += [r for r in graph.node if id(r) in moved and r.input[0] == node.output[0]]
+    replace_nodes(graph, order)
+    return count
+
+
 def split_depthwise_bias(model) -> int:
     """Depthwise convolutions (one group per channel) with their bias as a separate Add, in place: the same sums.
     With a bias, onnxruntime hands cuDNN a convolution-plus-bias graph, for which cuDNN 9 had only an FFMA
@@ -475,7 +504,7 @@ def depthwise_as_grouped(model, width: int = 8) -> int:
 
 
 def export(model, weights, half_ops=(), sum_to_add=False, mha=False, pad=0, split=False, skip=(), grouped=0,
-           stem16=None, qkv=None):
+           stem16=None, qkv=None, pool_relu=False):
     """dlspec's --fp16 --optimize export with ``half_ops`` removed from the float32 set, the rewrites of
     dlspec.backends.cuda_rewrites named in ``skip`` left out, and the levers measured here applied."""
     import dlspec
@@ -510,6 +539,8 @@ def export(model, weights, half_ops=(), sum_to_add=False, mha=False, pad=0, spli
         assert widen_stem(proto, stem16) == 1
     if qkv:
         assert unpack_qkv(proto, qkv) > 0
+    if pool_relu:
+        assert relu_after_maxpool(proto) > 0
     return proto
 
 
@@ -592,6 +623,10 @@ def cmd_variants(args) -> dict:
         variants = {"current (one MatMul, Split)": {}, "one MatMul, three Slices": {"qkv": "slices"},
                     "three MatMuls, bias in MHA": {"qkv": "matmuls"}, "current, again": {},
                     "three Slices, again": {"qkv": "slices"}, "three MatMuls, again": {"qkv": "matmuls"}}
+    if args.pool_relu:
+        moved = {"pool_relu": True}
+        variants = {"current (Relu, MaxPool)": {}, "MaxPool, Relu": moved, "stem 16 (MatMul), MaxPool, Relu": {
+            **moved, "stem16": "matmul"}, "current, again": {}, "MaxPool, Relu, again": moved}
     if args.transformers:
         variants["all16+add+ort_transformers"] = {"half_ops": {"Erf", "Softmax"} | reductions, "sum_to_add": True,
                                                   "transformers": True}
@@ -602,7 +637,7 @@ def cmd_variants(args) -> dict:
         try:
             proto = export(model, weights, v.get("half_ops", ()), v.get("sum_to_add", False), v.get("mha", False),
                            v.get("pad", 0), v.get("split", False), v.get("skip", ()), v.get("grouped", 0),
-                           v.get("stem16"), v.get("qkv"))
+                           v.get("stem16"), v.get("qkv"), v.get("pool_relu", False))
             if v.get("transformers"):
                 proto, row["fused"] = transformer_optimize(proto, args.model)
             work = Path(tempfile.mkdtemp())
@@ -696,6 +731,7 @@ def main() -> None:
     parser.add_argument("--stem", action="store_true", help="the stem as 2x2 pixel blocks against as before")
     parser.add_argument("--stem16", action="store_true", help="the pixel-block stem on 16 channels, four ways")
     parser.add_argument("--qkv", action="store_true", help="the merged q/k/v product split, sliced, or unmerged")
+    parser.add_argument("--pool-relu", action="store_true", help="Relu moved after the MaxPool it feeds")
     parser.add_argument("--grouped", action="store_true", help="depthwise convolutions as groups of 8, 16, 32")
     parser.add_argument("--fixed-batch", action="store_true", help="the batch dimension free against fixed in "
                         "the session, with onnxruntime's MatMulAddFusion off (as dlspec does) and on")

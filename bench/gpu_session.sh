@@ -13,6 +13,7 @@
 #                                      at a time (vit_b_16, bert_small; batch 256, and batch 1 as CUDA graphs)
 #   bash bench/gpu_session.sh stem16   (sixth session) the pixel-block stem on 16 channels instead of 12, four ways
 #   bash bench/gpu_session.sh qkv      (sixth session) the merged q/k/v product: Split, three Slices, three MatMuls
+#   bash bench/gpu_session.sh poolrelu (sixth session) ResNet-50's stem Relu after its MaxPool, with the 16-channel stem
 #   bash bench/gpu_session.sh fixedbatch  (fifth session) ViT-B/16 with the batch fixed in the session or
 #                                      free; its compiled training
 # Logs go to $OUT (or ./gpu-logs).
@@ -86,8 +87,11 @@ case "${1:-}" in
       | grep -v Warning | tee "$out/variants_qkv.log"
     timeout 250 python3 bench/gpu_levers.py variants vit_b_16 bert_small --qkv --batch 1 --iterations 200 --graph \
       --json variants_qkv_b1.json 2>&1 | grep -v Warning | tee "$out/variants_qkv_b1.log" ;;
+  poolrelu)
+    timeout 200 python3 bench/gpu_levers.py variants resnet50 --pool-relu --iterations 30 --json variants_pool_relu.json \
+      2>&1 | grep -v Warning | tee "$out/variants_pool_relu.log" ;;
   compile)
     timeout "${LIMIT:-400}" python3 bench/train_gpu.py --compile --steady 2>&1 | grep -v Warning \
       | tee "$out/train_compile.log" ;;
-  *) sed -n '2,18p' "$0"; exit 2 ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac
