@@ -363,11 +363,12 @@ def widen_stem(model, how: str) -> int:
     return len(stems)
 
 
-def unpack_qkv(model, how: str) -> int:
-    """The merged q/k/v projection of cuda_rewrites.merge_projections read another way, in place: the same sums.
-    onnxruntime's Split of the [tokens, 3 * width] product ran at 2.1 ms for 232 MB (ViT-B/16, batch 256, H200).
-    ``how``: "slices" (three Slice nodes instead of the Split), "matmuls" (three MatMuls again, with their biases
-    still handed to MultiHeadAttention, so no bias Add kernels). Returns the number of Splits replaced."""
+def merge_qkv(model, how: str) -> int:
+    """The three q/k/v MatMuls of each MultiHeadAttention (their biases already in its ``bias`` input, as
+    cuda_rewrites.attention_bias leaves them) as one MatMul with the weights side by side, read back through a
+    Split (``how="split"``, the fifth session's form) or three Slices (``"slices"``), in place: the same sums.
+    Measured on the H200 (ViT-B/16) and not kept: batch 256 0.94x (Split) and 0.94x (Slices) of three MatMuls;
+    batch 1 as a CUDA graph 0.680 (Split) and 0.647 ms (Slices) against 0.695. Returns the count."""
     import numpy as np
     from onnx import helper, numpy_helper
 
@@ -376,35 +377,35 @@ def unpack_qkv(model, how: str) -> int:
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     by_output = {o: n for n in graph.node for o in n.output}
-    swap, count = {}, 0
-    for split in [n for n in graph.node if n.op_type == "Split" and n.name.endswith("/qkv_split")]:
-        name = split.name[: -len("/qkv_split")]
-        sizes = [int(v) for v in numpy_helper.to_array(inits[split.input[1]])]
-        edges = np.cumsum([0, *sizes])
-        if how == "slices":
-            new = []
-            for i, out in enumerate(split.output):
-                graph.initializer.extend([
-                    numpy_helper.from_array(np.array([edges[i]], np.int64), f"{name}/qkv_start{i}"),
-                    numpy_helper.from_array(np.array([edges[i + 1]], np.int64), f"{name}/qkv_end{i}")])
-                new.append(helper.make_node("Slice", [split.input[0], f"{name}/qkv_start{i}", f"{name}/qkv_end{i}",
+    swap, added, count = {}, [], 0
+    for mha in [n for n in graph.node if n.op_type == "MultiHeadAttention" and len(n.input) == 4]:
+        matmuls = [by_output.get(v) for v in mha.input[:3]]
+        if any(m is None or m.op_type != "MatMul" or m.input[1] not in inits for m in matmuls) or \
+                len({m.input[0] for m in matmuls}) != 1:
+            continue
+        name = mha.name[: -len("/mha")]
+        weights = [numpy_helper.to_array(inits[m.input[1]]) for m in matmuls]
+        edges = np.cumsum([0] + [w.shape[1] for w in weights])
+        added += [numpy_helper.from_array(np.concatenate(weights, axis=1), f"{name}/qkv_weight"),
+                  numpy_helper.from_array(np.diff(edges).astype(np.int64), f"{name}/qkv_sizes"),
+                  numpy_helper.from_array(np.array([-1], np.int64), f"{name}/qkv_axis")]
+        outs = list(mha.input[:3])
+        new = [helper.make_node("MatMul", [matmuls[0].input[0], f"{name}/qkv_weight"], [f"{name}/qkv"],
+                                name=f"{name}/qkv")]
+        if how == "split":
+            new.append(helper.make_node("Split", [f"{name}/qkv", f"{name}/qkv_sizes"], outs, name=f"{name}/qkv_split",
+                                        axis=-1))
+        elif how == "slices":
+            for i, out in enumerate(outs):
+                added += [numpy_helper.from_array(edges[i:i + 1].astype(np.int64), f"{name}/qkv_start{i}"),
+                          numpy_helper.from_array(edges[i + 1:i + 2].astype(np.int64), f"{name}/qkv_end{i}")]
+                new.append(helper.make_node("Slice", [f"{name}/qkv", f"{name}/qkv_start{i}", f"{name}/qkv_end{i}",
                                                       f"{name}/qkv_axis"], [out], name=f"{name}/qkv_slice{i}"))
-            graph.initializer.append(numpy_helper.from_array(np.array([-1], np.int64), f"{name}/qkv_axis"))
-            swap[id(split)] = new
-        elif how == "matmuls":
-            matmul = by_output[split.input[0]]
-            weight = numpy_helper.to_array(inits[matmul.input[1]])
-            new = []
-            for i, out in enumerate(split.output):
-                graph.initializer.append(numpy_helper.from_array(
-                    np.ascontiguousarray(weight[:, edges[i]:edges[i + 1]]), f"{name}/qkv_weight{i}"))
-                new.append(helper.make_node("MatMul", [matmul.input[0], f"{name}/qkv_weight{i}"], [out],
-                                            name=f"{name}/qkv_matmul{i}"))
-            swap[id(split)], swap[id(matmul)] = new, []
         else:
             raise ValueError(how)
+        swap.update({id(matmuls[0]): new, id(matmuls[1]): [], id(matmuls[2]): []})
         count += 1
-    replace_nodes(graph, [m for n in graph.node for m in swap.get(id(n), [n])])
+    replace_nodes(graph, [m for n in graph.node for m in swap.get(id(n), [n])], added)
     return count
 
 
@@ -538,7 +539,7 @@ def export(model, weights, half_ops=(), sum_to_add=False, mha=False, pad=0, spli
     if stem16:
         assert widen_stem(proto, stem16) == 1
     if qkv:
-        assert unpack_qkv(proto, qkv) > 0
+        assert merge_qkv(proto, qkv) > 0
     if pool_relu:
         assert relu_after_maxpool(proto) > 0
     return proto
@@ -611,18 +612,18 @@ def cmd_variants(args) -> dict:
                     "fixed, MatMulAddFusion on": on, "current, again": {}, "batch fixed, again": fixed,
                     "fixed, MatMulAddFusion on, again": on}
     if args.fusions:
-        off = ("fuse_skip_layernorm",), ("merge_projections",)
-        variants = {"current (SkipLayerNorm, qkv as one)": {}, "without SkipLayerNorm": {"skip": off[0]},
-                    "without the qkv merge": {"skip": off[1]}, "as before (neither)": {"skip": off[0] + off[1]},
+        off = ("fuse_skip_layernorm",), ("attention_bias",)
+        variants = {"current (SkipLayerNorm, qkv bias in MHA)": {}, "without SkipLayerNorm": {"skip": off[0]},
+                    "without the bias in MHA": {"skip": off[1]}, "as before (neither)": {"skip": off[0] + off[1]},
                     "current, again": {}, "as before, again": {"skip": off[0] + off[1]}}
     if args.stem16:
         variants = {"current (stem on 12 channels)": {}, "stem 16: Pad": {"stem16": "pad"},
                     "stem 16: MatMul": {"stem16": "matmul"}, "stem 16: one-hot Conv": {"stem16": "conv"},
                     "stem 16: image padded to 4": {"stem16": "input"}, "current, again": {}}
     if args.qkv:
-        variants = {"current (one MatMul, Split)": {}, "one MatMul, three Slices": {"qkv": "slices"},
-                    "three MatMuls, bias in MHA": {"qkv": "matmuls"}, "current, again": {},
-                    "three Slices, again": {"qkv": "slices"}, "three MatMuls, again": {"qkv": "matmuls"}}
+        variants = {"current (three MatMuls, bias in MHA)": {}, "one MatMul, Split": {"qkv": "split"},
+                    "one MatMul, three Slices": {"qkv": "slices"}, "current, again": {},
+                    "one MatMul, Split, again": {"qkv": "split"}, "three Slices, again": {"qkv": "slices"}}
     if args.pool_relu:
         moved = {"pool_relu": True}
         variants = {"current (Relu, MaxPool)": {}, "MaxPool, Relu": moved, "stem 16 (MatMul), MaxPool, Relu": {
@@ -730,7 +731,7 @@ def main() -> None:
     parser.add_argument("--cnn", action="store_true", help="the convolutional variants (provider options)")
     parser.add_argument("--stem", action="store_true", help="the stem as 2x2 pixel blocks against as before")
     parser.add_argument("--stem16", action="store_true", help="the pixel-block stem on 16 channels, four ways")
-    parser.add_argument("--qkv", action="store_true", help="the merged q/k/v product split, sliced, or unmerged")
+    parser.add_argument("--qkv", action="store_true", help="q/k/v as three MatMuls, or one and a Split or Slices")
     parser.add_argument("--pool-relu", action="store_true", help="Relu moved after the MaxPool it feeds")
     parser.add_argument("--grouped", action="store_true", help="depthwise convolutions as groups of 8, 16, 32")
     parser.add_argument("--fixed-batch", action="store_true", help="the batch dimension free against fixed in "

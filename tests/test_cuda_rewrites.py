@@ -8,7 +8,7 @@ from conftest import SPECS
 
 import dlspec
 from dlspec.backends import onnx as onnx_backend
-from dlspec.backends.cuda_rewrites import fuse_attention, fuse_skip_layernorm, merge_projections, space_to_depth_stem
+from dlspec.backends.cuda_rewrites import fuse_attention, fuse_skip_layernorm, attention_bias, space_to_depth_stem
 from dlspec.parity import random_inputs, random_weights
 
 
@@ -109,20 +109,24 @@ def test_skip_layernorm_in_post_norm_encoders(name):
     assert np.max(np.abs(a - b)) <= 1e-5 * max(1.0, float(np.max(np.abs(a))))
 
 
-def test_attention_projections_as_one_matrix_product():
-    """q, k and v projections of each fused attention as one MatMul, a Split and MultiHeadAttention's bias."""
+def test_attention_projection_biases_go_to_multiheadattention():
+    """The q, k and v projections' bias Adds of each fused attention become MultiHeadAttention's bias input."""
     model = dlspec.load(SPECS / "text_transformer.yaml")
     proto = dlspec.build(model, "onnx", random_weights(model, 0))
     changed = onnx.ModelProto()
     changed.CopyFrom(proto)
-    assert fuse_attention(changed) == 2 and merge_projections(changed) == 2
+    assert fuse_attention(changed) == 2
+    adds = [n.op_type for n in changed.graph.node].count("Add")
+    assert attention_bias(changed) == 2
     onnx.checker.check_model(changed, full_check=True)
     mha = [n for n in changed.graph.node if n.op_type == "MultiHeadAttention"]
     inits = {t.name: t for t in changed.graph.initializer}
     assert [list(inits[n.input[3]].dims) for n in mha] == [[192], [192]]
-    matmuls = [[n.op_type for n in p.graph.node].count("MatMul") for p in (proto, changed)]
-    # per layer: q, k, v, q k^T, weights times v, out and two feed-forward; then qkv, out and two feed-forward
-    assert matmuls == [2 * 8, 2 * 4]
+    by_output = {o: n for n in changed.graph.node for o in n.output}
+    assert [[by_output[i].op_type for i in n.input[:3]] for n in mha] == [["MatMul"] * 3] * 2
+    # three bias Adds fewer per layer; the MatMuls (q, k, v, out and two feed-forward per layer) stay
+    assert [n.op_type for n in changed.graph.node].count("Add") == adds - 2 * 3
+    assert [[n.op_type for n in p.graph.node].count("MatMul") for p in (proto, changed)] == [2 * 8, 2 * 6]
     x = random_inputs(model, 2, 0)
     a, b = onnx_backend.run(proto, x)[0], onnx_backend.run(changed, x)[0]
     assert np.max(np.abs(a - b)) <= 1e-5 * max(1.0, float(np.max(np.abs(a))))

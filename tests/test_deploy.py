@@ -132,16 +132,17 @@ def test_cuda_options_keep_float32_exact_and_fp16_on_tensor_cores(tmp_path, monk
 
 @pytest.mark.parametrize("name", ["vit_b_16", "convnext_tiny", "text_transformer"])
 def test_deployment_export_rewrites_for_onnxruntime_cuda(name):
-    """--fp16 --optimize: fused attention (unmasked) with one q/k/v matrix product, residual sums with their
+    """--fp16 --optimize: fused attention (unmasked) with the q/k/v biases taken in, residual sums with their
     LayerNorm fused, patch embeddings as matrix products, Sum as Add; the same
     function within the fp16 bound (onnxruntime's CPU runs the com.microsoft operators too)."""
     model = dlspec.load(SPECS / f"{name}.yaml")
     weights = random_weights(model, 0)
     full, half = dlspec.build(model, "onnx", weights), dlspec.build(model, "onnx", weights, fp16=True, optimize=True)
     ops = [n.op_type for n in half.graph.node]
-    counts = {"vit_b_16": (12, 0, 24, 12), "convnext_tiny": (0, 21, 0, 0), "text_transformer": (2, 0, 4, 2)}[name]
-    assert (ops.count("MultiHeadAttention"), ops.count("Conv"), ops.count("SkipLayerNormalization"),
-            ops.count("Split")) == counts
+    counts = {"vit_b_16": (12, 0, 24), "convnext_tiny": (0, 21, 0), "text_transformer": (2, 0, 4)}[name]
+    assert (ops.count("MultiHeadAttention"), ops.count("Conv"), ops.count("SkipLayerNormalization")) == counts
+    biased = [n for n in half.graph.node if n.op_type == "MultiHeadAttention" and len(n.input) == 4]
+    assert len(biased) == counts[0] and "Split" not in ops  # each attention takes its projections' biases
     assert "Sum" not in ops and "Softmax" not in ops
     x = random_inputs(model, 2, 0)
     a, b = onnx_backend.run(full, x)[0], onnx_backend.run(half, x)[0]
