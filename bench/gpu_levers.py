@@ -274,7 +274,8 @@ def widen_stem(model, how: str) -> int:
     256, H200). ``how`` makes the 4 channels: "pad" (a Pad on the channels-last blocks), "matmul" (the blocks
     times a 12x16 one-hot matrix), "conv" (the blocks made by a 2x2 stride-2 convolution with one-hot weights
     3 -> 16 instead of Reshape/Transpose), "input" (a fourth, zero image channel padded before the blocks).
-    Returns the number of stems changed."""
+    Returns the number of stems changed. Measured and rejected (batch 256, H200): ResNet-50 1.02x (Pad), 1.03x
+    (MatMul), 0.99x (Conv), 0.75x (input); MobileNetV3-L and EfficientNet-B0 0.90x to 0.99x (their stems are small)."""
     import numpy as np
     from onnx import helper, numpy_helper
 
@@ -412,7 +413,8 @@ def merge_qkv(model, how: str) -> int:
 def relu_after_maxpool(model) -> int:
     """Relu then MaxPool as MaxPool then Relu where the Relu's output is read only by the pool, in place: the
     same values (max commutes with a monotone function, and the pool's -inf padding never wins a window with a
-    real value), with the Relu on a quarter of the elements (ResNet's stem: 112x112 -> 56x56). Returns the count."""
+    real value), with the Relu on a quarter of the elements (ResNet's stem: 112x112 -> 56x56). Returns the count.
+    Measured and rejected: ResNet-50 elementwise 5.6 -> 5.4 ms per run at batch 256, throughput 1.00x (noise)."""
     from dlspec.backends.fp16 import replace_nodes
 
     graph = model.graph

@@ -8,7 +8,7 @@ from conftest import SPECS
 
 import dlspec
 from dlspec.backends import onnx as onnx_backend
-from dlspec.backends.cuda_rewrites import fuse_attention, fuse_skip_layernorm, attention_bias, space_to_depth_stem
+from dlspec.backends.cuda_rewrites import attention_bias, fuse_attention, fuse_skip_layernorm, space_to_depth_stem
 from dlspec.parity import random_inputs, random_weights
 
 
