@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import json
 import os
 import re
@@ -286,81 +287,53 @@ def widen_stem(model, how: str) -> int:
     by_output = {o: n for n in graph.node for o in n.output}
     stems = [n for n in graph.node if n.op_type == "Conv" and n.input[0].endswith("/blocks")
              and by_output[n.input[0]].op_type == "Transpose"]
+    before, drop = {}, set()  # new nodes by the node they go in front of; nodes taken out
     for conv in stems:
         name = conv.input[0][: -len("/blocks")]
-        kept = [v for v in graph.value_info if not v.name.startswith(f"{name}/blocks")]  # shapes change
-        graph.ClearField("value_info")
-        graph.value_info.extend(kept)
         weight = numpy_helper.to_array(inits[conv.input[1]])
-        out, c12 = weight.shape[0], weight.shape[1]
-        wide = np.zeros((out, 16, *weight.shape[2:]), weight.dtype)
+        c12 = weight.shape[1]
+        wide = np.zeros((weight.shape[0], 16, *weight.shape[2:]), weight.dtype)
         wide[:, :c12] = weight
         graph.initializer.append(numpy_helper.from_array(wide, f"{name}/blocks_weight16"))
         conv.input[1] = f"{name}/blocks_weight16"
-        chain = {f"{name}/blocks_{i}" for i in range(3)} | {f"{name}/blocks"}
-        nhwc, nodes = f"{name}/blocks_2", []
-        if how == "pad":
-            graph.initializer.append(numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 0, 0, 16 - c12], np.int64),
-                                                             f"{name}/blocks_pads"))
-            extra = [helper.make_node("Pad", [nhwc, f"{name}/blocks_pads"], [f"{name}/blocks_16"],
-                                      name=f"{name}/blocks_16")]
-        elif how == "matmul":
-            eye = np.eye(c12, 16, dtype=weight.dtype)
-            graph.initializer.append(numpy_helper.from_array(eye, f"{name}/blocks_onehot"))
-            extra = [helper.make_node("MatMul", [nhwc, f"{name}/blocks_onehot"], [f"{name}/blocks_16"],
-                                      name=f"{name}/blocks_16")]
-        elif how == "input":
-            c = c12 // 4
-            graph.initializer.extend([
-                numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 4 - c, 0, 0], np.int64), f"{name}/image_pads")])
-            grid = inits[by_output[f"{name}/blocks_0"].input[1]]
-            shape = numpy_helper.to_array(grid).copy()
-            shape[1] = 4
-            grid.CopyFrom(numpy_helper.from_array(shape, grid.name))
-            flat = inits[by_output[f"{name}/blocks_2"].input[1]]
-            shape = numpy_helper.to_array(flat).copy()
-            shape[3] = 16
-            flat.CopyFrom(numpy_helper.from_array(shape, flat.name))
-            first = by_output[f"{name}/blocks_0"]
-            source = first.input[0]
+        first, flat, last = (by_output[f"{name}/blocks{suffix}"] for suffix in ("_0", "_2", ""))
+        if how in ("pad", "matmul"):  # on the channels-last blocks, between the Reshape and the last Transpose
+            if how == "pad":
+                const = np.array([0, 0, 0, 0, 0, 0, 0, 16 - c12], np.int64)
+            else:
+                const = np.eye(c12, 16, dtype=weight.dtype)
+            graph.initializer.append(numpy_helper.from_array(const, f"{name}/blocks_widen"))
+            op = "Pad" if how == "pad" else "MatMul"
+            before[id(last)] = [helper.make_node(op, [flat.output[0], f"{name}/blocks_widen"],
+                                                 [f"{name}/blocks_16"], name=f"{name}/blocks_16")]
+            last.input[0] = f"{name}/blocks_16"
+        elif how == "input":  # a zero fourth image channel, then blocks of 4 channels
+            graph.initializer.append(numpy_helper.from_array(
+                np.array([0, 0, 0, 0, 0, 4 - c12 // 4, 0, 0], np.int64), f"{name}/image_pads"))
+            for node, axis, size in ((first, 1, 4), (flat, 3, 16)):
+                shape = inits[node.input[1]]
+                array = numpy_helper.to_array(shape).copy()
+                array[axis] = size
+                shape.CopyFrom(numpy_helper.from_array(array, shape.name))
+            before[id(first)] = [helper.make_node("Pad", [first.input[0], f"{name}/image_pads"], [f"{name}/image4"],
+                                                  name=f"{name}/image4")]
             first.input[0] = f"{name}/image4"
-            nodes_before = [helper.make_node("Pad", [source, f"{name}/image_pads"], [f"{name}/image4"],
-                                             name=f"{name}/image4")]
-            rebuilt = []
-            for node in graph.node:
-                if node is first:
-                    rebuilt += nodes_before
-                rebuilt.append(node)
-            replace_nodes(graph, rebuilt)
-            continue
-        elif how == "conv":
+        elif how == "conv":  # the blocks made by a one-hot convolution instead of Reshape/Transpose/Reshape/Transpose
             c = c12 // 4
             onehot = np.zeros((16, c, 2, 2), weight.dtype)
-            for ch in range(c):
-                for ry in range(2):
-                    for rx in range(2):
-                        onehot[ch * 4 + 2 * ry + rx, ch, ry, rx] = 1
+            for ch, ry, rx in itertools.product(range(c), range(2), range(2)):
+                onehot[ch * 4 + 2 * ry + rx, ch, ry, rx] = 1
             graph.initializer.append(numpy_helper.from_array(onehot, f"{name}/blocks_onehot"))
-            source = by_output[f"{name}/blocks_0"].input[0]
-            rebuilt = []
-            for node in graph.node:
-                if node.name in chain:
-                    continue
-                if node is conv:
-                    rebuilt.append(helper.make_node("Conv", [source, f"{name}/blocks_onehot"], [f"{name}/blocks"],
-                                                    name=f"{name}/blocks", kernel_shape=[2, 2], strides=[2, 2]))
-                rebuilt.append(node)
-            replace_nodes(graph, rebuilt)
-            continue
+            before[id(conv)] = [helper.make_node("Conv", [first.input[0], f"{name}/blocks_onehot"],
+                                                 [f"{name}/blocks"], name=f"{name}/blocks", kernel_shape=[2, 2],
+                                                 strides=[2, 2])]
+            drop |= {id(by_output[f"{name}/blocks{suffix}"]) for suffix in ("_0", "_1", "_2", "")}
         else:
             raise ValueError(how)
-        last = by_output[f"{name}/blocks"]
-        last.input[0] = f"{name}/blocks_16"
-        for node in graph.node:
-            nodes.append(node)
-            if node.output[0] == nhwc:
-                nodes += extra
-        replace_nodes(graph, nodes)
+    kept = [v for v in graph.value_info if "/blocks" not in v.name]  # their shapes changed
+    graph.ClearField("value_info")
+    graph.value_info.extend(kept)
+    replace_nodes(graph, [m for n in graph.node if id(n) not in drop for m in before.get(id(n), []) + [n]])
     return len(stems)
 
 
@@ -368,7 +341,7 @@ def merge_qkv(model, how: str) -> int:
     """The three q/k/v MatMuls of each MultiHeadAttention (their biases already in its ``bias`` input, as
     cuda_rewrites.attention_bias leaves them) as one MatMul with the weights side by side, read back through a
     Split (``how="split"``, the fifth session's form) or three Slices (``"slices"``), in place: the same sums.
-    Measured on the H200 (ViT-B/16) and not kept: batch 256 0.94x (Split) and 0.94x (Slices) of three MatMuls;
+    Measured on the H200 (ViT-B/16) and not kept: batch 256 0.94x (Split) and 0.93x (Slices) of three MatMuls;
     batch 1 as a CUDA graph 0.680 (Split) and 0.647 ms (Slices) against 0.695. Returns the count."""
     import numpy as np
     from onnx import helper, numpy_helper
@@ -420,7 +393,7 @@ def relu_after_maxpool(model) -> int:
     graph = model.graph
     readers = collections.Counter(i for n in graph.node for i in n.input)
     by_output = {o: n for n in graph.node for o in n.output}
-    moved, count = set(), 0
+    after = {}  # the Relu by the pool it now follows
     for pool in [n for n in graph.node if n.op_type == "MaxPool" and len(n.output) == 1]:
         relu = by_output.get(pool.input[0])
         if relu is None or relu.op_type != "Relu" or readers[relu.output[0]] != 1:
@@ -428,16 +401,10 @@ def relu_after_maxpool(model) -> int:
         source, pooled = relu.input[0], pool.output[0]
         pool.input[0], pool.output[0] = source, f"{pooled}/before_relu"
         relu.input[0], relu.output[0] = pool.output[0], pooled
-        moved.add(id(relu))
-        count += 1
-    order = []
-    for node in graph.node:
-        if id(node) in moved:
-            continue
-        order.append(node)
-        order += [r for r in graph.node if id(r) in moved and r.input[0] == node.output[0]]
-    replace_nodes(graph, order)
-    return count
+        after[id(pool)] = relu
+    moved = {id(r) for r in after.values()}
+    replace_nodes(graph, [m for n in graph.node if id(n) not in moved for m in [n, after.get(id(n))] if m is not None])
+    return len(after)
 
 
 def split_depthwise_bias(model) -> int:
